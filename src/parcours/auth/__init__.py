@@ -1,0 +1,1 @@
+"""Credentials: source write keys (ingestion) and API tokens (reading and managing)."""

@@ -1,0 +1,96 @@
+"""Sources with write keys, and API tokens. Only SHA-256 digests of secrets are stored."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from parcours.db.types import utcnow
+from parcours.errors import Conflict, InvalidInput, NotAuthenticated
+from parcours.ids import new_id
+from parcours.models import ApiToken, Source
+from parcours.vocabulary import check_channel
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    id: str
+    name: str
+    channel: str
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _check_name(name: str, what: str) -> str:
+    cleaned = name.strip()
+    if not cleaned or len(cleaned) > 120:
+        raise InvalidInput(f"name: a {what} name must be 1 to 120 characters")
+    return cleaned
+
+
+def create_source(session: Session, name: str, channel: str) -> tuple[SourceInfo, str]:
+    """A new source and its write key (returned once; only its digest is kept)."""
+    name = _check_name(name, "source")
+    try:
+        channel = check_channel(channel)
+    except ValueError as error:
+        raise InvalidInput(f"channel: {error}") from None
+    if session.scalar(select(Source.id).where(Source.name == name)) is not None:
+        raise Conflict(f"a source named {name!r} already exists")
+    write_key = "wk_" + secrets.token_urlsafe(24)
+    source = Source(
+        id=new_id("src"),
+        name=name,
+        channel=channel,
+        write_key_hash=digest(write_key),
+        created_at=utcnow(),
+        disabled_at=None,
+    )
+    session.add(source)
+    session.flush()
+    return SourceInfo(source.id, source.name, source.channel), write_key
+
+
+def list_sources(session: Session) -> list[SourceInfo]:
+    return [
+        SourceInfo(s.id, s.name, s.channel)
+        for s in session.scalars(select(Source).where(Source.disabled_at.is_(None)).order_by(Source.name))
+    ]
+
+
+def source_for_write_key(session: Session, write_key: str) -> SourceInfo:
+    row = session.execute(
+        select(Source.id, Source.name, Source.channel).where(
+            Source.write_key_hash == digest(write_key), Source.disabled_at.is_(None)
+        )
+    ).first()
+    if row is None:
+        raise NotAuthenticated("unknown or disabled write key")
+    return SourceInfo(row.id, row.name, row.channel)
+
+
+def create_token(session: Session, name: str) -> str:
+    """A new API token (returned once; only its digest is kept)."""
+    name = _check_name(name, "token")
+    if session.scalar(select(ApiToken.id).where(ApiToken.name == name)) is not None:
+        raise Conflict(f"a token named {name!r} already exists")
+    token = "pat_" + secrets.token_urlsafe(32)
+    session.add(ApiToken(id=new_id("tok"), name=name, token_hash=digest(token), created_at=utcnow(), revoked_at=None))
+    session.flush()
+    return token
+
+
+def check_token(session: Session, token: str) -> str:
+    """The token's name, or NotAuthenticated."""
+    name = session.scalar(
+        select(ApiToken.name).where(ApiToken.token_hash == digest(token), ApiToken.revoked_at.is_(None))
+    )
+    if name is None:
+        raise NotAuthenticated("unknown or revoked API token")
+    return name

@@ -1,0 +1,223 @@
+"""The ``parcours`` command. Commands call services directly, never over HTTP."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from parcours.config import Settings, get_settings
+from parcours.db.engine import Database
+from parcours.db.migrate import upgrade
+from parcours.errors import ParcoursError
+
+app = typer.Typer(help="Parcours: one customer, one history, every channel.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+source_app = typer.Typer(help="Event sources and their write keys.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens for reading profiles.", no_args_is_help=True)
+identity_app = typer.Typer(help="Identifier kinds, merge rules, unmerge.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(source_app, name="source")
+app.add_typer(token_app, name="token")
+app.add_typer(identity_app, name="identity")
+
+
+def _database(settings: Settings) -> Database:
+    return Database(settings.sqlalchemy_url)
+
+
+def _fail(error: ParcoursError) -> None:
+    typer.echo(f"error: {error.message}", err=True)
+    raise typer.Exit(code=2)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply the schema migrations (safe to run on every start)."""
+    settings = get_settings()
+    database = _database(settings)
+    upgrade(database.engine, revision)
+    typer.echo(f"database at {database.engine.url.render_as_string(hide_password=True)} is at {revision}")
+
+
+def _serve(settings: Settings, database: Database, host: str, port: int) -> None:
+    import uvicorn
+
+    from parcours.app import create_app
+    from parcours.logs import configure_logging
+
+    configure_logging(settings.log_level)
+    uvicorn.run(create_app(settings, database), host=host, port=port, log_level="warning", access_log=False)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+) -> None:
+    """Migrate the database, then serve the API."""
+    settings = get_settings()
+    database = _database(settings)
+    upgrade(database.engine)
+    typer.echo(f"Parcours listening on http://{host}:{port} (API docs at /docs)")
+    _serve(settings, database, host, port)
+
+
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    customers: Annotated[int, typer.Option(help="How many customers to generate.")] = 3000,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same population.")] = 7,
+    database_file: Annotated[Path, typer.Option(help="SQLite file for the demo; recreated.")] = Path(
+        "parcours-demo.db"
+    ),
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Populate, print, and stop.")] = False,
+) -> None:
+    """Create a fresh demo database with a generated retailer's customers, then serve it."""
+    from parcours.demo.generator import populate
+
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{database_file}{suffix}").unlink(missing_ok=True)
+    settings = get_settings().model_copy(update={"database_url": f"sqlite:///{database_file.resolve()}"})
+    database = _database(settings)
+    upgrade(database.engine)
+    typer.echo(f"Generating {customers} customers into {database_file} …")
+    info = populate(database, settings, customers=customers, seed=seed)
+    base = f"http://{host}:{port}"
+    typer.echo(info.summary(base))
+    if not no_serve:
+        _serve(settings, database, host, port)
+
+
+@source_app.command("create")
+def source_create(
+    name: str,
+    channel: Annotated[str, typer.Option(help="Default channel of this source's events (web, app, store, …).")],
+) -> None:
+    """Create a source; prints its write key alone on the last line."""
+    from parcours.auth.service import create_source
+
+    settings = get_settings()
+    database = _database(settings)
+    upgrade(database.engine)
+    try:
+        with database.write() as session:
+            source, write_key = create_source(session, name, channel)
+    except ParcoursError as error:
+        _fail(error)
+    typer.echo(f"source {source.name} ({source.id}), default channel {source.channel}; write key:")
+    typer.echo(write_key)
+
+
+@source_app.command("list")
+def source_list() -> None:
+    """List sources (write keys are never shown again)."""
+    from parcours.auth.service import list_sources
+
+    database = _database(get_settings())
+    with database.read() as session:
+        for source in list_sources(session):
+            typer.echo(f"{source.id}\t{source.name}\t{source.channel}")
+
+
+@token_app.command("create")
+def token_create(name: str) -> None:
+    """Create an API token; prints it alone on the last line."""
+    from parcours.auth.service import create_token
+
+    settings = get_settings()
+    database = _database(settings)
+    upgrade(database.engine)
+    try:
+        with database.write() as session:
+            token = create_token(session, name)
+    except ParcoursError as error:
+        _fail(error)
+    typer.echo(f"API token {name} (send as Authorization: Bearer …):")
+    typer.echo(token)
+
+
+@identity_app.command("kinds")
+def identity_kinds() -> None:
+    """Show identifier kinds and their merge rules."""
+    from parcours.identity.service import list_kinds
+
+    with _database(get_settings()).read() as session:
+        for kind in list_kinds(session):
+            typer.echo(json.dumps(kind))
+
+
+@identity_app.command("kind-add")
+def identity_kind_add(
+    name: str,
+    priority: Annotated[int, typer.Option(help="Lower wins when identifiers point at different profiles.")],
+    max_per_profile: Annotated[int, typer.Option(help="How many of this kind one profile may hold.")] = 5,
+    normalizer: Annotated[str, typer.Option(help="email, phone, text, lower, compact or handle.")] = "text",
+    blocked: Annotated[list[str] | None, typer.Option(help="A value never used to link profiles.")] = None,
+    blocked_pattern: Annotated[list[str] | None, typer.Option(help="A regular expression of blocked values.")] = None,
+) -> None:
+    """Register a new identifier kind (a business's own id)."""
+    from parcours.identity.service import add_kind
+
+    try:
+        with _database(get_settings()).write() as session:
+            kind = add_kind(
+                session,
+                name=name,
+                priority=priority,
+                max_per_profile=max_per_profile,
+                normalizer=normalizer,
+                blocked_values=blocked or [],
+                blocked_patterns=blocked_pattern or [],
+            )
+    except ParcoursError as error:
+        _fail(error)
+    typer.echo(json.dumps(kind))
+
+
+@identity_app.command("kind-set")
+def identity_kind_set(
+    name: str,
+    priority: Annotated[int | None, typer.Option()] = None,
+    max_per_profile: Annotated[int | None, typer.Option()] = None,
+    blocked: Annotated[list[str] | None, typer.Option(help="Replace the blocked values.")] = None,
+    blocked_pattern: Annotated[list[str] | None, typer.Option(help="Replace the blocked patterns.")] = None,
+) -> None:
+    """Change a kind's merge rules (priority, limit, blocked values or patterns)."""
+    from parcours.identity.service import update_kind
+
+    try:
+        with _database(get_settings()).write() as session:
+            kind = update_kind(
+                session,
+                name,
+                priority=priority,
+                max_per_profile=max_per_profile,
+                blocked_values=blocked,
+                blocked_patterns=blocked_pattern,
+            )
+    except ParcoursError as error:
+        _fail(error)
+    typer.echo(json.dumps(kind))
+
+
+@identity_app.command("unmerge")
+def identity_unmerge(
+    profile_id: str, merge_id: Annotated[str | None, typer.Option(help="Which merge, if several.")] = None
+) -> None:
+    """Undo a merge: the merged profile comes back as it was."""
+    from parcours.identity.service import unmerge
+
+    try:
+        with _database(get_settings()).write() as session:
+            merge = unmerge(session, profile_id, merge_id)
+    except ParcoursError as error:
+        _fail(error)
+    typer.echo(f"undid merge {merge.id}: {merge.merged_id} is separate from {merge.survivor_id} again")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,52 @@
+"""Settings, read from the environment with the prefix ``PARCOURS_``."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///parcours.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PARCOURS_", extra="ignore")
+
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        description="SQLAlchemy URL: a SQLite file by default, postgresql+psycopg://… for PostgreSQL.",
+    )
+    default_phone_region: str = Field(
+        default="FR", description="ISO 3166 region used to read phone numbers written without +country."
+    )
+    max_event_bytes: int = Field(default=32 * 1024, description="Largest accepted event, in bytes.")
+    max_batch_bytes: int = Field(default=500 * 1024, description="Largest accepted request body, in bytes.")
+    max_future_skew_hours: int = Field(
+        default=24, description="Events stamped further than this in the future are refused."
+    )
+    earliest_event_year: int = Field(default=1990, description="Events stamped before this year are refused.")
+    log_level: str = Field(default="INFO")
+
+    @field_validator("default_phone_region")
+    @classmethod
+    def _upper_region(cls, value: str) -> str:
+        region = value.strip().upper()
+        if len(region) != 2 or not region.isalpha():
+            raise ValueError("must be a two-letter ISO 3166 region code such as FR")
+        return region
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The URL with a driver SQLAlchemy can use (``postgresql://`` means psycopg 3 here)."""
+        url = self.database_url
+        if url.startswith("postgres://"):
+            url = "postgresql://" + url[len("postgres://") :]
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url[len("postgresql://") :]
+        return url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

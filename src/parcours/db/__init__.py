@@ -1,0 +1,1 @@
+"""Database plumbing: engine/session factories, base class, portable column types, migrations."""

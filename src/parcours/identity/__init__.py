@@ -1,0 +1,1 @@
+"""Identity: profiles, identifiers, resolution, merge/unmerge, consent and erasure."""

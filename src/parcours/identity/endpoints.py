@@ -1,0 +1,127 @@
+"""The unified-profile API (API tokens only): view, timeline, lookup, unmerge, consent, GDPR."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Query
+
+from parcours.auth.endpoints import require_api_token
+from parcours.config import Settings
+from parcours.db.engine import Database
+from parcours.deps import JsonResponse, database, settings
+from parcours.errors import InvalidInput
+from parcours.identity import service
+from parcours.identity.schemas import ConsentIn, KindIn, KindUpdate, UnmergeIn
+
+router = APIRouter(tags=["profiles"], dependencies=[Depends(require_api_token)])
+
+
+def _split(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+@router.get("/v1/profiles")
+def find_profile(
+    identifier: str = Query(description="KIND:VALUE, e.g. phone:06 12 34 56 78"),
+    db: Database = Depends(database),
+    config: Settings = Depends(settings),
+) -> JsonResponse:
+    kind, sep, value = identifier.partition(":")
+    if not sep or not kind.strip() or not value.strip():
+        raise InvalidInput("identifier: expected KIND:VALUE, e.g. email:ana@example.com")
+    with db.read() as session:
+        registry = service.load_registry(session, config.default_phone_region)
+        if kind.strip() not in registry:
+            raise InvalidInput(f"identifier: unknown kind {kind.strip()!r}; known: {', '.join(sorted(registry.rules))}")
+        profile_id = service.find_profile_id(session, registry, kind.strip(), value)
+        return JsonResponse(service.profile_view(session, profile_id))
+
+
+@router.get("/v1/profiles/{profile_id}")
+def get_profile(profile_id: str, db: Database = Depends(database)) -> JsonResponse:
+    with db.read() as session:
+        return JsonResponse(service.profile_view(session, profile_id))
+
+
+@router.get("/v1/profiles/{profile_id}/timeline")
+def get_timeline(
+    profile_id: str,
+    limit: int = Query(default=50),
+    cursor: str | None = None,
+    channel: list[str] | None = Query(default=None, description="channel name(s), repeat or comma-separate"),
+    type: list[str] | None = Query(default=None, description="event type(s): identify, track, page, …"),
+    db: Database = Depends(database),
+) -> JsonResponse:
+    with db.read() as session:
+        return JsonResponse(
+            service.timeline(
+                session, profile_id, limit=limit, cursor=cursor, channels=_split(channel), types=_split(type)
+            )
+        )
+
+
+@router.post("/v1/profiles/{profile_id}/unmerge")
+def unmerge_profile(
+    profile_id: str, body: UnmergeIn | None = Body(default=None), db: Database = Depends(database)
+) -> JsonResponse:
+    with db.write() as session:
+        merge = service.unmerge(session, profile_id, body.merge_id if body else None)
+        result: dict[str, Any] = {
+            "merge_id": merge.id,
+            "survivor": service.profile_view(session, merge.survivor_id),
+            "restored": service.profile_view(session, merge.merged_id),
+        }
+    return JsonResponse(result)
+
+
+@router.put("/v1/profiles/{profile_id}/consent")
+def put_consent(profile_id: str, body: ConsentIn, db: Database = Depends(database)) -> JsonResponse:
+    with db.write() as session:
+        return JsonResponse(
+            service.set_consent(
+                session, profile_id, channel=body.channel, purpose=body.purpose, granted=body.granted,
+                source=body.source,
+            )
+        )
+
+
+@router.get("/v1/profiles/{profile_id}/export")
+def export_profile(profile_id: str, db: Database = Depends(database)) -> JsonResponse:
+    with db.read() as session:
+        return JsonResponse(service.export_profile(session, profile_id))
+
+
+@router.delete("/v1/profiles/{profile_id}")
+def delete_profile(profile_id: str, db: Database = Depends(database)) -> JsonResponse:
+    with db.write() as session:
+        return JsonResponse(service.erase_profile(session, profile_id))
+
+
+@router.get("/v1/identity/conflicts")
+def get_conflicts(
+    status: str | None = Query(default="open"), limit: int = Query(default=100, ge=1, le=1000),
+    db: Database = Depends(database),
+) -> JsonResponse:
+    with db.read() as session:
+        return JsonResponse({"data": service.list_conflicts(session, status=status or None, limit=limit)})
+
+
+@router.get("/v1/identity/kinds")
+def get_kinds(db: Database = Depends(database)) -> JsonResponse:
+    with db.read() as session:
+        return JsonResponse({"data": service.list_kinds(session)})
+
+
+@router.post("/v1/identity/kinds", status_code=201)
+def post_kind(body: KindIn, db: Database = Depends(database)) -> JsonResponse:
+    with db.write() as session:
+        return JsonResponse(service.add_kind(session, **body.model_dump()), status_code=201)
+
+
+@router.patch("/v1/identity/kinds/{name}")
+def patch_kind(name: str, body: KindUpdate, db: Database = Depends(database)) -> JsonResponse:
+    with db.write() as session:
+        return JsonResponse(service.update_kind(session, name, **body.model_dump(exclude_none=True)))

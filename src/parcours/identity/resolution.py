@@ -1,0 +1,540 @@
+"""Real-time identity resolution: every touchpoint lands on one profile, merging when rules allow.
+
+Rules, applied to each touchpoint in arrival order:
+
+* no known identifier -> a new profile;
+* known identifiers all on one profile -> attach to it;
+* known identifiers on several profiles -> merge them into the oldest, unless a rule forbids it
+  (per-kind limit, or a pair that was unmerged before); then the event attaches to the profile of its
+  highest-priority known identifier and a conflict is recorded for review.
+
+New identifiers then join the chosen profile while their kind's limit allows. When the event's
+highest-priority identifier is new and its kind is already full on that profile (a second ``user_id``
+on a shared device's anonymous profile), the event starts a new profile instead.
+
+Writers are serialised per database (SQLite's write lock; an advisory lock on PostgreSQL) so the
+graph is never decided on stale reads; the unique ``(kind, value)`` constraint backs it up.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, func, insert, or_, select, text, update
+from sqlalchemy.orm import Session
+
+from parcours.db.types import utcnow
+from parcours.identity.kinds import KindRegistry, identifier_hash
+from parcours.identity.touchpoints import RecordOutcome, Touchpoint, iso_key
+from parcours.ids import new_id
+from parcours.models import (
+    Consent,
+    Event,
+    Identifier,
+    IdentityConflict,
+    InstanceSetting,
+    Merge,
+    MergeBlock,
+    Profile,
+    Tombstone,
+)
+
+IDENTITY_LOCK_KEY = 0x50617263  # "Parc": the PostgreSQL advisory lock that serialises graph writers
+CHUNK = 500
+
+Key = tuple[str, str]
+
+
+def lock_identity_graph(session: Session) -> None:
+    """Serialise writers of the identity graph for the rest of this transaction."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": IDENTITY_LOCK_KEY})
+    # SQLite: the writer session began with BEGIN IMMEDIATE and already holds the database write lock.
+
+
+def instance_secret(session: Session) -> str:
+    secret = session.get(InstanceSetting, "secret")
+    if secret is None:
+        raise RuntimeError("instance secret missing: run `parcours db upgrade`")
+    return secret.value
+
+
+def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def apply_traits(
+    traits: dict[str, Any], trait_times: dict[str, Any], new: dict[str, Any], version: list[str]
+) -> bool:
+    """Last write wins per trait, by (event timestamp, event id). Returns whether anything changed."""
+    changed = False
+    for name, value in new.items():
+        current = trait_times.get(name)
+        if current is None or version >= current:
+            if traits.get(name) != value or current != version:
+                changed = True
+            traits[name] = value
+            trait_times[name] = version
+    return changed
+
+
+def combine_traits(
+    into_traits: dict[str, Any], into_times: dict[str, Any], other_traits: dict[str, Any], other_times: dict[str, Any]
+) -> None:
+    for name, version in other_times.items():
+        current = into_times.get(name)
+        if current is None or version > current:
+            into_traits[name] = other_traits.get(name)
+            into_times[name] = version
+
+
+@dataclass
+class _ProfileState:
+    id: str
+    created_at: datetime
+    traits: dict[str, Any]
+    trait_times: dict[str, Any]
+    counts: Counter[str]
+    persisted: bool
+    dirty: bool = False
+
+
+@dataclass
+class _IdentState:
+    profile_id: str
+    first_seen: datetime
+    last_seen: datetime
+    source_event_id: str | None
+    persisted: bool
+    dirty: bool = False
+
+
+@dataclass
+class _Decision:
+    target: str
+    merged: list[str] = field(default_factory=list)
+    conflict_with: list[str] = field(default_factory=list)
+    rule: str = ""
+    reason: str = ""
+
+
+class IdentityBatch:
+    """Resolves a batch of touchpoints against the graph, then writes everything in bulk."""
+
+    def __init__(self, session: Session, registry: KindRegistry, *, allow_merges: bool = True) -> None:
+        self.session = session
+        self.registry = registry
+        self.allow_merges = allow_merges
+        self.now = utcnow()
+        self.idents: dict[Key, _IdentState] = {}
+        self.profiles: dict[str, _ProfileState] = {}
+        self.blocks: set[frozenset[str]] = set()
+        self.events: list[dict[str, Any]] = []
+        self.consents: list[dict[str, Any]] = []
+        self.conflicts: list[dict[str, Any]] = []
+
+    # ----------------------------------------------------------------- loading
+    def _load(self, keys: set[Key]) -> None:
+        by_kind: dict[str, list[str]] = {}
+        for kind, value in keys:
+            by_kind.setdefault(kind, []).append(value)
+        for kind, values in by_kind.items():
+            for part in chunks(values):
+                rows = self.session.execute(
+                    select(
+                        Identifier.value,
+                        Identifier.profile_id,
+                        Identifier.first_seen_at,
+                        Identifier.last_seen_at,
+                        Identifier.source_event_id,
+                    ).where(Identifier.kind == kind, Identifier.value.in_(part))
+                )
+                for value, profile_id, first_seen, last_seen, source_event_id in rows:
+                    self.idents[(kind, value)] = _IdentState(
+                        profile_id, first_seen, last_seen, source_event_id, persisted=True
+                    )
+        profile_ids = sorted({state.profile_id for state in self.idents.values()})
+        self._load_profiles(profile_ids)
+
+    def _load_profiles(self, profile_ids: Sequence[str]) -> None:
+        missing = [pid for pid in profile_ids if pid not in self.profiles]
+        for part in chunks(missing):
+            for row in self.session.execute(
+                select(Profile.id, Profile.created_at, Profile.traits, Profile.trait_times).where(
+                    Profile.id.in_(part)
+                )
+            ):
+                self.profiles[row.id] = _ProfileState(
+                    row.id, row.created_at, dict(row.traits), dict(row.trait_times), Counter(), persisted=True
+                )
+            for profile_id, kind, count in self.session.execute(
+                select(Identifier.profile_id, Identifier.kind, func.count())
+                .where(Identifier.profile_id.in_(part))
+                .group_by(Identifier.profile_id, Identifier.kind)
+            ):
+                self.profiles[profile_id].counts[kind] = count
+            for a, b in self.session.execute(
+                select(MergeBlock.profile_a, MergeBlock.profile_b).where(
+                    or_(MergeBlock.profile_a.in_(part), MergeBlock.profile_b.in_(part))
+                )
+            ):
+                self.blocks.add(frozenset((a, b)))
+
+    # -------------------------------------------------------------- entry point
+    def record(self, touchpoints: Sequence[Touchpoint]) -> RecordOutcome:
+        status = ["recorded"] * len(touchpoints)
+        event_ids: list[str | None] = [None] * len(touchpoints)
+        profile_ids: list[str | None] = [None] * len(touchpoints)
+
+        self._mark_duplicates(touchpoints, status)
+        self._mark_erased(touchpoints, status)
+
+        keys: set[Key] = set()
+        for index, tp in enumerate(touchpoints):
+            if status[index] != "recorded":
+                continue
+            keys.update(tp.identifiers)
+            if tp.previous_id is not None:
+                keys.add(("user_id", tp.previous_id))
+                keys.add(("anonymous_id", tp.previous_id))
+        self._load(keys)
+
+        for index, tp in enumerate(touchpoints):
+            if status[index] != "recorded":
+                continue
+            event_ids[index], profile_ids[index] = self._resolve(tp)
+        self._flush()
+        return RecordOutcome(status, event_ids, profile_ids)
+
+    def _mark_duplicates(self, touchpoints: Sequence[Touchpoint], status: list[str]) -> None:
+        seen: set[tuple[str, str]] = set()
+        by_source: dict[str, list[str]] = {}
+        for tp in touchpoints:
+            by_source.setdefault(tp.source_id, []).append(tp.message_id)
+        for source_id, message_ids in by_source.items():
+            for part in chunks(message_ids):
+                for (message_id,) in self.session.execute(
+                    select(Event.message_id).where(Event.source_id == source_id, Event.message_id.in_(part))
+                ):
+                    seen.add((source_id, message_id))
+        for index, tp in enumerate(touchpoints):
+            key = (tp.source_id, tp.message_id)
+            if key in seen:
+                status[index] = "duplicate"
+            seen.add(key)
+
+    def _mark_erased(self, touchpoints: Sequence[Touchpoint], status: list[str]) -> None:
+        """Drop replayed events of erased people: an erased identifier on an event from before erasure."""
+        if self.session.execute(select(Tombstone.id).limit(1)).first() is None:
+            return
+        secret = instance_secret(self.session)
+        hashes: dict[str, list[int]] = {}
+        for index, tp in enumerate(touchpoints):
+            if status[index] != "recorded":
+                continue
+            keys = list(tp.identifiers)
+            if tp.previous_id is not None:
+                keys += [("user_id", tp.previous_id), ("anonymous_id", tp.previous_id)]
+            for kind, value in keys:
+                hashes.setdefault(identifier_hash(secret, kind, value), []).append(index)
+        erased_at: dict[int, datetime] = {}
+        for part in chunks(list(hashes)):
+            for digest, moment in self.session.execute(
+                select(Tombstone.identifier_hash, Tombstone.erased_at).where(Tombstone.identifier_hash.in_(part))
+            ):
+                for index in hashes[digest]:
+                    erased_at[index] = max(moment, erased_at.get(index, moment))
+        for index, moment in erased_at.items():
+            if touchpoints[index].timestamp <= moment:
+                status[index] = "erased"
+
+    # ------------------------------------------------------------- resolution
+    def _priority_order(self, identifiers: list[Key]) -> list[Key]:
+        return sorted(identifiers, key=lambda key: self.registry.priority(key[0]))
+
+    def _resolve(self, tp: Touchpoint) -> tuple[str, str]:
+        event_id = new_id("evt")
+        identifiers = list(tp.identifiers)
+        if tp.previous_id is not None:
+            previous: Key = ("user_id", tp.previous_id)
+            if previous not in self.idents:
+                previous = ("anonymous_id", tp.previous_id)
+            if previous not in identifiers:
+                identifiers = self._priority_order([*identifiers, previous])
+
+        known = [key for key in identifiers if key in self.idents]
+        new = [key for key in identifiers if key not in self.idents]
+        matched: list[str] = []
+        for key in known:
+            owner = self.idents[key].profile_id
+            if owner not in matched:
+                matched.append(owner)
+
+        if not identifiers:
+            raise ValueError("a touchpoint must carry at least one usable identifier")
+        decision = self._decide(matched, identifiers)
+        if not decision.target:
+            decision.target = self._new_profile()
+        for merged in decision.merged:
+            self._merge(decision.target, merged, event_id, identifiers, decision.rule)
+        target = decision.target
+
+        # A new identifier that outranks every known one but cannot join (its kind is full there):
+        # this is someone else on a shared identifier, so the event starts its own profile.
+        skipped: list[Key] = []
+        if new and known:
+            top = new[0]
+            rule = self.registry.rules[top[0]]
+            outranks = rule.priority < min(self.registry.priority(k[0]) for k in known)
+            if outranks and self.profiles[target].counts[top[0]] >= rule.max_per_profile:
+                conflict_with = [target, *decision.conflict_with]
+                target = self._new_profile()
+                decision = _Decision(
+                    target,
+                    conflict_with=conflict_with,
+                    rule=f"limit {top[0]}: {rule.max_per_profile} per profile",
+                    reason=f"the profile holding this event's other identifiers already has "
+                    f"{rule.max_per_profile} {top[0]}; a new profile was started",
+                )
+
+        profile = self.profiles[target]
+        for key in new:
+            rule = self.registry.rules[key[0]]
+            if profile.counts[key[0]] >= rule.max_per_profile:
+                skipped.append(key)
+                continue
+            profile.counts[key[0]] += 1
+            self.idents[key] = _IdentState(target, tp.timestamp, tp.timestamp, event_id, persisted=False)
+        for key in known:
+            state = self.idents[key]
+            if tp.timestamp < state.first_seen:
+                state.first_seen, state.dirty = tp.timestamp, True
+            if tp.timestamp > state.last_seen:
+                state.last_seen, state.dirty = tp.timestamp, True
+
+        if skipped and not decision.rule:
+            kinds = sorted({k for k, _ in skipped})
+            decision.rule = "limit " + ", ".join(f"{k}: {self.registry.rules[k].max_per_profile}" for k in kinds)
+            decision.reason = "identifiers not attached because the profile already holds its limit of " + (
+                ", ".join(kinds)
+            )
+        if decision.rule:
+            self.conflicts.append(
+                {
+                    "id": new_id("cfl"),
+                    "event_id": event_id,
+                    "attached_profile_id": target,
+                    "other_profile_ids": [p for p in decision.conflict_with if p != target],
+                    "identifiers": [f"{k}:{v}" for k, v in identifiers],
+                    "rule": decision.rule,
+                    "reason": decision.reason
+                    + (f"; not attached: {', '.join(f'{k}:{v}' for k, v in skipped)}" if skipped else ""),
+                    "status": "open",
+                    "created_at": self.now,
+                }
+            )
+
+        if tp.traits:
+            apply_traits(profile.traits, profile.trait_times, tp.traits, [iso_key(tp.timestamp), event_id])
+        profile.dirty = True  # updated_at moves with every event
+        self.events.append(
+            {
+                "id": event_id,
+                "source_id": tp.source_id,
+                "message_id": tp.message_id,
+                "type": tp.type,
+                "name": tp.name,
+                "channel": tp.channel,
+                "profile_id": target,
+                "origin_profile_id": target,
+                "timestamp": tp.timestamp,
+                "received_at": tp.received_at,
+                "user_id": tp.user_id,
+                "anonymous_id": tp.anonymous_id,
+                "identifiers": [f"{k}:{v}" for k, v in identifiers],
+                "traits": tp.traits,
+                "properties": tp.properties,
+                "context": tp.context,
+            }
+        )
+        for change in tp.consents:
+            self.consents.append(
+                {
+                    "profile_id": target,
+                    "channel": change.channel,
+                    "purpose": change.purpose,
+                    "granted": change.granted,
+                    "source": f"event from source {tp.source_id}",
+                    "event_id": event_id,
+                    "recorded_at": tp.timestamp,
+                }
+            )
+        return event_id, target
+
+    def _decide(self, matched: list[str], identifiers: list[Key]) -> _Decision:
+        if not matched:
+            return _Decision("")
+        if len(matched) == 1:
+            return _Decision(matched[0])
+        first = matched[0]
+        if not self.allow_merges:
+            return _Decision(first, conflict_with=matched, rule="merges disabled", reason="merging is turned off")
+        for i, a in enumerate(matched):
+            for b in matched[i + 1 :]:
+                if frozenset((a, b)) in self.blocks:
+                    return _Decision(
+                        first,
+                        conflict_with=matched,
+                        rule="unmerged pair",
+                        reason=f"profiles {a} and {b} were unmerged and are kept apart",
+                    )
+        total: Counter[str] = Counter()
+        for profile_id in matched:
+            total.update(self.profiles[profile_id].counts)
+        for kind, count in sorted(total.items()):
+            limit = self.registry.rules[kind].max_per_profile
+            if count > limit:
+                return _Decision(
+                    first,
+                    conflict_with=matched,
+                    rule=f"limit {kind}: {limit} per profile",
+                    reason=f"merging would give one profile {count} {kind} (limit {limit})",
+                )
+        survivor = min(matched, key=lambda pid: (self.profiles[pid].created_at, pid))
+        return _Decision(
+            survivor,
+            merged=[pid for pid in matched if pid != survivor],
+            rule="shared identifier",
+        )
+
+    def _new_profile(self) -> str:
+        profile_id = new_id("prf")
+        self.profiles[profile_id] = _ProfileState(
+            profile_id, self.now, {}, {}, Counter(), persisted=False, dirty=True
+        )
+        return profile_id
+
+    def _merge(self, survivor: str, merged: str, event_id: str, identifiers: list[Key], rule: str) -> None:
+        """Merge ``merged`` into ``survivor`` now, recording what is needed to undo it exactly."""
+        self._flush()
+        session = self.session
+        survivor_ids = list(session.scalars(select(Identifier.id).where(Identifier.profile_id == survivor)))
+        merged_ids = list(session.scalars(select(Identifier.id).where(Identifier.profile_id == merged)))
+        merged_consents = list(
+            session.scalars(select(Consent.id).where(Consent.profile_id == merged, Consent.event_id.is_(None)))
+        )
+        linking = [
+            f"{k}:{v}" for k, v in identifiers if k in self.registry.rules and self.idents.get((k, v)) is not None
+        ]
+        session.execute(update(Identifier).where(Identifier.profile_id == merged).values(profile_id=survivor))
+        session.execute(update(Event).where(Event.profile_id == merged).values(profile_id=survivor))
+        session.execute(update(Consent).where(Consent.profile_id == merged).values(profile_id=survivor))
+        session.execute(
+            update(Profile).where(Profile.id == merged).values(merged_into_id=survivor, updated_at=self.now)
+        )
+        session.execute(
+            insert(Merge).values(
+                id=new_id("mrg"),
+                survivor_id=survivor,
+                merged_id=merged,
+                event_id=event_id,
+                linking_identifiers=linking,
+                rule=rule,
+                survivor_identifier_ids=survivor_ids,
+                merged_identifier_ids=merged_ids,
+                merged_consent_ids=merged_consents,
+                created_at=self.now,
+                undone_at=None,
+            )
+        )
+        keep, gone = self.profiles[survivor], self.profiles.pop(merged)
+        keep.counts.update(gone.counts)
+        combine_traits(keep.traits, keep.trait_times, gone.traits, gone.trait_times)
+        keep.dirty = True
+        for state in self.idents.values():
+            if state.profile_id == merged:
+                state.profile_id = survivor
+        renamed = (frozenset(survivor if p == merged else p for p in pair) for pair in self.blocks)
+        self.blocks = {pair for pair in renamed if len(pair) == 2}
+
+    # ----------------------------------------------------------------- writing
+    def _flush(self) -> None:
+        session = self.session
+        new_profiles = [p for p in self.profiles.values() if not p.persisted]
+        if new_profiles:
+            session.execute(
+                insert(Profile),
+                [
+                    {
+                        "id": p.id,
+                        "created_at": p.created_at,
+                        "updated_at": self.now,
+                        "merged_into_id": None,
+                        "traits": p.traits,
+                        "trait_times": p.trait_times,
+                    }
+                    for p in new_profiles
+                ],
+            )
+        changed_profiles = [p for p in self.profiles.values() if p.persisted and p.dirty]
+        if changed_profiles:
+            session.execute(
+                update(Profile),
+                [
+                    {"id": p.id, "traits": p.traits, "trait_times": p.trait_times, "updated_at": self.now}
+                    for p in changed_profiles
+                ],
+            )
+        for p in self.profiles.values():
+            p.persisted, p.dirty = True, False
+
+        new_idents = [(key, s) for key, s in self.idents.items() if not s.persisted]
+        if new_idents:
+            session.execute(
+                insert(Identifier),
+                [
+                    {
+                        "kind": kind,
+                        "value": value,
+                        "profile_id": s.profile_id,
+                        "source_event_id": s.source_event_id,
+                        "first_seen_at": s.first_seen,
+                        "last_seen_at": s.last_seen,
+                    }
+                    for (kind, value), s in new_idents
+                ],
+            )
+        seen_idents = [(key, s) for key, s in self.idents.items() if s.persisted and s.dirty]
+        if seen_idents:
+            table = Identifier.__table__
+            session.connection().execute(
+                table.update()
+                .where(table.c.kind == bindparam("k"), table.c.value == bindparam("v"))
+                .values(first_seen_at=bindparam("first"), last_seen_at=bindparam("last")),
+                [{"k": k, "v": v, "first": s.first_seen, "last": s.last_seen} for (k, v), s in seen_idents],
+            )
+        for s in self.idents.values():
+            s.persisted, s.dirty = True, False
+
+        if self.events:
+            session.execute(insert(Event), self.events)
+            self.events = []
+        if self.consents:
+            session.execute(insert(Consent), self.consents)
+            self.consents = []
+        if self.conflicts:
+            session.execute(insert(IdentityConflict), self.conflicts)
+            self.conflicts = []
+
+
+def record_touchpoints(
+    session: Session, registry: KindRegistry, touchpoints: Sequence[Touchpoint], *, allow_merges: bool = True
+) -> RecordOutcome:
+    """Resolve and store touchpoints; the caller owns the transaction (and commits it)."""
+    lock_identity_graph(session)
+    return IdentityBatch(session, registry, allow_merges=allow_merges).record(touchpoints)

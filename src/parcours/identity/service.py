@@ -1,0 +1,432 @@
+"""The identity domain's public interface: record touchpoints, read the unified view, consent, GDPR."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select, tuple_
+from sqlalchemy.orm import Session
+
+from parcours.db.types import utcnow
+from parcours.errors import Conflict, InvalidInput, NotFound
+from parcours.identity.kinds import InvalidIdentifier, KindRegistry, check_kind_definition, identifier_hash
+from parcours.identity.resolution import instance_secret, lock_identity_graph, record_touchpoints
+from parcours.identity.touchpoints import RecordOutcome, Touchpoint
+from parcours.identity.unmerge import unmerge
+from parcours.models import (
+    Consent,
+    Event,
+    Identifier,
+    IdentifierKind,
+    IdentityConflict,
+    Merge,
+    MergeBlock,
+    Profile,
+    Tombstone,
+)
+from parcours.vocabulary import CHANNELS
+
+__all__ = [
+    "RecordOutcome",
+    "Touchpoint",
+    "add_kind",
+    "erase_profile",
+    "export_profile",
+    "find_profile_id",
+    "list_conflicts",
+    "list_kinds",
+    "load_registry",
+    "profile_view",
+    "record_touchpoints",
+    "resolve_profile_id",
+    "set_consent",
+    "timeline",
+    "unmerge",
+    "update_kind",
+]
+
+MAX_TIMELINE_PAGE = 500
+
+
+def load_registry(session: Session, phone_region: str) -> KindRegistry:
+    return KindRegistry.load(session, phone_region)
+
+
+def resolve_profile_id(session: Session, profile_id: str) -> str:
+    """The active profile for an id: itself, or the survivor it was merged into (ids stay stable)."""
+    current = profile_id
+    for _ in range(1000):
+        merged_into = session.execute(select(Profile.merged_into_id).where(Profile.id == current)).first()
+        if merged_into is None:
+            raise NotFound(f"profile {profile_id} not found")
+        if merged_into[0] is None:
+            return current
+        current = merged_into[0]
+    raise Conflict(f"profile {profile_id} has a merge chain that does not end")
+
+
+def find_profile_id(session: Session, registry: KindRegistry, kind: str, raw_value: str) -> str:
+    """The profile holding an identifier, given in any reasonable form (``06 12 34 56 78``)."""
+    try:
+        value = registry.normalize(kind, raw_value)
+    except InvalidIdentifier as error:
+        raise InvalidInput(f"identifier: {kind} {error}") from None
+    profile_id = session.scalar(select(Identifier.profile_id).where(Identifier.kind == kind, Identifier.value == value))
+    if profile_id is None:
+        raise NotFound(f"no profile has the identifier {kind}:{value}")
+    return profile_id
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+def _current_consent(session: Session, profile_id: str) -> list[dict[str, Any]]:
+    latest: dict[tuple[str, str], Consent] = {}
+    for row in session.scalars(
+        select(Consent).where(Consent.profile_id == profile_id).order_by(Consent.recorded_at, Consent.id)
+    ):
+        latest[(row.channel, row.purpose)] = row
+    return [
+        {
+            "channel": row.channel,
+            "purpose": row.purpose,
+            "granted": row.granted,
+            "source": row.source,
+            "recorded_at": _iso(row.recorded_at),
+        }
+        for (_, _), row in sorted(latest.items())
+    ]
+
+
+def profile_view(session: Session, requested_id: str) -> dict[str, Any]:
+    """The unified view: traits, identifiers, channels used (first/last seen, counts), consent."""
+    profile_id = resolve_profile_id(session, requested_id)
+    profile = session.get(Profile, profile_id)
+    assert profile is not None
+    identifiers = [
+        {
+            "kind": kind,
+            "value": value,
+            "first_seen_at": _iso(first),
+            "last_seen_at": _iso(last),
+        }
+        for kind, value, first, last in session.execute(
+            select(Identifier.kind, Identifier.value, Identifier.first_seen_at, Identifier.last_seen_at)
+            .where(Identifier.profile_id == profile_id)
+            .order_by(Identifier.kind, Identifier.value)
+        )
+    ]
+    channels = [
+        {"channel": channel, "first_seen_at": _iso(first), "last_seen_at": _iso(last), "events": count}
+        for channel, first, last, count in session.execute(
+            select(Event.channel, func.min(Event.timestamp), func.max(Event.timestamp), func.count())
+            .where(Event.profile_id == profile_id)
+            .group_by(Event.channel)
+            .order_by(func.min(Event.timestamp))
+        )
+    ]
+    merged_from = list(
+        session.scalars(
+            select(Profile.id).where(Profile.merged_into_id == profile_id).order_by(Profile.created_at, Profile.id)
+        )
+    )
+    view: dict[str, Any] = {
+        "id": profile_id,
+        "created_at": _iso(profile.created_at),
+        "updated_at": _iso(profile.updated_at),
+        "traits": profile.traits,
+        "identifiers": identifiers,
+        "channels": channels,
+        "consent": _current_consent(session, profile_id),
+        "merged_from": merged_from,
+    }
+    if requested_id != profile_id:
+        view["requested_id"] = requested_id
+    return view
+
+
+def _encode_cursor(moment: datetime, event_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{moment.isoformat()}|{event_id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        moment, event_id = raw.split("|", 1)
+        return datetime.fromisoformat(moment), event_id
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput("cursor: not a cursor this API returned") from None
+
+
+def event_view(event: Event) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "type": event.type,
+        "name": event.name,
+        "channel": event.channel,
+        "timestamp": _iso(event.timestamp),
+        "received_at": _iso(event.received_at),
+        "message_id": event.message_id,
+        "source_id": event.source_id,
+        "user_id": event.user_id,
+        "anonymous_id": event.anonymous_id,
+        "identifiers": event.identifiers,
+        "traits": event.traits,
+        "properties": event.properties,
+        "context": event.context,
+    }
+
+
+def timeline(
+    session: Session,
+    requested_id: str,
+    *,
+    limit: int = 50,
+    cursor: str | None = None,
+    channels: list[str] | None = None,
+    types: list[str] | None = None,
+) -> dict[str, Any]:
+    """Every event of the profile across channels, oldest first, cursor-paginated."""
+    if not 1 <= limit <= MAX_TIMELINE_PAGE:
+        raise InvalidInput(f"limit: must be between 1 and {MAX_TIMELINE_PAGE}")
+    for channel in channels or []:
+        if channel not in CHANNELS:
+            raise InvalidInput(f"channel: unknown channel {channel!r}; expected one of {', '.join(CHANNELS)}")
+    for kind in types or []:
+        if kind not in ("identify", "track", "page", "screen", "alias", "group"):
+            raise InvalidInput(f"type: unknown event type {kind!r}")
+    profile_id = resolve_profile_id(session, requested_id)
+    query = select(Event).where(Event.profile_id == profile_id)
+    if channels:
+        query = query.where(Event.channel.in_(channels))
+    if types:
+        query = query.where(Event.type.in_(types))
+    if cursor:
+        moment, event_id = _decode_cursor(cursor)
+        query = query.where(tuple_(Event.timestamp, Event.id) > tuple_(moment, event_id))
+    rows = list(session.scalars(query.order_by(Event.timestamp, Event.id).limit(limit + 1)))
+    next_cursor = _encode_cursor(rows[limit - 1].timestamp, rows[limit - 1].id) if len(rows) > limit else None
+    return {"profile_id": profile_id, "data": [event_view(e) for e in rows[:limit]], "next_cursor": next_cursor}
+
+
+def set_consent(
+    session: Session, requested_id: str, *, channel: str, purpose: str, granted: bool, source: str
+) -> dict[str, Any]:
+    profile_id = resolve_profile_id(session, requested_id)
+    if channel != "*" and channel not in CHANNELS:
+        raise InvalidInput(f"channel: unknown channel {channel!r}; use '*' or one of {', '.join(CHANNELS)}")
+    session.add(
+        Consent(
+            profile_id=profile_id,
+            channel=channel,
+            purpose=purpose,
+            granted=granted,
+            source=source,
+            event_id=None,
+            recorded_at=utcnow(),
+        )
+    )
+    session.flush()
+    return {"profile_id": profile_id, "consent": _current_consent(session, profile_id)}
+
+
+def _people(session: Session, profile_id: str) -> list[str]:
+    """The active profile and every profile merged into it, directly or not."""
+    found = [profile_id]
+    frontier = [profile_id]
+    while frontier:
+        current = frontier.pop()
+        for child in session.scalars(select(Profile.id).where(Profile.merged_into_id == current)):
+            if child not in found:
+                found.append(child)
+                frontier.append(child)
+    return found
+
+
+def export_profile(session: Session, requested_id: str) -> dict[str, Any]:
+    """Everything held about the person (GDPR access / portability)."""
+    view = profile_view(session, requested_id)
+    profile_id = view["id"]
+    ids = _people(session, profile_id)
+    events = [event_view(e) for e in session.scalars(
+        select(Event).where(Event.profile_id == profile_id).order_by(Event.timestamp, Event.id)
+    )]
+    consents = [
+        {
+            "channel": c.channel,
+            "purpose": c.purpose,
+            "granted": c.granted,
+            "source": c.source,
+            "event_id": c.event_id,
+            "recorded_at": _iso(c.recorded_at),
+        }
+        for c in session.scalars(
+            select(Consent).where(Consent.profile_id == profile_id).order_by(Consent.recorded_at, Consent.id)
+        )
+    ]
+    merges = [
+        {
+            "id": m.id,
+            "survivor_id": m.survivor_id,
+            "merged_id": m.merged_id,
+            "event_id": m.event_id,
+            "linking_identifiers": m.linking_identifiers,
+            "rule": m.rule,
+            "created_at": _iso(m.created_at),
+            "undone_at": _iso(m.undone_at),
+        }
+        for m in session.scalars(
+            select(Merge)
+            .where(or_(Merge.survivor_id.in_(ids), Merge.merged_id.in_(ids)))
+            .order_by(Merge.created_at, Merge.id)
+        )
+    ]
+    conflicts = [conflict_view(c) for c in session.scalars(
+        select(IdentityConflict).where(IdentityConflict.attached_profile_id.in_(ids))
+    )]
+    return {
+        "exported_at": _iso(utcnow()),
+        "profile": view,
+        "profile_ids": ids,
+        "events": events,
+        "consent_history": consents,
+        "merges": merges,
+        "identity_conflicts": conflicts,
+    }
+
+
+def erase_profile(session: Session, requested_id: str) -> dict[str, Any]:
+    """Erase the person from every table; keep keyed hashes of their identifiers as tombstones."""
+    lock_identity_graph(session)
+    profile_id = resolve_profile_id(session, requested_id)
+    ids = _people(session, profile_id)
+    secret = instance_secret(session)
+    now = utcnow()
+    identifiers = session.execute(select(Identifier.kind, Identifier.value).where(Identifier.profile_id.in_(ids))).all()
+    hashes = {identifier_hash(secret, kind, value) for kind, value in identifiers}
+    existing = set(session.scalars(select(Tombstone.identifier_hash).where(Tombstone.identifier_hash.in_(hashes))))
+    session.add_all(Tombstone(identifier_hash=h, erased_at=now) for h in sorted(hashes - existing))
+    session.execute(
+        Tombstone.__table__.update().where(Tombstone.identifier_hash.in_(existing)).values(erased_at=now)
+    )
+    event_count = session.scalar(select(func.count()).select_from(Event).where(Event.profile_id.in_(ids))) or 0
+    session.execute(delete(Consent).where(Consent.profile_id.in_(ids)))
+    session.execute(delete(Event).where(Event.profile_id.in_(ids)))
+    session.execute(delete(Identifier).where(Identifier.profile_id.in_(ids)))
+    conflicts = session.scalars(select(IdentityConflict)).all() if ids else []
+    for conflict in conflicts:
+        if conflict.attached_profile_id in ids or set(conflict.other_profile_ids) & set(ids):
+            session.delete(conflict)
+    session.execute(delete(Merge).where(or_(Merge.survivor_id.in_(ids), Merge.merged_id.in_(ids))))
+    session.execute(delete(MergeBlock).where(or_(MergeBlock.profile_a.in_(ids), MergeBlock.profile_b.in_(ids))))
+    session.flush()
+    session.execute(Profile.__table__.update().where(Profile.id.in_(ids)).values(merged_into_id=None))
+    session.execute(delete(Profile).where(Profile.id.in_(ids)))
+    return {
+        "erased_profile_id": profile_id,
+        "profiles": len(ids),
+        "events": event_count,
+        "identifiers": len(identifiers),
+    }
+
+
+def conflict_view(conflict: IdentityConflict) -> dict[str, Any]:
+    return {
+        "id": conflict.id,
+        "event_id": conflict.event_id,
+        "attached_profile_id": conflict.attached_profile_id,
+        "other_profile_ids": conflict.other_profile_ids,
+        "identifiers": conflict.identifiers,
+        "rule": conflict.rule,
+        "reason": conflict.reason,
+        "status": conflict.status,
+        "created_at": _iso(conflict.created_at),
+    }
+
+
+def list_conflicts(session: Session, *, status: str | None = "open", limit: int = 100) -> list[dict[str, Any]]:
+    query = select(IdentityConflict).order_by(IdentityConflict.created_at.desc(), IdentityConflict.id.desc())
+    if status:
+        query = query.where(IdentityConflict.status == status)
+    return [conflict_view(c) for c in session.scalars(query.limit(limit))]
+
+
+def kind_view(kind: IdentifierKind) -> dict[str, Any]:
+    return {
+        "name": kind.name,
+        "priority": kind.priority,
+        "max_per_profile": kind.max_per_profile,
+        "normalizer": kind.normalizer,
+        "blocked_values": kind.blocked_values,
+        "blocked_patterns": kind.blocked_patterns,
+        "builtin": kind.builtin,
+        "description": kind.description,
+    }
+
+
+def list_kinds(session: Session) -> list[dict[str, Any]]:
+    return [kind_view(k) for k in session.scalars(select(IdentifierKind).order_by(IdentifierKind.priority))]
+
+
+def add_kind(
+    session: Session,
+    *,
+    name: str,
+    priority: int,
+    max_per_profile: int,
+    normalizer: str = "text",
+    blocked_values: list[str] | None = None,
+    blocked_patterns: list[str] | None = None,
+    description: str = "",
+) -> dict[str, Any]:
+    check_kind_definition(name, normalizer, max_per_profile, blocked_patterns or [])
+    if session.get(IdentifierKind, name) is not None:
+        raise Conflict(f"identifier kind {name!r} already exists")
+    kind = IdentifierKind(
+        name=name,
+        priority=priority,
+        max_per_profile=max_per_profile,
+        normalizer=normalizer,
+        blocked_values=list(blocked_values or []),
+        blocked_patterns=list(blocked_patterns or []),
+        builtin=False,
+        description=description,
+    )
+    session.add(kind)
+    session.flush()
+    return kind_view(kind)
+
+
+def update_kind(
+    session: Session,
+    name: str,
+    *,
+    priority: int | None = None,
+    max_per_profile: int | None = None,
+    blocked_values: list[str] | None = None,
+    blocked_patterns: list[str] | None = None,
+) -> dict[str, Any]:
+    """Change a kind's merge rules (its normaliser is fixed: stored values depend on it)."""
+    kind = session.get(IdentifierKind, name)
+    if kind is None:
+        raise NotFound(f"identifier kind {name!r} not found")
+    check_kind_definition(
+        name,
+        kind.normalizer,
+        max_per_profile if max_per_profile is not None else kind.max_per_profile,
+        blocked_patterns if blocked_patterns is not None else kind.blocked_patterns,
+    )
+    if priority is not None:
+        kind.priority = priority
+    if max_per_profile is not None:
+        kind.max_per_profile = max_per_profile
+    if blocked_values is not None:
+        kind.blocked_values = list(blocked_values)
+    if blocked_patterns is not None:
+        kind.blocked_patterns = list(blocked_patterns)
+    session.flush()
+    return kind_view(kind)

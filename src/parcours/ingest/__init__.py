@@ -1,0 +1,1 @@
+"""Ingestion: the Segment-compatible tracking API."""

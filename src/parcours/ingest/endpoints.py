@@ -1,0 +1,118 @@
+"""The Segment-compatible tracking API: /v1/identify, track, page, screen, alias, group, batch."""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from parcours.auth import service as auth
+from parcours.auth.endpoints import write_key_from
+from parcours.config import Settings
+from parcours.db.engine import Database
+from parcours.deps import JsonResponse, database, settings
+from parcours.errors import InvalidInput, NotAuthenticated, PayloadTooLarge
+from parcours.ingest.service import IngestResult, ingest_messages
+
+router = APIRouter(tags=["tracking"])
+log = logging.getLogger("parcours.ingest")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, decompressed if gzip, refusing anything over ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body is {int(declared)} bytes; the limit is {limit // 1024} KB")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(f"request body is over the {limit // 1024} KB limit")
+    if request.headers.get("content-encoding", "").lower() == "gzip":
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            data = inflater.decompress(bytes(body), limit + 1)
+        except zlib.error:
+            raise InvalidInput("body: Content-Encoding is gzip but the body is not valid gzip") from None
+        if len(data) > limit or inflater.unconsumed_tail:
+            raise PayloadTooLarge(f"decompressed body is over the {limit // 1024} KB limit")
+        return data
+    return bytes(body)
+
+
+def parse_json(body: bytes) -> Any:
+    if not body.strip():
+        raise InvalidInput("body: empty; send a JSON object")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise InvalidInput(f"body: malformed JSON ({error})") from None
+
+
+def _ingest(
+    db: Database, config: Settings, write_key: str, messages: list[Any], expected_type: str | None, sent_at: Any
+) -> IngestResult:
+    with db.read() as session:
+        source = auth.source_for_write_key(session, write_key)
+    with db.write() as session:
+        return ingest_messages(session, config, source, messages, expected_type=expected_type, sent_at=sent_at)
+
+
+async def _handle(request: Request, db: Database, config: Settings, expected_type: str | None) -> JsonResponse:
+    write_key = write_key_from(request)
+    limit = config.max_batch_bytes if expected_type is None else config.max_event_bytes
+    payload = parse_json(await read_body(request, limit))
+    if not isinstance(payload, dict):
+        raise InvalidInput(f"body: must be a JSON object, not {type(payload).__name__}")
+    if write_key is None and isinstance(payload.get("writeKey"), str):
+        write_key = payload["writeKey"]
+    if not write_key:
+        raise NotAuthenticated("a write key is required (HTTP Basic, the key as user name)")
+    if expected_type is None:
+        messages = payload.get("batch")
+        if not isinstance(messages, list):
+            raise InvalidInput("batch: must be a list of events")
+        if not messages:
+            raise InvalidInput("batch: must contain at least one event")
+    else:
+        messages = [payload]
+    result = await run_in_threadpool(
+        _ingest, db, config, write_key, messages, expected_type, payload.get("sentAt")
+    )
+    log.info(
+        "ingested",
+        extra={
+            "endpoint": expected_type or "batch",
+            "received": result.received,
+            "recorded": result.recorded,
+            "duplicates": result.duplicates,
+            "invalid": len(result.errors),
+        },
+    )
+    if result.errors and len(result.errors) == result.received:
+        first = result.errors[0]["error"]
+        raise InvalidInput(
+            f"no valid event: {first}" if result.received == 1 else f"no valid event ({result.received} invalid)",
+            details=result.errors,
+        )
+    return JsonResponse(result.as_response())
+
+
+def _endpoint(expected_type: str | None) -> Any:
+    async def endpoint(
+        request: Request, db: Database = Depends(database), config: Settings = Depends(settings)
+    ) -> JsonResponse:
+        return await _handle(request, db, config, expected_type)
+
+    endpoint.__name__ = f"ingest_{expected_type or 'batch'}"
+    return endpoint
+
+
+for _type in ("identify", "track", "page", "screen", "alias", "group"):
+    router.add_api_route(f"/v1/{_type}", _endpoint(_type), methods=["POST"], summary=f"Segment {_type} call")
+router.add_api_route("/v1/batch", _endpoint(None), methods=["POST"], summary="Segment batch of calls")
+router.add_api_route("/v1/import", _endpoint(None), methods=["POST"], summary="Segment import (same as batch)")

@@ -1,0 +1,89 @@
+"""Validate a request's messages, then hand the valid ones to identity resolution in one transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from parcours.auth.service import SourceInfo
+from parcours.config import Settings
+from parcours.db.types import utcnow
+from parcours.identity import service as identity
+from parcours.ingest.parse import InvalidEvent, ParseLimits, parse_message, parse_time
+from parcours.identity.touchpoints import Touchpoint
+
+
+@dataclass
+class IngestResult:
+    received: int
+    recorded: int = 0
+    duplicates: int = 0
+    erased: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_response(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "success": not self.errors,
+            "received": self.received,
+            "accepted": self.recorded + self.duplicates + self.erased,
+            "recorded": self.recorded,
+            "duplicates": self.duplicates,
+        }
+        if self.erased:
+            body["dropped_erased"] = self.erased
+        if self.errors:
+            body["errors"] = self.errors
+        return body
+
+
+def limits_from(settings: Settings) -> ParseLimits:
+    return ParseLimits(
+        max_event_bytes=settings.max_event_bytes,
+        earliest=datetime(settings.earliest_event_year, 1, 1, tzinfo=utcnow().tzinfo),
+        max_future=timedelta(hours=settings.max_future_skew_hours),
+    )
+
+
+def ingest_messages(
+    session: Session,
+    settings: Settings,
+    source: SourceInfo,
+    messages: list[Any],
+    *,
+    expected_type: str | None,
+    sent_at: Any = None,
+    received_at: datetime | None = None,
+) -> IngestResult:
+    """Each invalid message is reported by index and writes nothing; the valid ones are all kept."""
+    received_at = received_at or utcnow()
+    result = IngestResult(received=len(messages))
+    try:
+        batch_sent_at = parse_time(sent_at, "sentAt")
+    except InvalidEvent:
+        batch_sent_at = None
+    registry = identity.load_registry(session, settings.default_phone_region)
+    limits = limits_from(settings)
+    touchpoints: list[Touchpoint] = []
+    for index, message in enumerate(messages):
+        try:
+            touchpoints.append(
+                parse_message(
+                    message,
+                    expected_type=expected_type,
+                    source_id=source.id,
+                    default_channel=source.channel,
+                    registry=registry,
+                    received_at=received_at,
+                    batch_sent_at=batch_sent_at,
+                    limits=limits,
+                )
+            )
+        except InvalidEvent as error:
+            result.errors.append({"index": index, "error": str(error)})
+    if touchpoints:
+        outcome = identity.record_touchpoints(session, registry, touchpoints)
+        result.recorded, result.duplicates, result.erased = outcome.recorded, outcome.duplicates, outcome.erased
+    return result

@@ -1,0 +1,30 @@
+"""All ORM models, one module per aggregate; importing this package registers every table."""
+
+from parcours.models.events import Event
+from parcours.models.identity import (
+    Consent,
+    IdentifierKind,
+    Identifier,
+    IdentityConflict,
+    Merge,
+    MergeBlock,
+    Profile,
+    Tombstone,
+)
+from parcours.models.instance import InstanceSetting
+from parcours.models.sources import ApiToken, Source
+
+__all__ = [
+    "ApiToken",
+    "Consent",
+    "Event",
+    "Identifier",
+    "IdentifierKind",
+    "IdentityConflict",
+    "InstanceSetting",
+    "Merge",
+    "MergeBlock",
+    "Profile",
+    "Source",
+    "Tombstone",
+]
