@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from parcours.app import create_app
 from parcours.auth.service import create_source, create_token
 from parcours.config import Settings
+from parcours.db.base import Base
 from parcours.db.engine import Database
 from parcours.db.migrate import upgrade
 
@@ -82,7 +83,7 @@ def postgres_database() -> Iterator[PostgresDatabase]:
     upgrade(database.engine)
     with database.engine.connect() as conn:
         seed = {
-            table: [dict(row._mapping) for row in conn.execute(text(f"SELECT * FROM {table}"))]
+            table: [dict(row._mapping) for row in conn.execute(Base.metadata.tables[table].select())]
             for table in SEEDED_TABLES
         }
     tables = [t for t in inspect(database.engine).get_table_names() if t != "alembic_version"]
@@ -96,8 +97,6 @@ def postgres_database() -> Iterator[PostgresDatabase]:
 
 
 def _reset_postgres(database: Database, pg: PostgresDatabase) -> None:
-    from parcours.db.base import Base
-
     with database.engine.begin() as conn:
         conn.execute(text("TRUNCATE " + ", ".join(pg.tables) + " RESTART IDENTITY CASCADE"))
         for table, rows in pg.seed.items():
@@ -122,10 +121,25 @@ def db(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
         pg: PostgresDatabase = request.getfixturevalue("postgres_database")
         database = Database(pg.url, pool_size=12)
         _reset_postgres(database, pg)
+    with database.engine.connect() as conn:
+        database.seed = {  # type: ignore[attr-defined]
+            table: [dict(row._mapping) for row in conn.execute(Base.metadata.tables[table].select())]
+            for table in SEEDED_TABLES
+        }
     try:
         yield database
     finally:
         database.dispose()
+
+
+def reset_database(database: Database) -> None:
+    """Empty every table and put the migrations' seed rows back (for tests that need many fresh worlds)."""
+    with database.engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
+        for table, rows in database.seed.items():  # type: ignore[attr-defined]
+            if rows:
+                conn.execute(Base.metadata.tables[table].insert(), rows)
 
 
 @pytest.fixture
@@ -146,7 +160,9 @@ class LiveServer:
         self.app = create_app(Settings(database_url="sqlite://"), Database("sqlite://"))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -16,6 +16,7 @@ from parcours.config import Settings
 from parcours.db.engine import Database
 from parcours.deps import JsonResponse, database, settings
 from parcours.errors import InvalidInput, NotAuthenticated, PayloadTooLarge
+from parcours.ingest.parse import InvalidEvent, parse_time
 from parcours.ingest.service import IngestResult, ingest_messages
 
 router = APIRouter(tags=["tracking"])
@@ -32,7 +33,8 @@ async def read_body(request: Request, limit: int) -> bytes:
         body += chunk
         if len(body) > limit:
             raise PayloadTooLarge(f"request body is over the {limit // 1024} KB limit")
-    if request.headers.get("content-encoding", "").lower() == "gzip":
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding == "gzip":
         inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
         try:
             data = inflater.decompress(bytes(body), limit + 1)
@@ -40,7 +42,13 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise InvalidInput("body: Content-Encoding is gzip but the body is not valid gzip") from None
         if len(data) > limit or inflater.unconsumed_tail:
             raise PayloadTooLarge(f"decompressed body is over the {limit // 1024} KB limit")
+        if not inflater.eof:
+            raise InvalidInput("body: Content-Encoding is gzip but the gzip stream is truncated")
+        if inflater.unused_data:
+            raise InvalidInput("body: unexpected bytes after the end of the gzip stream")
         return data
+    if encoding not in ("", "identity"):
+        raise InvalidInput(f"Content-Encoding: {encoding!r} is not supported; send gzip or uncompressed JSON")
     return bytes(body)
 
 
@@ -78,6 +86,10 @@ async def _handle(request: Request, db: Database, config: Settings, expected_typ
             raise InvalidInput("batch: must be a list of events")
         if not messages:
             raise InvalidInput("batch: must contain at least one event")
+        try:  # the batch's sentAt corrects every event's clock skew: a bad one is refused, not ignored
+            parse_time(payload.get("sentAt"), "sentAt")
+        except InvalidEvent as error:
+            raise InvalidInput(str(error)) from None
     else:
         messages = [payload]
     result = await run_in_threadpool(

@@ -83,6 +83,26 @@ def _id(message: Mapping[str, Any], field: str) -> str | None:
     return text or None
 
 
+def _nul_path(value: Any, where: str) -> str | None:
+    """The path of the first string (or object key) holding a NUL character, or None."""
+    if isinstance(value, str):
+        return where if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            path = f"{where}.{key}" if where else key
+            if "\x00" in key:
+                return f"{where or 'event'}: key {key!r}"
+            found = _nul_path(item, path)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for position, item in enumerate(value):
+            found = _nul_path(item, f"{where}[{position}]")
+            if found is not None:
+                return found
+    return None
+
+
 def parse_time(value: Any, field: str) -> datetime | None:
     if value is None:
         return None
@@ -92,7 +112,10 @@ def parse_time(value: Any, field: str) -> datetime | None:
         moment = datetime.fromisoformat(value.strip())
     except ValueError:
         raise InvalidEvent(f"{field}: {value[:60]!r} is not an ISO-8601 date-time") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    try:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:  # "9999-12-31T23:59:59-05:00" is past the last representable UTC instant
+        raise InvalidEvent(f"{field}: {value[:60]!r} is out of range") from None
 
 
 def event_time(
@@ -100,15 +123,21 @@ def event_time(
 ) -> datetime:
     """``timestamp`` if given; else ``originalTimestamp`` corrected for the client's clock skew."""
     timestamp = parse_time(message.get("timestamp"), "timestamp")
+    message_sent_at = parse_time(message.get("sentAt"), "sentAt")
     field = "timestamp"
     if timestamp is None:
         original = parse_time(message.get("originalTimestamp"), "originalTimestamp")
-        sent_at = parse_time(message.get("sentAt"), "sentAt") or batch_sent_at
+        sent_at = message_sent_at or batch_sent_at
         field = "originalTimestamp"
         if original is None:
             timestamp = received_at
         elif sent_at is not None:
-            timestamp = received_at - (sent_at - original)
+            try:
+                timestamp = received_at - (sent_at - original)
+            except OverflowError:  # absurd sentAt/originalTimestamp pairs (year 1 vs year 9999)
+                raise InvalidEvent(
+                    f"{field}: {original.isoformat()} corrected by sentAt {sent_at.isoformat()} is out of range"
+                ) from None
         else:
             timestamp = original
     if timestamp < limits.earliest:
@@ -215,9 +244,15 @@ def parse_message(
     """One Segment message -> a touchpoint, or InvalidEvent naming the first problem found."""
     if not isinstance(message, dict):
         raise InvalidEvent(f"event: must be a JSON object, not {type(message).__name__}")
-    size = len(orjson.dumps(message))
+    encoded = orjson.dumps(message)
+    size = len(encoded)
     if size > limits.max_event_bytes:
         raise InvalidEvent(f"event: {size} bytes is over the {limits.max_event_bytes // 1024} KB limit")
+    # PostgreSQL cannot store U+0000 in text or JSONB; refuse it here rather than fail the whole batch.
+    if b"\\u0000" in encoded:
+        where = _nul_path(message, "")
+        if where is not None:
+            raise InvalidEvent(f"{where}: contains a NUL character (\\u0000), which cannot be stored")
 
     kind = message.get("type", expected_type)
     if expected_type is not None and kind != expected_type:
@@ -276,6 +311,10 @@ def parse_message(
             reason = registry.blocked_reason(previous_kind, previous_id)
             if reason is not None:
                 raise InvalidEvent(f"previousId: {reason}")
+        # An alias exists to link userId to previousId: with a blocked userId it would link nothing.
+        reason = registry.blocked_reason("user_id", user_id) if user_id is not None else None
+        if reason is not None:
+            raise InvalidEvent(f"userId: {reason}; an alias needs a usable userId")
     identifiers = collector.sorted_usable()
     if not identifiers and previous_id is None:
         if collector.blocked:
