@@ -1,0 +1,237 @@
+"""The unified view over HTTP: lookup, timeline, consent, export and erasure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from parcours.db.base import Base
+from tests.conftest import Api
+
+
+def _journey(api: Api) -> tuple[str, str]:
+    web, store, phone = api.source("web", "web"), api.source("tills", "store"), api.source("calls", "phone")
+    batch: list[dict[str, Any]] = [
+        {
+            "type": "identify",
+            "messageId": "w1",
+            "userId": "u-1",
+            "timestamp": "2026-02-01T09:00:00Z",
+            "traits": {"email": "ines@shop.fr", "phone": "+33 6 98 76 54 32", "firstName": "Inès"},
+            "context": {"consent": {"categoryPreferences": {"marketing": True, "analytics": False}}},
+        },
+    ]
+    batch += [
+        {
+            "type": "page",
+            "messageId": f"w-page-{n}",
+            "userId": "u-1",
+            "name": f"Page {n}",
+            "timestamp": f"2026-02-01T09:{10 + n:02d}:00Z",
+        }
+        for n in range(6)
+    ]
+    assert api.send(web, "/v1/batch", {"batch": batch}).status_code == 200
+    api.send(
+        store,
+        "/v1/track",
+        {
+            "messageId": "s0",
+            "anonymousId": "till-1",
+            "event": "Store Visited",
+            "timestamp": "2026-02-03T14:00:00Z",
+        },
+    )
+    api.send(
+        store,
+        "/v1/track",
+        {
+            "messageId": "s1",
+            "anonymousId": "till-1",
+            "event": "Order Completed",
+            "timestamp": "2026-02-03T15:00:00Z",
+            "context": {
+                "traits": {"email": "ines@shop.fr"},
+                "consent": {"channels": {"sms": {"marketing": False}}},
+            },
+        },
+    )
+    api.send(
+        phone,
+        "/v1/track",
+        {
+            "messageId": "p1",
+            "anonymousId": "call-1",
+            "event": "Call Logged",
+            "timestamp": "2026-02-02T11:00:00Z",
+            "context": {"externalIds": [{"id": "0698765432", "type": "phone"}]},
+        },
+    )
+    profile = api.get("/v1/profiles", identifier="user_id:u-1").json()
+    return profile["id"], web
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "phone:06 98 76 54 32",
+        "phone:+33698765432",
+        "phone:0033 698-765-432",
+        "email:INES@shop.fr",
+        "email: ines@shop.fr ",
+    ],
+)
+def test_lookup_by_any_reasonable_form(api: Api, typed: str) -> None:
+    profile_id, _ = _journey(api)
+    response = api.get("/v1/profiles", identifier=typed)
+    assert response.status_code == 200, response.text
+    assert response.json()["id"] == profile_id
+
+
+def test_lookup_errors(api: Api) -> None:
+    _journey(api)
+    assert api.get("/v1/profiles", identifier="phone:12").status_code == 400
+    assert "unknown kind" in api.get("/v1/profiles", identifier="shoe_size:42").json()["error"]["message"]
+    assert api.get("/v1/profiles", identifier="nocolon").status_code == 400
+    assert api.get("/v1/profiles", identifier="email:nobody@shop.fr").status_code == 404
+    assert api.get("/v1/profiles/prf_unknown").status_code == 404
+    assert api.client.get("/v1/profiles/prf_unknown").status_code == 401
+    assert api.client.get("/v1/profiles/x", headers={"Authorization": "Bearer wrong"}).status_code == 401
+
+
+def test_view_has_channels_with_first_last_seen_and_counts(api: Api) -> None:
+    profile_id, _ = _journey(api)
+    view = api.get(f"/v1/profiles/{profile_id}").json()
+    assert view["channels"] == [
+        {
+            "channel": "web",
+            "first_seen_at": "2026-02-01T09:00:00Z",
+            "last_seen_at": "2026-02-01T09:15:00Z",
+            "events": 7,
+        },
+        {
+            "channel": "phone",
+            "first_seen_at": "2026-02-02T11:00:00Z",
+            "last_seen_at": "2026-02-02T11:00:00Z",
+            "events": 1,
+        },
+        {
+            "channel": "store",
+            "first_seen_at": "2026-02-03T14:00:00Z",
+            "last_seen_at": "2026-02-03T15:00:00Z",
+            "events": 2,
+        },
+    ]
+    consent = {(c["channel"], c["purpose"]): c["granted"] for c in view["consent"]}
+    assert consent == {("*", "marketing"): True, ("*", "analytics"): False, ("sms", "marketing"): False}
+
+
+def test_timeline_is_ordered_paginated_and_filterable(api: Api) -> None:
+    profile_id, _ = _journey(api)
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 4}
+        if cursor:
+            params["cursor"] = cursor
+        page = api.get(f"/v1/profiles/{profile_id}/timeline", **params).json()
+        seen += [e["message_id"] for e in page["data"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen == ["w1", *[f"w-page-{n}" for n in range(6)], "p1", "s0", "s1"]
+    only = api.get(f"/v1/profiles/{profile_id}/timeline", channel="store,phone").json()["data"]
+    assert [e["channel"] for e in only] == ["phone", "store", "store"]
+    pages = api.get(f"/v1/profiles/{profile_id}/timeline", type="page").json()["data"]
+    assert len(pages) == 6
+    assert api.get(f"/v1/profiles/{profile_id}/timeline", channel="fax").status_code == 400
+    assert api.get(f"/v1/profiles/{profile_id}/timeline", limit=0).status_code == 400
+    assert api.get(f"/v1/profiles/{profile_id}/timeline", cursor="garbage!").status_code == 400
+
+
+def test_consent_by_api(api: Api) -> None:
+    profile_id, _ = _journey(api)
+    url = f"/v1/profiles/{profile_id}/consent"
+    response = api.client.put(
+        url,
+        headers=api.bearer,
+        json={"channel": "email", "purpose": "marketing", "granted": False, "source": "store associate"},
+    )
+    assert response.status_code == 200, response.text
+    consent = {(c["channel"], c["purpose"]): c for c in response.json()["consent"]}
+    assert consent[("email", "marketing")]["granted"] is False
+    assert consent[("email", "marketing")]["source"] == "store associate"
+    bad = api.client.put(
+        url, headers=api.bearer, json={"channel": "pigeon", "purpose": "marketing", "granted": True}
+    )
+    assert bad.status_code == 400 and "channel" in bad.json()["error"]["message"]
+    bad = api.client.put(
+        url, headers=api.bearer, json={"channel": "email", "purpose": "Mark eting!", "granted": "yes"}
+    )
+    assert bad.status_code == 400
+    assert api.client.put(url, headers=api.basic("wk"), json={}).status_code == 403
+
+
+def test_export_holds_everything(api: Api) -> None:
+    profile_id, _ = _journey(api)
+    export = api.get(f"/v1/profiles/{profile_id}/export").json()
+    assert export["profile"]["id"] == profile_id
+    assert {e["message_id"] for e in export["events"]} == {
+        "w1",
+        "p1",
+        "s0",
+        "s1",
+        *[f"w-page-{n}" for n in range(6)],
+    }
+    assert len(export["consent_history"]) == 3
+    [merge] = export["merges"]  # the store visit's profile was merged in by the order's email
+    assert merge["survivor_id"] == profile_id and merge["linking_identifiers"] == [
+        "email:ines@shop.fr",
+        "anonymous_id:till-1",
+    ]
+    assert export["profile_ids"] == [profile_id, merge["merged_id"]]
+
+
+def _rows_mentioning(api: Api, needles: list[str]) -> list[str]:
+    """Tables whose rows still contain any of the needles (as text)."""
+    found = []
+    with api.db.read() as session:
+        for table in Base.metadata.sorted_tables:
+            for row in session.execute(table.select()):
+                text = str(tuple(row))
+                if any(needle in text for needle in needles):
+                    found.append(table.name)
+    return found
+
+
+def test_erasure_removes_the_person_everywhere_and_replays_do_not_bring_them_back(api: Api) -> None:
+    profile_id, web = _journey(api)
+    export = api.get(f"/v1/profiles/{profile_id}/export").json()
+    all_ids = export["profile_ids"]
+    response = api.client.delete(f"/v1/profiles/{profile_id}", headers=api.bearer)
+    assert response.status_code == 200, response.text
+    assert response.json()["events"] == 10
+    assert _rows_mentioning(api, ["ines@shop.fr", "+33698765432", "u-1", "Inès", *all_ids]) == []
+    for pid in all_ids:
+        assert api.get(f"/v1/profiles/{pid}").status_code == 404
+
+    # A replay of an old event is dropped; nothing comes back.
+    replay = {
+        "type": "identify",
+        "messageId": "w1",
+        "userId": "u-1",
+        "timestamp": "2026-02-01T09:00:00Z",
+        "traits": {"email": "ines@shop.fr"},
+    }
+    body = api.send(web, "/v1/identify", replay).json()
+    assert body["dropped_erased"] == 1
+    assert api.get("/v1/profiles", identifier="email:ines@shop.fr").status_code == 404
+    with api.db.read() as session:
+        assert session.scalar(select(func.count()).select_from(Base.metadata.tables["profiles"])) == 0
+
+    # The person coming back later (a new event) is a new customer.
+    fresh = {"type": "identify", "messageId": "w-new", "userId": "u-1", "traits": {"email": "ines@shop.fr"}}
+    assert api.send(web, "/v1/identify", fresh).json()["recorded"] == 1
+    assert api.get("/v1/profiles", identifier="email:ines@shop.fr").status_code == 200
