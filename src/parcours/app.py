@@ -8,12 +8,12 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from parcours.deps import JsonResponse
 
 from parcours import __version__
 from parcours.auth.endpoints import require_api_token  # noqa: F401  (re-exported for tests)
 from parcours.config import Settings, get_settings
 from parcours.db.engine import Database
+from parcours.deps import JsonResponse
 from parcours.errors import (
     Conflict,
     Forbidden,

@@ -95,7 +95,9 @@ def demo(
 @source_app.command("create")
 def source_create(
     name: str,
-    channel: Annotated[str, typer.Option(help="Default channel of this source's events (web, app, store, …).")],
+    channel: Annotated[
+        str, typer.Option(help="Default channel of this source's events (web, app, store, …).")
+    ],
 ) -> None:
     """Create a source; prints its write key alone on the last line."""
     from parcours.auth.service import create_source
@@ -157,7 +159,9 @@ def identity_kind_add(
     max_per_profile: Annotated[int, typer.Option(help="How many of this kind one profile may hold.")] = 5,
     normalizer: Annotated[str, typer.Option(help="email, phone, text, lower, compact or handle.")] = "text",
     blocked: Annotated[list[str] | None, typer.Option(help="A value never used to link profiles.")] = None,
-    blocked_pattern: Annotated[list[str] | None, typer.Option(help="A regular expression of blocked values.")] = None,
+    blocked_pattern: Annotated[
+        list[str] | None, typer.Option(help="A regular expression of blocked values.")
+    ] = None,
 ) -> None:
     """Register a new identifier kind (a business's own id)."""
     from parcours.identity.service import add_kind

@@ -81,7 +81,9 @@ def create_token(session: Session, name: str) -> str:
     if session.scalar(select(ApiToken.id).where(ApiToken.name == name)) is not None:
         raise Conflict(f"a token named {name!r} already exists")
     token = "pat_" + secrets.token_urlsafe(32)
-    session.add(ApiToken(id=new_id("tok"), name=name, token_hash=digest(token), created_at=utcnow(), revoked_at=None))
+    session.add(
+        ApiToken(id=new_id("tok"), name=name, token_hash=digest(token), created_at=utcnow(), revoked_at=None)
+    )
     session.flush()
     return token
 

@@ -35,7 +35,9 @@ def find_profile(
     with db.read() as session:
         registry = service.load_registry(session, config.default_phone_region)
         if kind.strip() not in registry:
-            raise InvalidInput(f"identifier: unknown kind {kind.strip()!r}; known: {', '.join(sorted(registry.rules))}")
+            raise InvalidInput(
+                f"identifier: unknown kind {kind.strip()!r}; known: {', '.join(sorted(registry.rules))}"
+            )
         profile_id = service.find_profile_id(session, registry, kind.strip(), value)
         return JsonResponse(service.profile_view(session, profile_id))
 
@@ -82,7 +84,11 @@ def put_consent(profile_id: str, body: ConsentIn, db: Database = Depends(databas
     with db.write() as session:
         return JsonResponse(
             service.set_consent(
-                session, profile_id, channel=body.channel, purpose=body.purpose, granted=body.granted,
+                session,
+                profile_id,
+                channel=body.channel,
+                purpose=body.purpose,
+                granted=body.granted,
                 source=body.source,
             )
         )
@@ -102,7 +108,8 @@ def delete_profile(profile_id: str, db: Database = Depends(database)) -> JsonRes
 
 @router.get("/v1/identity/conflicts")
 def get_conflicts(
-    status: str | None = Query(default="open"), limit: int = Query(default=100, ge=1, le=1000),
+    status: str | None = Query(default="open"),
+    limit: int = Query(default=100, ge=1, le=1000),
     db: Database = Depends(database),
 ) -> JsonResponse:
     with db.read() as session:

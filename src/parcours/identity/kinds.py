@@ -153,4 +153,6 @@ def check_kind_definition(
         try:
             re.compile(pattern)
         except re.error as error:
-            raise InvalidInput(f"blocked_patterns: {pattern!r} is not a valid regular expression ({error})") from None
+            raise InvalidInput(
+                f"blocked_patterns: {pattern!r} is not a valid regular expression ({error})"
+            ) from None

@@ -22,9 +22,9 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, insert, or_, select, text, update
+from sqlalchemy import Table, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from parcours.db.types import utcnow
@@ -84,7 +84,10 @@ def apply_traits(
 
 
 def combine_traits(
-    into_traits: dict[str, Any], into_times: dict[str, Any], other_traits: dict[str, Any], other_times: dict[str, Any]
+    into_traits: dict[str, Any],
+    into_times: dict[str, Any],
+    other_traits: dict[str, Any],
+    other_times: dict[str, Any],
 ) -> None:
     for name, version in other_times.items():
         current = into_times.get(name)
@@ -245,7 +248,9 @@ class IdentityBatch:
         erased_at: dict[int, datetime] = {}
         for part in chunks(list(hashes)):
             for digest, moment in self.session.execute(
-                select(Tombstone.identifier_hash, Tombstone.erased_at).where(Tombstone.identifier_hash.in_(part))
+                select(Tombstone.identifier_hash, Tombstone.erased_at).where(
+                    Tombstone.identifier_hash.in_(part)
+                )
             ):
                 for index in hashes[digest]:
                     erased_at[index] = max(moment, erased_at.get(index, moment))
@@ -319,7 +324,9 @@ class IdentityBatch:
 
         if skipped and not decision.rule:
             kinds = sorted({k for k, _ in skipped})
-            decision.rule = "limit " + ", ".join(f"{k}: {self.registry.rules[k].max_per_profile}" for k in kinds)
+            decision.rule = "limit " + ", ".join(
+                f"{k}: {self.registry.rules[k].max_per_profile}" for k in kinds
+            )
             decision.reason = "identifiers not attached because the profile already holds its limit of " + (
                 ", ".join(kinds)
             )
@@ -383,7 +390,9 @@ class IdentityBatch:
             return _Decision(matched[0])
         first = matched[0]
         if not self.allow_merges:
-            return _Decision(first, conflict_with=matched, rule="merges disabled", reason="merging is turned off")
+            return _Decision(
+                first, conflict_with=matched, rule="merges disabled", reason="merging is turned off"
+            )
         for i, a in enumerate(matched):
             for b in matched[i + 1 :]:
                 if frozenset((a, b)) in self.blocks:
@@ -426,10 +435,14 @@ class IdentityBatch:
         survivor_ids = list(session.scalars(select(Identifier.id).where(Identifier.profile_id == survivor)))
         merged_ids = list(session.scalars(select(Identifier.id).where(Identifier.profile_id == merged)))
         merged_consents = list(
-            session.scalars(select(Consent.id).where(Consent.profile_id == merged, Consent.event_id.is_(None)))
+            session.scalars(
+                select(Consent.id).where(Consent.profile_id == merged, Consent.event_id.is_(None))
+            )
         )
         linking = [
-            f"{k}:{v}" for k, v in identifiers if k in self.registry.rules and self.idents.get((k, v)) is not None
+            f"{k}:{v}"
+            for k, v in identifiers
+            if k in self.registry.rules and self.idents.get((k, v)) is not None
         ]
         session.execute(update(Identifier).where(Identifier.profile_id == merged).values(profile_id=survivor))
         session.execute(update(Event).where(Event.profile_id == merged).values(profile_id=survivor))
@@ -511,7 +524,7 @@ class IdentityBatch:
             )
         seen_idents = [(key, s) for key, s in self.idents.items() if s.persisted and s.dirty]
         if seen_idents:
-            table = Identifier.__table__
+            table = cast(Table, Identifier.__table__)
             session.connection().execute(
                 table.update()
                 .where(table.c.kind == bindparam("k"), table.c.value == bindparam("v"))

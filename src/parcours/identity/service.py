@@ -7,7 +7,7 @@ import binascii
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, tuple_
+from sqlalchemy import delete, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from parcours.db.types import utcnow
@@ -74,7 +74,9 @@ def find_profile_id(session: Session, registry: KindRegistry, kind: str, raw_val
         value = registry.normalize(kind, raw_value)
     except InvalidIdentifier as error:
         raise InvalidInput(f"identifier: {kind} {error}") from None
-    profile_id = session.scalar(select(Identifier.profile_id).where(Identifier.kind == kind, Identifier.value == value))
+    profile_id = session.scalar(
+        select(Identifier.profile_id).where(Identifier.kind == kind, Identifier.value == value)
+    )
     if profile_id is None:
         raise NotFound(f"no profile has the identifier {kind}:{value}")
     return profile_id
@@ -131,7 +133,9 @@ def profile_view(session: Session, requested_id: str) -> dict[str, Any]:
     ]
     merged_from = list(
         session.scalars(
-            select(Profile.id).where(Profile.merged_into_id == profile_id).order_by(Profile.created_at, Profile.id)
+            select(Profile.id)
+            .where(Profile.merged_into_id == profile_id)
+            .order_by(Profile.created_at, Profile.id)
         )
     )
     view: dict[str, Any] = {
@@ -210,7 +214,11 @@ def timeline(
         query = query.where(tuple_(Event.timestamp, Event.id) > tuple_(moment, event_id))
     rows = list(session.scalars(query.order_by(Event.timestamp, Event.id).limit(limit + 1)))
     next_cursor = _encode_cursor(rows[limit - 1].timestamp, rows[limit - 1].id) if len(rows) > limit else None
-    return {"profile_id": profile_id, "data": [event_view(e) for e in rows[:limit]], "next_cursor": next_cursor}
+    return {
+        "profile_id": profile_id,
+        "data": [event_view(e) for e in rows[:limit]],
+        "next_cursor": next_cursor,
+    }
 
 
 def set_consent(
@@ -252,9 +260,12 @@ def export_profile(session: Session, requested_id: str) -> dict[str, Any]:
     view = profile_view(session, requested_id)
     profile_id = view["id"]
     ids = _people(session, profile_id)
-    events = [event_view(e) for e in session.scalars(
-        select(Event).where(Event.profile_id == profile_id).order_by(Event.timestamp, Event.id)
-    )]
+    events = [
+        event_view(e)
+        for e in session.scalars(
+            select(Event).where(Event.profile_id == profile_id).order_by(Event.timestamp, Event.id)
+        )
+    ]
     consents = [
         {
             "channel": c.channel,
@@ -285,9 +296,12 @@ def export_profile(session: Session, requested_id: str) -> dict[str, Any]:
             .order_by(Merge.created_at, Merge.id)
         )
     ]
-    conflicts = [conflict_view(c) for c in session.scalars(
-        select(IdentityConflict).where(IdentityConflict.attached_profile_id.in_(ids))
-    )]
+    conflicts = [
+        conflict_view(c)
+        for c in session.scalars(
+            select(IdentityConflict).where(IdentityConflict.attached_profile_id.in_(ids))
+        )
+    ]
     return {
         "exported_at": _iso(utcnow()),
         "profile": view,
@@ -306,14 +320,18 @@ def erase_profile(session: Session, requested_id: str) -> dict[str, Any]:
     ids = _people(session, profile_id)
     secret = instance_secret(session)
     now = utcnow()
-    identifiers = session.execute(select(Identifier.kind, Identifier.value).where(Identifier.profile_id.in_(ids))).all()
+    identifiers = session.execute(
+        select(Identifier.kind, Identifier.value).where(Identifier.profile_id.in_(ids))
+    ).all()
     hashes = {identifier_hash(secret, kind, value) for kind, value in identifiers}
-    existing = set(session.scalars(select(Tombstone.identifier_hash).where(Tombstone.identifier_hash.in_(hashes))))
-    session.add_all(Tombstone(identifier_hash=h, erased_at=now) for h in sorted(hashes - existing))
-    session.execute(
-        Tombstone.__table__.update().where(Tombstone.identifier_hash.in_(existing)).values(erased_at=now)
+    existing = set(
+        session.scalars(select(Tombstone.identifier_hash).where(Tombstone.identifier_hash.in_(hashes)))
     )
-    event_count = session.scalar(select(func.count()).select_from(Event).where(Event.profile_id.in_(ids))) or 0
+    session.add_all(Tombstone(identifier_hash=h, erased_at=now) for h in sorted(hashes - existing))
+    session.execute(update(Tombstone).where(Tombstone.identifier_hash.in_(existing)).values(erased_at=now))
+    event_count = (
+        session.scalar(select(func.count()).select_from(Event).where(Event.profile_id.in_(ids))) or 0
+    )
     session.execute(delete(Consent).where(Consent.profile_id.in_(ids)))
     session.execute(delete(Event).where(Event.profile_id.in_(ids)))
     session.execute(delete(Identifier).where(Identifier.profile_id.in_(ids)))
@@ -322,9 +340,11 @@ def erase_profile(session: Session, requested_id: str) -> dict[str, Any]:
         if conflict.attached_profile_id in ids or set(conflict.other_profile_ids) & set(ids):
             session.delete(conflict)
     session.execute(delete(Merge).where(or_(Merge.survivor_id.in_(ids), Merge.merged_id.in_(ids))))
-    session.execute(delete(MergeBlock).where(or_(MergeBlock.profile_a.in_(ids), MergeBlock.profile_b.in_(ids))))
+    session.execute(
+        delete(MergeBlock).where(or_(MergeBlock.profile_a.in_(ids), MergeBlock.profile_b.in_(ids)))
+    )
     session.flush()
-    session.execute(Profile.__table__.update().where(Profile.id.in_(ids)).values(merged_into_id=None))
+    session.execute(update(Profile).where(Profile.id.in_(ids)).values(merged_into_id=None))
     session.execute(delete(Profile).where(Profile.id.in_(ids)))
     return {
         "erased_profile_id": profile_id,
@@ -348,7 +368,9 @@ def conflict_view(conflict: IdentityConflict) -> dict[str, Any]:
     }
 
 
-def list_conflicts(session: Session, *, status: str | None = "open", limit: int = 100) -> list[dict[str, Any]]:
+def list_conflicts(
+    session: Session, *, status: str | None = "open", limit: int = 100
+) -> list[dict[str, Any]]:
     query = select(IdentityConflict).order_by(IdentityConflict.created_at.desc(), IdentityConflict.id.desc())
     if status:
         query = query.where(IdentityConflict.status == status)

@@ -117,7 +117,9 @@ def unmerge(session: Session, profile_id: str, merge_id: str | None = None) -> M
             introduced_by.setdefault(source_event_id, []).append((ident_id, key))
 
     # Replay what the survivor received directly since the merge, in arrival order.
-    merge_seq = session.scalar(select(Event.seq).where(Event.id == merge.event_id)) if merge.event_id else None
+    merge_seq = (
+        session.scalar(select(Event.seq).where(Event.id == merge.event_id)) if merge.event_id else None
+    )
     to_merged_events: list[str] = []
     to_merged_idents: list[int] = []
     if merge_seq is not None:
@@ -178,7 +180,10 @@ def unmerge(session: Session, profile_id: str, merge_id: str | None = None) -> M
         )
     merge.undone_at = now
     a, b = sorted((survivor_id, merged_id))
-    if session.scalar(select(MergeBlock.id).where(MergeBlock.profile_a == a, MergeBlock.profile_b == b)) is None:
+    if (
+        session.scalar(select(MergeBlock.id).where(MergeBlock.profile_a == a, MergeBlock.profile_b == b))
+        is None
+    ):
         session.add(MergeBlock(profile_a=a, profile_b=b, reason=f"unmerge of {merge.id}", created_at=now))
     session.flush()
     return merge

@@ -62,15 +62,24 @@ def parse_json(body: bytes) -> Any:
 
 
 def _ingest(
-    db: Database, config: Settings, write_key: str, messages: list[Any], expected_type: str | None, sent_at: Any
+    db: Database,
+    config: Settings,
+    write_key: str,
+    messages: list[Any],
+    expected_type: str | None,
+    sent_at: Any,
 ) -> IngestResult:
     with db.read() as session:
         source = auth.source_for_write_key(session, write_key)
     with db.write() as session:
-        return ingest_messages(session, config, source, messages, expected_type=expected_type, sent_at=sent_at)
+        return ingest_messages(
+            session, config, source, messages, expected_type=expected_type, sent_at=sent_at
+        )
 
 
-async def _handle(request: Request, db: Database, config: Settings, expected_type: str | None) -> JsonResponse:
+async def _handle(
+    request: Request, db: Database, config: Settings, expected_type: str | None
+) -> JsonResponse:
     write_key = write_key_from(request)
     limit = config.max_batch_bytes if expected_type is None else config.max_event_bytes
     payload = parse_json(await read_body(request, limit))
@@ -108,7 +117,9 @@ async def _handle(request: Request, db: Database, config: Settings, expected_typ
     if result.errors and len(result.errors) == result.received:
         first = result.errors[0]["error"]
         raise InvalidInput(
-            f"no valid event: {first}" if result.received == 1 else f"no valid event ({result.received} invalid)",
+            f"no valid event: {first}"
+            if result.received == 1
+            else f"no valid event ({result.received} invalid)",
             details=result.errors,
         )
     return JsonResponse(result.as_response())
@@ -127,4 +138,6 @@ def _endpoint(expected_type: str | None) -> Any:
 for _type in ("identify", "track", "page", "screen", "alias", "group"):
     router.add_api_route(f"/v1/{_type}", _endpoint(_type), methods=["POST"], summary=f"Segment {_type} call")
 router.add_api_route("/v1/batch", _endpoint(None), methods=["POST"], summary="Segment batch of calls")
-router.add_api_route("/v1/import", _endpoint(None), methods=["POST"], summary="Segment import (same as batch)")
+router.add_api_route(
+    "/v1/import", _endpoint(None), methods=["POST"], summary="Segment import (same as batch)"
+)

@@ -52,7 +52,9 @@ def _object(message: Mapping[str, Any], field: str) -> dict[str, Any] | None:
     return value
 
 
-def _string(message: Mapping[str, Any], field: str, *, required: bool = False, limit: int = MAX_NAME_LENGTH) -> str | None:
+def _string(
+    message: Mapping[str, Any], field: str, *, required: bool = False, limit: int = MAX_NAME_LENGTH
+) -> str | None:
     value = message.get(field)
     if value is None:
         if required:

@@ -12,8 +12,8 @@ from parcours.auth.service import SourceInfo
 from parcours.config import Settings
 from parcours.db.types import utcnow
 from parcours.identity import service as identity
-from parcours.ingest.parse import InvalidEvent, ParseLimits, parse_message, parse_time
 from parcours.identity.touchpoints import Touchpoint
+from parcours.ingest.parse import InvalidEvent, ParseLimits, parse_message, parse_time
 
 
 @dataclass
@@ -85,5 +85,9 @@ def ingest_messages(
             result.errors.append({"index": index, "error": str(error)})
     if touchpoints:
         outcome = identity.record_touchpoints(session, registry, touchpoints)
-        result.recorded, result.duplicates, result.erased = outcome.recorded, outcome.duplicates, outcome.erased
+        result.recorded, result.duplicates, result.erased = (
+            outcome.recorded,
+            outcome.duplicates,
+            outcome.erased,
+        )
     return result

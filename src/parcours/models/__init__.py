@@ -3,8 +3,8 @@
 from parcours.models.events import Event
 from parcours.models.identity import (
     Consent,
-    IdentifierKind,
     Identifier,
+    IdentifierKind,
     IdentityConflict,
     Merge,
     MergeBlock,
