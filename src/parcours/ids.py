@@ -1,4 +1,4 @@
-"""Identifiers for rows: a short prefix, then 26 characters that sort by creation time."""
+"""Identifiers for rows: a short prefix, then 32 hex digits that sort by creation time."""
 
 from __future__ import annotations
 
@@ -6,30 +6,23 @@ import os
 import threading
 import time
 
-_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 _lock = threading.Lock()
 _last_ms = 0
 _last_random = 0
-
-
-def _encode(number: int, length: int) -> str:
-    chars = []
-    for _ in range(length):
-        number, rest = divmod(number, 32)
-        chars.append(_ALPHABET[rest])
-    return "".join(reversed(chars))
+_RANDOM_BITS = 80
+_RANDOM_MASK = (1 << _RANDOM_BITS) - 1
 
 
 def new_id(prefix: str) -> str:
-    """A ULID-like id: 48 bits of milliseconds, 80 bits random, monotonic within this process."""
+    """A ULID-like id: 48 bits of milliseconds, then 80 random bits; monotonic within this process."""
     global _last_ms, _last_random
     with _lock:
         now_ms = time.time_ns() // 1_000_000
         if now_ms <= _last_ms:
             now_ms = _last_ms
-            _last_random += 1
+            _last_random = (_last_random + 1) & _RANDOM_MASK
         else:
             _last_random = int.from_bytes(os.urandom(10), "big") >> 1
         _last_ms = now_ms
-        value = (now_ms << 80) | (_last_random & ((1 << 80) - 1))
-    return f"{prefix}_{_encode(value, 26)}"
+        value = (now_ms << _RANDOM_BITS) | _last_random
+    return f"{prefix}_{value:032x}"

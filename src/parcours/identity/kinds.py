@@ -112,8 +112,19 @@ def rule_from_row(row: IdentifierKind) -> KindRule:
     )
 
 
+# Plain ASCII addresses (the vast majority) that email-validator would accept unchanged but for case;
+# anything else (quoted, internationalised, odd) goes through email-validator itself.
+_SIMPLE_EMAIL = re.compile(
+    r"^(?=.{6,254}$)(?=[^@]{1,64}@)[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+)
+
+
 @lru_cache(maxsize=65536)
 def _normalize_email(text: str) -> str:
+    lowered = text.lower()
+    if _SIMPLE_EMAIL.match(lowered):
+        return lowered
     try:
         result = validate_email(text, check_deliverability=False)
     except EmailNotValidError as error:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import Table, bindparam, or_, select, text
 from sqlalchemy.orm import Session
 
 from parcours.db.types import utcnow
@@ -102,9 +102,15 @@ class _ProfileState:
     created_at: datetime
     traits: dict[str, Any]
     trait_times: dict[str, Any]
+    # Every identifier the profile holds ("kind", "value"), and how many of each kind.
+    keys: set[Key]
     counts: Counter[str]
     persisted: bool
     dirty: bool = False
+    # API-recorded consent rows (no event) of this profile and of those merged into it in this batch.
+    api_consents: list[int] = field(default_factory=list)
+    # Profiles merged into this one during the batch whose stored rows still name them.
+    absorbed: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -140,6 +146,9 @@ class IdentityBatch:
         self.events: list[dict[str, Any]] = []
         self.consents: list[dict[str, Any]] = []
         self.conflicts: list[dict[str, Any]] = []
+        self.merges: list[dict[str, Any]] = []
+        self.merged_away: dict[str, str] = {}
+        self.created_then_merged: dict[str, _ProfileState] = {}
 
     # ----------------------------------------------------------------- loading
     def _load(self, keys: set[Key]) -> None:
@@ -161,8 +170,29 @@ class IdentityBatch:
                     self.idents[(kind, value)] = _IdentState(
                         profile_id, first_seen, last_seen, source_event_id, persisted=True
                     )
-        profile_ids = sorted({state.profile_id for state in self.idents.values()})
-        self._load_profiles(profile_ids)
+
+    def _preload_profiles(self, touchpoints: Sequence[Touchpoint], status: list[str]) -> None:
+        """Load, in a few queries, the profiles whose state the batch will need: those an event adds
+        identifiers or traits to, or links to another. Events that only attach to a known profile
+        (most of a warm stream) need none; anything missed is loaded on demand by ``_state``."""
+        needed: set[str] = set()
+        for index, tp in enumerate(touchpoints):
+            if status[index] != "recorded":
+                continue
+            owners = {self.idents[key].profile_id for key in tp.identifiers if key in self.idents}
+            if (
+                tp.traits
+                or tp.previous_id is not None
+                or len(owners) > 1
+                or len(owners) < len(tp.identifiers)
+            ):
+                needed |= owners
+        self._load_profiles(sorted(needed))
+
+    def _state(self, profile_id: str) -> _ProfileState:
+        if profile_id not in self.profiles:
+            self._load_profiles([profile_id])
+        return self.profiles[profile_id]
 
     def _load_profiles(self, profile_ids: Sequence[str]) -> None:
         missing = [pid for pid in profile_ids if pid not in self.profiles]
@@ -173,14 +203,28 @@ class IdentityBatch:
                 )
             ):
                 self.profiles[row.id] = _ProfileState(
-                    row.id, row.created_at, dict(row.traits), dict(row.trait_times), Counter(), persisted=True
+                    row.id,
+                    row.created_at,
+                    dict(row.traits),
+                    dict(row.trait_times),
+                    set(),
+                    Counter(),
+                    persisted=True,
                 )
-            for profile_id, kind, count in self.session.execute(
-                select(Identifier.profile_id, Identifier.kind, func.count())
-                .where(Identifier.profile_id.in_(part))
-                .group_by(Identifier.profile_id, Identifier.kind)
+            for profile_id, kind, value in self.session.execute(
+                select(Identifier.profile_id, Identifier.kind, Identifier.value).where(
+                    Identifier.profile_id.in_(part)
+                )
             ):
-                self.profiles[profile_id].counts[kind] = count
+                state = self.profiles[profile_id]
+                state.keys.add((kind, value))
+                state.counts[kind] += 1
+            for profile_id, consent_id in self.session.execute(
+                select(Consent.profile_id, Consent.id).where(
+                    Consent.profile_id.in_(part), Consent.event_id.is_(None)
+                )
+            ):
+                self.profiles[profile_id].api_consents.append(consent_id)
             for a, b in self.session.execute(
                 select(MergeBlock.profile_a, MergeBlock.profile_b).where(
                     or_(MergeBlock.profile_a.in_(part), MergeBlock.profile_b.in_(part))
@@ -206,6 +250,7 @@ class IdentityBatch:
                 keys.add(("user_id", tp.previous_id))
                 keys.add(("anonymous_id", tp.previous_id))
         self._load(keys)
+        self._preload_profiles(touchpoints, status)
 
         for index, tp in enumerate(touchpoints):
             if status[index] != "recorded":
@@ -296,7 +341,7 @@ class IdentityBatch:
             top = new[0]
             rule = self.registry.rules[top[0]]
             outranks = rule.priority < min(self.registry.priority(k[0]) for k in known)
-            if outranks and self.profiles[target].counts[top[0]] >= rule.max_per_profile:
+            if outranks and self._state(target).counts[top[0]] >= rule.max_per_profile:
                 conflict_with = [target, *decision.conflict_with]
                 target = self._new_profile()
                 decision = _Decision(
@@ -307,13 +352,14 @@ class IdentityBatch:
                     f"{rule.max_per_profile} {top[0]}; a new profile was started",
                 )
 
-        profile = self.profiles[target]
         for key in new:
+            profile = self._state(target)
             rule = self.registry.rules[key[0]]
             if profile.counts[key[0]] >= rule.max_per_profile:
                 skipped.append(key)
                 continue
             profile.counts[key[0]] += 1
+            profile.keys.add(key)
             self.idents[key] = _IdentState(target, tp.timestamp, tp.timestamp, event_id, persisted=False)
         for key in known:
             state = self.idents[key]
@@ -330,7 +376,7 @@ class IdentityBatch:
             decision.reason = "identifiers not attached because the profile already holds its limit of " + (
                 ", ".join(kinds)
             )
-        if decision.rule:
+        if decision.conflict_with or skipped:
             self.conflicts.append(
                 {
                     "id": new_id("cfl"),
@@ -347,8 +393,11 @@ class IdentityBatch:
             )
 
         if tp.traits:
-            apply_traits(profile.traits, profile.trait_times, tp.traits, [iso_key(tp.timestamp), event_id])
-        profile.dirty = True  # updated_at moves with every event
+            profile = self._state(target)
+            if apply_traits(
+                profile.traits, profile.trait_times, tp.traits, [iso_key(tp.timestamp), event_id]
+            ):
+                profile.dirty = True
         self.events.append(
             {
                 "id": event_id,
@@ -404,7 +453,7 @@ class IdentityBatch:
                     )
         total: Counter[str] = Counter()
         for profile_id in matched:
-            total.update(self.profiles[profile_id].counts)
+            total.update(self._state(profile_id).counts)
         for kind, count in sorted(total.items()):
             limit = self.registry.rules[kind].max_per_profile
             if count > limit:
@@ -414,7 +463,7 @@ class IdentityBatch:
                     rule=f"limit {kind}: {limit} per profile",
                     reason=f"merging would give one profile {count} {kind} (limit {limit})",
                 )
-        survivor = min(matched, key=lambda pid: (self.profiles[pid].created_at, pid))
+        survivor = min(matched, key=lambda pid: (self._state(pid).created_at, pid))
         return _Decision(
             survivor,
             merged=[pid for pid in matched if pid != survivor],
@@ -424,64 +473,64 @@ class IdentityBatch:
     def _new_profile(self) -> str:
         profile_id = new_id("prf")
         self.profiles[profile_id] = _ProfileState(
-            profile_id, self.now, {}, {}, Counter(), persisted=False, dirty=True
+            profile_id, self.now, {}, {}, set(), Counter(), persisted=False, dirty=True
         )
         return profile_id
 
     def _merge(self, survivor: str, merged: str, event_id: str, identifiers: list[Key], rule: str) -> None:
-        """Merge ``merged`` into ``survivor`` now, recording what is needed to undo it exactly."""
-        self._flush()
-        session = self.session
-        survivor_ids = list(session.scalars(select(Identifier.id).where(Identifier.profile_id == survivor)))
-        merged_ids = list(session.scalars(select(Identifier.id).where(Identifier.profile_id == merged)))
-        merged_consents = list(
-            session.scalars(
-                select(Consent.id).where(Consent.profile_id == merged, Consent.event_id.is_(None))
-            )
+        """Merge ``merged`` into ``survivor``, recording what is needed to undo it exactly.
+
+        Decided in memory; stored rows are moved when the batch is written."""
+        keep, gone = self._state(survivor), self._state(merged)
+        del self.profiles[merged]
+        if not gone.persisted:
+            self.created_then_merged[merged] = gone
+        self.merges.append(
+            {
+                "id": new_id("mrg"),
+                "survivor_id": survivor,
+                "merged_id": merged,
+                "event_id": event_id,
+                "linking_identifiers": [f"{k}:{v}" for k, v in identifiers if (k, v) in self.idents],
+                "rule": rule,
+                "survivor_identifiers": sorted(f"{k}:{v}" for k, v in keep.keys),
+                "merged_identifiers": sorted(f"{k}:{v}" for k, v in gone.keys),
+                "merged_consent_ids": sorted(gone.api_consents),
+                "created_at": self.now,
+                "undone_at": None,
+                # Rows stored under these ids move to the survivor when the batch is written.
+                "_stored_ids": [merged, *gone.absorbed],
+            }
         )
-        linking = [
-            f"{k}:{v}"
-            for k, v in identifiers
-            if k in self.registry.rules and self.idents.get((k, v)) is not None
-        ]
-        session.execute(update(Identifier).where(Identifier.profile_id == merged).values(profile_id=survivor))
-        session.execute(update(Event).where(Event.profile_id == merged).values(profile_id=survivor))
-        session.execute(update(Consent).where(Consent.profile_id == merged).values(profile_id=survivor))
-        session.execute(
-            update(Profile).where(Profile.id == merged).values(merged_into_id=survivor, updated_at=self.now)
-        )
-        session.execute(
-            insert(Merge).values(
-                id=new_id("mrg"),
-                survivor_id=survivor,
-                merged_id=merged,
-                event_id=event_id,
-                linking_identifiers=linking,
-                rule=rule,
-                survivor_identifier_ids=survivor_ids,
-                merged_identifier_ids=merged_ids,
-                merged_consent_ids=merged_consents,
-                created_at=self.now,
-                undone_at=None,
-            )
-        )
-        keep, gone = self.profiles[survivor], self.profiles.pop(merged)
+        keep.keys |= gone.keys
         keep.counts.update(gone.counts)
+        keep.api_consents += gone.api_consents
+        keep.absorbed += [merged, *gone.absorbed]
         combine_traits(keep.traits, keep.trait_times, gone.traits, gone.trait_times)
         keep.dirty = True
         for state in self.idents.values():
             if state.profile_id == merged:
                 state.profile_id = survivor
+        for row in self.events:
+            if row["profile_id"] == merged:
+                row["profile_id"] = survivor
+        for row in self.consents:
+            if row["profile_id"] == merged:
+                row["profile_id"] = survivor
         renamed = (frozenset(survivor if p == merged else p for p in pair) for pair in self.blocks)
         self.blocks = {pair for pair in renamed if len(pair) == 2}
+        self.merged_away[merged] = survivor
 
     # ----------------------------------------------------------------- writing
     def _flush(self) -> None:
-        session = self.session
+        """Write the batch, each table in one executemany statement (merges first move stored rows)."""
+        conn = self.session.connection()
+        profiles_t, identifiers_t = _table(Profile), _table(Identifier)
         new_profiles = [p for p in self.profiles.values() if not p.persisted]
+        new_profiles += [p for p in self.gone_new_profiles()]
         if new_profiles:
-            session.execute(
-                insert(Profile),
+            conn.execute(
+                profiles_t.insert(),
                 [
                     {
                         "id": p.id,
@@ -494,22 +543,38 @@ class IdentityBatch:
                     for p in new_profiles
                 ],
             )
+        for merge in self.merges:
+            for table in (identifiers_t, _table(Event), _table(Consent)):
+                conn.execute(
+                    table.update()
+                    .where(table.c.profile_id.in_(merge["_stored_ids"]))
+                    .values(profile_id=merge["survivor_id"])
+                )
+        if self.merged_away:
+            conn.execute(
+                profiles_t.update()
+                .where(profiles_t.c.id == bindparam("pid"))
+                .values(merged_into_id=bindparam("into"), updated_at=bindparam("now")),
+                [{"pid": merged, "into": into, "now": self.now} for merged, into in self.merged_away.items()],
+            )
         changed_profiles = [p for p in self.profiles.values() if p.persisted and p.dirty]
         if changed_profiles:
-            session.execute(
-                update(Profile),
+            conn.execute(
+                profiles_t.update()
+                .where(profiles_t.c.id == bindparam("pid"))
+                .values(
+                    traits=bindparam("traits"), trait_times=bindparam("times"), updated_at=bindparam("now")
+                ),
                 [
-                    {"id": p.id, "traits": p.traits, "trait_times": p.trait_times, "updated_at": self.now}
+                    {"pid": p.id, "traits": p.traits, "times": p.trait_times, "now": self.now}
                     for p in changed_profiles
                 ],
             )
-        for p in self.profiles.values():
-            p.persisted, p.dirty = True, False
 
         new_idents = [(key, s) for key, s in self.idents.items() if not s.persisted]
         if new_idents:
-            session.execute(
-                insert(Identifier),
+            conn.execute(
+                identifiers_t.insert(),
                 [
                     {
                         "kind": kind,
@@ -524,25 +589,31 @@ class IdentityBatch:
             )
         seen_idents = [(key, s) for key, s in self.idents.items() if s.persisted and s.dirty]
         if seen_idents:
-            table = cast(Table, Identifier.__table__)
-            session.connection().execute(
-                table.update()
-                .where(table.c.kind == bindparam("k"), table.c.value == bindparam("v"))
+            conn.execute(
+                identifiers_t.update()
+                .where(identifiers_t.c.kind == bindparam("k"), identifiers_t.c.value == bindparam("v"))
                 .values(first_seen_at=bindparam("first"), last_seen_at=bindparam("last")),
                 [{"k": k, "v": v, "first": s.first_seen, "last": s.last_seen} for (k, v), s in seen_idents],
             )
-        for s in self.idents.values():
-            s.persisted, s.dirty = True, False
-
         if self.events:
-            session.execute(insert(Event), self.events)
-            self.events = []
+            conn.execute(_table(Event).insert(), self.events)
         if self.consents:
-            session.execute(insert(Consent), self.consents)
-            self.consents = []
+            conn.execute(_table(Consent).insert(), self.consents)
         if self.conflicts:
-            session.execute(insert(IdentityConflict), self.conflicts)
-            self.conflicts = []
+            conn.execute(_table(IdentityConflict).insert(), self.conflicts)
+        if self.merges:
+            conn.execute(
+                _table(Merge).insert(),
+                [{k: v for k, v in m.items() if not k.startswith("_")} for m in self.merges],
+            )
+
+    def gone_new_profiles(self) -> list[_ProfileState]:
+        """Profiles created in this batch and merged away in it: they are stored too (ids stay valid)."""
+        return list(self.created_then_merged.values())
+
+
+def _table(model: type[Any]) -> Table:
+    return cast(Table, model.__table__)
 
 
 def record_touchpoints(

@@ -95,13 +95,14 @@ def unmerge(session: Session, profile_id: str, merge_id: str | None = None) -> M
     merged_side = _subtree(session, merged_id)
 
     # Identifiers on the survivor, and which side each belonged to when the merge happened.
-    later_merge_ids: set[int] = set()
-    for later in _active_merges_into(session, survivor_id):
-        if later.id != merge.id:  # other merges into the survivor stay as they are
-            later_merge_ids.update(later.merged_identifier_ids)
-    back_to_merged = set(merge.merged_identifier_ids)
-    stays = set(merge.survivor_identifier_ids) | later_merge_ids
+    other_merges: set[str] = set()
+    for other in _active_merges_into(session, survivor_id):
+        if other.id != merge.id:  # other merges into the survivor stay as they are
+            other_merges.update(other.merged_identifiers)
+    back_to_merged = set(merge.merged_identifiers)
+    stays = set(merge.survivor_identifiers) | other_merges
     owner: dict[str, str] = {}
+    to_merged_idents: list[int] = []
     introduced_by: dict[str, list[tuple[int, str]]] = {}
     for ident_id, kind, value, source_event_id in session.execute(
         select(Identifier.id, Identifier.kind, Identifier.value, Identifier.source_event_id).where(
@@ -109,9 +110,10 @@ def unmerge(session: Session, profile_id: str, merge_id: str | None = None) -> M
         )
     ):
         key = f"{kind}:{value}"
-        if ident_id in back_to_merged:
+        if key in back_to_merged:
             owner[key] = merged_id
-        elif ident_id in stays or source_event_id is None:
+            to_merged_idents.append(ident_id)
+        elif key in stays or source_event_id is None:
             owner[key] = survivor_id
         else:
             introduced_by.setdefault(source_event_id, []).append((ident_id, key))
@@ -121,7 +123,6 @@ def unmerge(session: Session, profile_id: str, merge_id: str | None = None) -> M
         session.scalar(select(Event.seq).where(Event.id == merge.event_id)) if merge.event_id else None
     )
     to_merged_events: list[str] = []
-    to_merged_idents: list[int] = []
     if merge_seq is not None:
         replay = session.execute(
             select(Event.id, Event.identifiers)
@@ -142,7 +143,7 @@ def unmerge(session: Session, profile_id: str, merge_id: str | None = None) -> M
                 to_merged_events.append(event_id)
 
     # Move everything back.
-    for part in chunks(sorted(back_to_merged | set(to_merged_idents))):
+    for part in chunks(sorted(to_merged_idents)):
         session.execute(
             update(Identifier)
             .where(Identifier.id.in_(part), Identifier.profile_id == survivor_id)

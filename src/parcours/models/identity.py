@@ -70,9 +70,9 @@ class Merge(Base):
     # The identifiers of the event that linked the two profiles ("kind:value").
     linking_identifiers: Mapped[list[str]]
     rule: Mapped[str] = mapped_column(String(200))
-    # Identifier row ids each side held at merge time, and the merged side's API consent rows.
-    survivor_identifier_ids: Mapped[list[Any]]
-    merged_identifier_ids: Mapped[list[Any]]
+    # The identifiers ("kind:value") each side held at merge time, and the merged side's API consent rows.
+    survivor_identifiers: Mapped[list[str]]
+    merged_identifiers: Mapped[list[str]]
     merged_consent_ids: Mapped[list[Any]]
     created_at: Mapped[datetime]
     undone_at: Mapped[datetime | None]

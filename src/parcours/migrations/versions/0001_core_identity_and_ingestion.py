@@ -253,12 +253,12 @@ def upgrade() -> None:
         ),
         sa.Column("rule", sa.String(length=200), nullable=False),
         sa.Column(
-            "survivor_identifier_ids",
+            "survivor_identifiers",
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=False,
         ),
         sa.Column(
-            "merged_identifier_ids",
+            "merged_identifiers",
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=False,
         ),
