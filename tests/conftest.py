@@ -43,7 +43,7 @@ def _postgres_available() -> str | None:
             conn.execute(text("SELECT 1"))
         engine.dispose()
         return None
-    except Exception as error:  # noqa: BLE001 - any failure means "not here"
+    except Exception as error:
         return f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {type(error).__name__}"
 
 
