@@ -225,3 +225,7 @@ def identity_unmerge(
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -121,6 +121,7 @@ class _IdentState:
     source_event_id: str | None
     persisted: bool
     dirty: bool = False
+    row_id: int | None = None
 
 
 @dataclass
@@ -159,6 +160,7 @@ class IdentityBatch:
             for part in chunks(values):
                 rows = self.session.execute(
                     select(
+                        Identifier.id,
                         Identifier.value,
                         Identifier.profile_id,
                         Identifier.first_seen_at,
@@ -166,9 +168,9 @@ class IdentityBatch:
                         Identifier.source_event_id,
                     ).where(Identifier.kind == kind, Identifier.value.in_(part))
                 )
-                for value, profile_id, first_seen, last_seen, source_event_id in rows:
+                for row_id, value, profile_id, first_seen, last_seen, source_event_id in rows:
                     self.idents[(kind, value)] = _IdentState(
-                        profile_id, first_seen, last_seen, source_event_id, persisted=True
+                        profile_id, first_seen, last_seen, source_event_id, persisted=True, row_id=row_id
                     )
 
     def _preload_profiles(self, touchpoints: Sequence[Touchpoint], status: list[str]) -> None:
@@ -591,9 +593,9 @@ class IdentityBatch:
         if seen_idents:
             conn.execute(
                 identifiers_t.update()
-                .where(identifiers_t.c.kind == bindparam("k"), identifiers_t.c.value == bindparam("v"))
+                .where(identifiers_t.c.id == bindparam("row"))
                 .values(first_seen_at=bindparam("first"), last_seen_at=bindparam("last")),
-                [{"k": k, "v": v, "first": s.first_seen, "last": s.last_seen} for (k, v), s in seen_idents],
+                [{"row": s.row_id, "first": s.first_seen, "last": s.last_seen} for _, s in seen_idents],
             )
         if self.events:
             conn.execute(_table(Event).insert(), self.events)

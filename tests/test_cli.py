@@ -1,0 +1,95 @@
+"""The `parcours` command: migrations, sources, tokens, kinds, and `serve` as a real process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from parcours.cli import app
+from parcours.config import get_settings
+from tests.conftest import free_port
+
+
+@pytest.fixture
+def sqlite_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("PARCOURS_DATABASE_URL", url)
+    get_settings.cache_clear()
+    yield url
+    get_settings.cache_clear()
+
+
+def test_source_and_token_print_their_secret_alone_on_the_last_line(sqlite_env: str) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["source", "create", "Boutique en ligne", "--channel", "web"])
+    assert result.exit_code == 0, result.output
+    write_key = result.output.strip().splitlines()[-1]
+    assert write_key.startswith("wk_") and " " not in write_key
+    result = runner.invoke(app, ["token", "create", "back-office"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines()[-1].startswith("pat_")
+    listed = runner.invoke(app, ["source", "list"])
+    assert "Boutique en ligne\tweb" in listed.output
+
+
+def test_cli_refuses_bad_input_clearly(sqlite_env: str) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["source", "create", "x", "--channel", "fax"])
+    assert result.exit_code == 2 and "unknown channel 'fax'" in result.output
+    runner.invoke(app, ["source", "create", "dup", "--channel", "web"])
+    result = runner.invoke(app, ["source", "create", "dup", "--channel", "web"])
+    assert result.exit_code == 2 and "already exists" in result.output
+    result = runner.invoke(app, ["identity", "kind-add", "Bad Name", "--priority", "5"])
+    assert result.exit_code == 2 and "name:" in result.output
+    result = runner.invoke(
+        app, ["identity", "kind-add", "crm_id", "--priority", "5", "--blocked-pattern", "("]
+    )
+    assert result.exit_code == 2 and "blocked_patterns" in result.output
+
+
+def test_kinds_can_be_added_and_changed(sqlite_env: str) -> None:
+    runner = CliRunner()
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    result = runner.invoke(
+        app, ["identity", "kind-add", "crm_id", "--priority", "15", "--max-per-profile", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["identity", "kind-set", "anonymous_id", "--blocked", "tablet-lyon-1"])
+    assert result.exit_code == 0 and "tablet-lyon-1" in result.output
+    kinds = runner.invoke(app, ["identity", "kinds"]).output
+    assert '"name": "crm_id"' in kinds
+
+
+def test_serve_migrates_and_answers(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "PARCOURS_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "parcours.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise AssertionError("parcours serve did not start") from None
+                time.sleep(0.1)
+        assert response.json()["status"] == "ok"
+        unauthenticated = httpx.post(f"http://127.0.0.1:{port}/v1/track", json={"event": "x", "userId": "u"})
+        assert unauthenticated.status_code == 401
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
