@@ -309,3 +309,16 @@ def test_one_batch_can_create_link_and_merge(db: Database, settings: Settings, w
     [profile] = active_profiles(db)
     assert view(db, profile)["channels"][0]["events"] == 4
     assert {i["value"] for i in view(db, profile)["identifiers"]} == {"a1", "a2", "z@shop.fr"}
+
+
+def test_an_event_can_name_its_channel(db: Database, settings: Settings, store: Any) -> None:
+    ingest(
+        db,
+        settings,
+        store,
+        [msg("m1", anonymousId="a", context={"channel": "kiosk"}), msg("m2", anonymousId="a")],
+    )
+    channels = {
+        c["channel"]: c["events"] for c in view(db, profile_of(db, settings, "anonymous_id", "a"))["channels"]
+    }
+    assert channels == {"kiosk": 1, "store": 1}
