@@ -48,8 +48,22 @@ class KindRegistry:
 
     @classmethod
     def load(cls, session: Session, phone_region: str) -> KindRegistry:
-        rows = session.scalars(select(IdentifierKind)).all()
-        return cls([rule_from_row(row) for row in rows], phone_region)
+        """The registry as stored now; built once per distinct content (ingestion asks every request)."""
+        rows = session.execute(
+            select(
+                IdentifierKind.name,
+                IdentifierKind.priority,
+                IdentifierKind.max_per_profile,
+                IdentifierKind.normalizer,
+                IdentifierKind.blocked_values,
+                IdentifierKind.blocked_patterns,
+            ).order_by(IdentifierKind.name)
+        ).all()
+        frozen = tuple(
+            (name, priority, limit, normalizer, tuple(values), tuple(patterns))
+            for name, priority, limit, normalizer, values, patterns in rows
+        )
+        return _build_registry(frozen, phone_region)
 
     def __contains__(self, kind: str) -> bool:
         return kind in self.rules
@@ -101,14 +115,23 @@ class KindRegistry:
         return None
 
 
-def rule_from_row(row: IdentifierKind) -> KindRule:
-    return KindRule(
-        name=row.name,
-        priority=row.priority,
-        max_per_profile=row.max_per_profile,
-        normalizer=row.normalizer,
-        blocked_values=frozenset(v.lower() for v in row.blocked_values),
-        blocked_patterns=tuple(re.compile(p) for p in row.blocked_patterns),
+@lru_cache(maxsize=32)
+def _build_registry(
+    rows: tuple[tuple[str, int, int, str, tuple[str, ...], tuple[str, ...]], ...], phone_region: str
+) -> KindRegistry:
+    return KindRegistry(
+        [
+            KindRule(
+                name=name,
+                priority=priority,
+                max_per_profile=limit,
+                normalizer=normalizer,
+                blocked_values=frozenset(v.lower() for v in values),
+                blocked_patterns=tuple(re.compile(p) for p in patterns),
+            )
+            for name, priority, limit, normalizer, values, patterns in rows
+        ],
+        phone_region,
     )
 
 

@@ -16,8 +16,9 @@ from parcours.config import Settings
 from parcours.db.engine import Database
 from parcours.deps import JsonResponse, database, settings
 from parcours.errors import InvalidInput, NotAuthenticated, PayloadTooLarge
+from parcours.identity import service as identity
 from parcours.ingest.parse import InvalidEvent, parse_time
-from parcours.ingest.service import IngestResult, ingest_messages
+from parcours.ingest.service import IngestResult, parse_messages, record_valid
 
 router = APIRouter(tags=["tracking"])
 log = logging.getLogger("parcours.ingest")
@@ -69,12 +70,18 @@ def _ingest(
     expected_type: str | None,
     sent_at: Any,
 ) -> IngestResult:
+    # Authenticate and validate outside the write transaction: writers hold the database's write
+    # lock only for identity resolution and the inserts.
     with db.read() as session:
         source = auth.source_for_write_key(session, write_key)
+        registry = identity.load_registry(session, config.default_phone_region)
+    touchpoints, result = parse_messages(
+        registry, config, source, messages, expected_type=expected_type, sent_at=sent_at
+    )
+    if not touchpoints:
+        return result
     with db.write() as session:
-        return ingest_messages(
-            session, config, source, messages, expected_type=expected_type, sent_at=sent_at
-        )
+        return record_valid(session, registry, touchpoints, result)
 
 
 async def _handle(

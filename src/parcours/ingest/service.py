@@ -12,6 +12,7 @@ from parcours.auth.service import SourceInfo
 from parcours.config import Settings
 from parcours.db.types import utcnow
 from parcours.identity import service as identity
+from parcours.identity.kinds import KindRegistry
 from parcours.identity.touchpoints import Touchpoint
 from parcours.ingest.parse import InvalidEvent, ParseLimits, parse_message, parse_time
 
@@ -47,8 +48,8 @@ def limits_from(settings: Settings) -> ParseLimits:
     )
 
 
-def ingest_messages(
-    session: Session,
+def parse_messages(
+    registry: KindRegistry,
     settings: Settings,
     source: SourceInfo,
     messages: list[Any],
@@ -56,15 +57,14 @@ def ingest_messages(
     expected_type: str | None,
     sent_at: Any = None,
     received_at: datetime | None = None,
-) -> IngestResult:
-    """Each invalid message is reported by index and writes nothing; the valid ones are all kept."""
+) -> tuple[list[Touchpoint], IngestResult]:
+    """Validate every message (no database needed): the touchpoints, and a result listing the invalid."""
     received_at = received_at or utcnow()
     result = IngestResult(received=len(messages))
     try:
         batch_sent_at = parse_time(sent_at, "sentAt")
     except InvalidEvent:
         batch_sent_at = None
-    registry = identity.load_registry(session, settings.default_phone_region)
     limits = limits_from(settings)
     touchpoints: list[Touchpoint] = []
     for index, message in enumerate(messages):
@@ -83,6 +83,13 @@ def ingest_messages(
             )
         except InvalidEvent as error:
             result.errors.append({"index": index, "error": str(error)})
+    return touchpoints, result
+
+
+def record_valid(
+    session: Session, registry: KindRegistry, touchpoints: list[Touchpoint], result: IngestResult
+) -> IngestResult:
+    """Resolve and store the valid touchpoints in the caller's (write) transaction."""
     if touchpoints:
         outcome = identity.record_touchpoints(session, registry, touchpoints)
         result.recorded, result.duplicates, result.erased = (
@@ -91,3 +98,28 @@ def ingest_messages(
             outcome.erased,
         )
     return result
+
+
+def ingest_messages(
+    session: Session,
+    settings: Settings,
+    source: SourceInfo,
+    messages: list[Any],
+    *,
+    expected_type: str | None,
+    sent_at: Any = None,
+    received_at: datetime | None = None,
+) -> IngestResult:
+    """Validate and record in one transaction. Each invalid message is reported by index and writes
+    nothing; the valid ones are all kept."""
+    registry = identity.load_registry(session, settings.default_phone_region)
+    touchpoints, result = parse_messages(
+        registry,
+        settings,
+        source,
+        messages,
+        expected_type=expected_type,
+        sent_at=sent_at,
+        received_at=received_at,
+    )
+    return record_valid(session, registry, touchpoints, result)

@@ -17,7 +17,6 @@ class Event(Base):
     __table_args__ = (
         UniqueConstraint("source_id", "message_id"),
         Index("ix_events_profile_time", "profile_id", "timestamp", "id"),
-        Index("ix_events_origin_profile", "origin_profile_id"),
     )
 
     seq: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)

@@ -214,7 +214,6 @@ def upgrade() -> None:
         sa.UniqueConstraint("source_id", "message_id", name=op.f("uq_events_source_id_message_id")),
     )
     with op.batch_alter_table("events", schema=None) as batch_op:
-        batch_op.create_index("ix_events_origin_profile", ["origin_profile_id"], unique=False)
         batch_op.create_index("ix_events_profile_time", ["profile_id", "timestamp", "id"], unique=False)
 
     op.create_table(
@@ -343,7 +342,6 @@ def downgrade() -> None:
     op.drop_table("identifiers")
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.drop_index("ix_events_profile_time")
-        batch_op.drop_index("ix_events_origin_profile")
 
     op.drop_table("events")
     with op.batch_alter_table("consents", schema=None) as batch_op:
