@@ -322,3 +322,44 @@ def test_an_event_can_name_its_channel(db: Database, settings: Settings, store: 
         c["channel"]: c["events"] for c in view(db, profile_of(db, settings, "anonymous_id", "a"))["channels"]
     }
     assert channels == {"kiosk": 1, "store": 1}
+
+
+def test_alias_links_the_previous_id(db: Database, settings: Settings, web: Any) -> None:
+    ingest(db, settings, web, [msg("m1", "page", anonymousId="cookie-1", name="Home")])
+    ingest(db, settings, web, [msg("m2", "identify", userId="acct-9", traits={"email": "z@shop.fr"})])
+    ingest(
+        db,
+        settings,
+        web,
+        [{"type": "alias", "messageId": "m3", "userId": "acct-9", "previousId": "cookie-1"}],
+    )
+    [profile] = active_profiles(db)
+    assert {(i["kind"], i["value"]) for i in view(db, profile)["identifiers"]} == {
+        ("anonymous_id", "cookie-1"),
+        ("user_id", "acct-9"),
+        ("email", "z@shop.fr"),
+    }
+
+
+def test_group_and_screen_calls_are_kept_on_the_timeline(db: Database, settings: Settings, web: Any) -> None:
+    ingest(
+        db,
+        settings,
+        web,
+        [
+            {
+                "type": "group",
+                "messageId": "g1",
+                "userId": "u1",
+                "groupId": "acme",
+                "traits": {"plan": "pro"},
+            },
+            {"type": "screen", "messageId": "s1", "userId": "u1", "name": "Basket"},
+        ],
+    )
+    profile = profile_of(db, settings, "user_id", "u1")
+    with db.read() as session:
+        events = identity.timeline(session, profile)["data"]
+    assert [(e["type"], e["name"]) for e in events] == [("group", "acme"), ("screen", "Basket")]
+    assert events[0]["properties"] == {"group_id": "acme", "traits": {"plan": "pro"}}
+    assert view(db, profile)["traits"] == {}  # group traits describe the group, not the person
