@@ -137,9 +137,8 @@ def event_time(
             try:
                 timestamp = received_at - (sent_at - original)
             except OverflowError:  # absurd sentAt/originalTimestamp pairs (year 1 vs year 9999)
-                raise InvalidEvent(
-                    f"{field}: {original.isoformat()} corrected by sentAt {sent_at.isoformat()} is out of range"
-                ) from None
+                corrected = f"{original.isoformat()} corrected by sentAt {sent_at.isoformat()}"
+                raise InvalidEvent(f"{field}: {corrected} is out of range") from None
         else:
             timestamp = original
     if timestamp < limits.earliest:
