@@ -20,12 +20,24 @@ class Settings(BaseSettings):
     default_phone_region: str = Field(
         default="FR", description="ISO 3166 region used to read phone numbers written without +country."
     )
-    max_event_bytes: int = Field(default=32 * 1024, description="Largest accepted event, in bytes.")
-    max_batch_bytes: int = Field(default=500 * 1024, description="Largest accepted request body, in bytes.")
-    max_future_skew_hours: int = Field(
-        default=24, description="Events stamped further than this in the future are refused."
+    max_event_bytes: int = Field(
+        default=32 * 1024, ge=1024, le=16 * 1024 * 1024, description="Largest accepted event, in bytes."
     )
-    earliest_event_year: int = Field(default=1990, description="Events stamped before this year are refused.")
+    max_batch_bytes: int = Field(
+        default=500 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="Largest accepted request body, in bytes.",
+    )
+    max_future_skew_hours: int = Field(
+        default=24,
+        ge=0,
+        le=24 * 366,
+        description="Events stamped further than this in the future are refused.",
+    )
+    earliest_event_year: int = Field(
+        default=1990, ge=1900, le=2100, description="Events stamped before this year are refused."
+    )
     log_level: str = Field(default="INFO")
 
     @field_validator("default_phone_region")

@@ -43,12 +43,12 @@ def snake(name: str) -> str:
     return _CAMEL.sub("_", name).lower()
 
 
-def _object(message: Mapping[str, Any], field: str) -> dict[str, Any] | None:
+def _object(message: Mapping[str, Any], field: str, where: str | None = None) -> dict[str, Any] | None:
     value = message.get(field)
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise InvalidEvent(f"{field}: must be an object, not {type(value).__name__}")
+        raise InvalidEvent(f"{where or field}: must be an object, not {type(value).__name__}")
     return value
 
 
@@ -258,6 +258,8 @@ def parse_message(
     kind = message.get("type", expected_type)
     if expected_type is not None and kind != expected_type:
         raise InvalidEvent(f"type: {kind!r} sent to the /v1/{expected_type} endpoint")
+    if kind is None:
+        raise InvalidEvent(f"type: is required ({', '.join(EVENT_TYPES)})")
     if kind not in EVENT_TYPES:
         raise InvalidEvent(f"type: {kind!r} is not one of {', '.join(EVENT_TYPES)}")
 
@@ -268,7 +270,7 @@ def parse_message(
     traits = _object(message, "traits") if kind in ("identify", "group") else None
     properties = _object(message, "properties") if kind in ("track", "page", "screen") else None
     _object(message, "integrations")
-    context_traits = _object(context, "traits")
+    context_traits = _object(context, "traits", "context.traits")
     if context_traits is not None and not isinstance(context_traits, dict):
         raise InvalidEvent("context.traits: must be an object")
 
