@@ -17,7 +17,9 @@ from parcours.config import Settings
         ("PARCOURS_DEFAULT_PHONE_REGION", "France"),
     ],
 )
-def test_out_of_range_settings_are_refused(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
+def test_out_of_range_settings_are_refused(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
     monkeypatch.setenv(variable, value)
     with pytest.raises(ValidationError) as error:
         Settings()
