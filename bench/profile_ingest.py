@@ -1,0 +1,281 @@
+"""Where ingestion time goes: the same workload as ``bench/ingest.py``, profiled two ways.
+
+    .venv/bin/python bench/profile_ingest.py                      # in-process phases + SQL, SQLite
+    .venv/bin/python bench/profile_ingest.py --cprofile           # ... and cProfile's top functions
+    .venv/bin/python bench/profile_ingest.py --mode http          # py-spy on the uvicorn server
+    .venv/bin/python bench/profile_ingest.py --backend postgresql --events 20000
+
+``inprocess``: each batch goes through ``parcours.ingest.service.ingest_messages`` in its own write
+transaction, as the HTTP endpoint does minus HTTP. The phases of ``IdentityBatch`` are timed by wrapping
+its methods in this process (exclusive times: a phase's time excludes the phases it calls), and every SQL
+statement's driver time is summed by statement shape through SQLAlchemy's cursor events; what remains of
+``_flush`` is SQLAlchemy's Python work (compiling, binding parameters: JSON and timestamp conversion).
+
+``http``: the server of ``bench/ingest.py`` (one uvicorn worker, fresh SQLite or PostgreSQL database),
+with ``py-spy record`` attached for the whole send; prints the functions with the most samples, self and
+inclusive, and the share of a few categories (HTTP stack, parsing, resolution, SQL, commit).
+Nothing here changes the code under src/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import functools
+import io
+import pstats
+import re
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import event
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (
+    BACKENDS,
+    BenchError,
+    bench_workdir,
+    checkpoint,
+    exit_on_sigterm,
+    fresh_database,
+    log,
+    make_source,
+    migrated,
+    print_table,
+    py_spy_attached,
+    py_spy_path,
+    run_server,
+    summarise_py_spy,
+)
+from ingest import Workload, build_workload, send_all
+from parcours.config import Settings
+from parcours.identity import resolution
+from parcours.identity import service as identity_service
+from parcours.ingest import service as ingest_service
+
+
+# ----------------------------------------------------------------------------------- in-process phases
+class PhaseTimer:
+    """Exclusive wall time per phase: a phase's own time, minus the time of phases nested in it."""
+
+    def __init__(self) -> None:
+        self.own: dict[str, float] = defaultdict(float)
+        self.calls: Counter[str] = Counter()
+        self.stack: list[list[float]] = []  # [started, time spent in children]
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        frame = [time.perf_counter(), 0.0]
+        self.stack.append(frame)
+        try:
+            yield
+        finally:
+            self.stack.pop()
+            elapsed = time.perf_counter() - frame[0]
+            self.own[name] += elapsed - frame[1]
+            self.calls[name] += 1
+            if self.stack:
+                self.stack[-1][1] += elapsed
+
+    def wrap(self, owner: Any, attribute: str, name: str) -> Callable[[], None]:
+        original = getattr(owner, attribute)
+
+        @functools.wraps(original)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            with self.phase(name):
+                return original(*args, **kwargs)
+
+        setattr(owner, attribute, timed)
+        return lambda: setattr(owner, attribute, original)
+
+
+_SHAPE = re.compile(
+    r"^\s*(SELECT\b.*?\bFROM\s+\w+|INSERT INTO \w+|UPDATE \w+|DELETE FROM \w+|\w+)", re.I | re.S
+)
+
+
+def statement_shape(statement: str) -> str:
+    match = _SHAPE.match(statement)
+    text = match.group(1) if match else statement[:40]
+    if text.upper().startswith("SELECT"):
+        table = text.split()[-1]
+        return f"SELECT … FROM {table}"
+    return " ".join(text.split())
+
+
+def profile_inprocess(args: argparse.Namespace, workload: Workload, workdir: Path) -> None:
+    batches = [orjson.loads(body)["batch"] for body in workload.bodies]
+    with fresh_database(args.backend, workdir) as url:
+        database = migrated(url)
+        try:
+            source, _ = make_source(database)
+            settings = Settings(database_url=url)
+            checkpoint(database)
+            timer = PhaseTimer()
+            sql_time: dict[str, float] = defaultdict(float)
+            sql_calls: Counter[str] = Counter()
+            sql_rows: Counter[str] = Counter()
+
+            @event.listens_for(database.engine, "before_cursor_execute")
+            def _before(conn: Any, _cursor: Any, statement: str, params: Any, _ctx: Any, many: bool) -> None:
+                conn.info.setdefault("bench_started", []).append(time.perf_counter())
+
+            @event.listens_for(database.engine, "after_cursor_execute")
+            def _after(conn: Any, _cursor: Any, statement: str, params: Any, _ctx: Any, many: bool) -> None:
+                elapsed = time.perf_counter() - conn.info["bench_started"].pop()
+                shape = statement_shape(statement) + (" (executemany)" if many else "")
+                sql_time[shape] += elapsed
+                sql_calls[shape] += 1
+                sql_rows[shape] += len(params) if many else 1
+                # Driver time is also counted as its own phase, out of the enclosing phase's time.
+                if timer.stack:
+                    timer.stack[-1][1] += elapsed
+                timer.own["  SQL driver (all statements)"] += elapsed
+
+            batch_t = resolution.IdentityBatch
+            undo = [
+                timer.wrap(ingest_service, "parse_messages", "parse + validate (parse_messages)"),
+                timer.wrap(identity_service, "load_registry", "load kind registry"),
+                timer.wrap(resolution, "lock_identity_graph", "lock identity graph"),
+                timer.wrap(batch_t, "_mark_duplicates", "_mark_duplicates (Python + SQLAlchemy)"),
+                timer.wrap(batch_t, "_mark_erased", "_mark_erased (Python + SQLAlchemy)"),
+                timer.wrap(batch_t, "_load", "_load identifiers (Python + SQLAlchemy)"),
+                timer.wrap(batch_t, "_load_profiles", "_load_profiles (Python + SQLAlchemy)"),
+                timer.wrap(batch_t, "_preload_profiles", "_preload_profiles (own)"),
+                timer.wrap(batch_t, "_merge", "_merge (in memory)"),
+                timer.wrap(batch_t, "_resolve", "_resolve (in memory)"),
+                timer.wrap(batch_t, "_flush", "_flush (Python + SQLAlchemy)"),
+            ]
+            profiler = cProfile.Profile() if args.cprofile else None
+            try:
+                began = time.perf_counter()
+                if profiler:
+                    profiler.enable()
+                for batch in batches:
+                    with timer.phase("session begin/commit + rest"), database.write() as session:
+                        with timer.phase("ingest_messages (own)"):
+                            result = ingest_service.ingest_messages(
+                                session, settings, source, batch, expected_type=None, sent_at=workload.sent_at
+                            )
+                        if result.errors or result.recorded != len(batch):
+                            raise BenchError(f"batch refused: {result.errors[:3]}")
+                if profiler:
+                    profiler.disable()
+                seconds = time.perf_counter() - began
+            finally:
+                for restore in undo:
+                    restore()
+        finally:
+            database.dispose()
+
+    count = workload.count
+    print()
+    print(
+        f"In-process ingestion on {args.backend}: {count:,} events in {len(batches)} batches: {seconds:.2f} s, "
+        f"{count / seconds:,.0f} events/s{' (slowed by cProfile)' if profiler else ''}"
+    )
+    rows = [
+        [
+            name,
+            timer.calls[name] or "",
+            f"{own:.3f}",
+            f"{100 * own / seconds:.1f}%",
+            f"{1e6 * own / count:.1f}",
+        ]
+        for name, own in sorted(timer.own.items(), key=lambda item: -item[1])
+    ]
+    print_table(["phase (exclusive time)", "calls", "seconds", "share", "µs/event"], rows)
+    print()
+    print("SQL driver time by statement shape:")
+    print_table(
+        ["statement", "calls", "rows", "seconds", "µs/row"],
+        [
+            [
+                shape,
+                sql_calls[shape],
+                sql_rows[shape],
+                f"{spent:.3f}",
+                f"{1e6 * spent / max(sql_rows[shape], 1):.1f}",
+            ]
+            for shape, spent in sorted(sql_time.items(), key=lambda item: -item[1])[:20]
+        ],
+    )
+    if profiler:
+        for order in ("tottime", "cumulative"):
+            out = io.StringIO()
+            stats = pstats.Stats(profiler, stream=out)
+            stats.sort_stats(order).print_stats(args.top)
+            print()
+            print(f"cProfile, top {args.top} by {order}:")
+            print("\n".join(line[:180] for line in out.getvalue().splitlines() if line.strip()))
+
+
+# ----------------------------------------------------------------------------------------- HTTP py-spy
+def profile_http(args: argparse.Namespace, workload: Workload, workdir: Path) -> None:
+    py_spy_path()
+    raw = workdir / "pyspy.txt"
+    with fresh_database(args.backend, workdir) as url:
+        database = migrated(url)
+        try:
+            _, write_key = make_source(database)
+            checkpoint(database)
+        finally:
+            database.dispose()
+        with (
+            run_server(url, workdir) as server,
+            py_spy_attached(server.pid, raw, rate=args.rate, gil=args.gil),
+        ):
+            seconds = send_all(server.port, write_key, workload, args.concurrency)
+    gil = ", GIL holder only" if args.gil else ""
+    summarise_py_spy(
+        raw,
+        args.top,
+        title=f"HTTP ingestion on {args.backend} ({args.rate} Hz{gil}): {workload.count:,} events in "
+        f"{seconds:.2f} s = {workload.count / seconds:,.0f} events/s",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    exit_on_sigterm()
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--mode", choices=("inprocess", "http"), default="inprocess")
+    parser.add_argument("--backend", choices=BACKENDS, default="sqlite")
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--people", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=20250301)
+    parser.add_argument(
+        "--cprofile", action="store_true", help="inprocess: also print cProfile's top functions"
+    )
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--rate", type=int, default=200, help="http: py-spy samples per second")
+    parser.add_argument("--gil", action="store_true", help="http: only samples of the thread holding the GIL")
+    args = parser.parse_args(argv)
+    workload = build_workload(
+        args.events, args.people or max(1, args.events // 5), args.batch_size, args.seed
+    )
+    log(f"workload: {workload.count} events, {workload.people} people, {len(workload.bodies)} batches")
+    with bench_workdir("parcours-bench-profile-") as workdir:
+        if args.mode == "inprocess":
+            profile_inprocess(args, workload, workdir)
+        else:
+            profile_http(args, workload, workdir)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchError as error:
+        print(f"bench/profile_ingest.py: FAILED: {error}", file=sys.stderr)
+        sys.exit(1)
