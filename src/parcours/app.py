@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+import anyio.to_thread
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from parcours import __version__
-from parcours.auth.endpoints import require_api_token  # noqa: F401  (re-exported for tests)
+from parcours.auth.endpoints import TokenCache
 from parcours.config import Settings, get_settings
 from parcours.db.engine import Database
 from parcours.deps import JsonResponse
@@ -47,7 +50,14 @@ def error_body(code: str, message: str, details: object = None) -> dict[str, obj
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Parcours",
         version=__version__,
         description="Omnichannel customer-experience platform: one customer, one history, every channel.",
@@ -55,6 +65,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     app.state.settings = settings
     app.state.database = database or Database(settings.sqlalchemy_url)
+    app.state.token_cache = TokenCache()
 
     @app.exception_handler(ParcoursError)
     async def domain_error(_request: Request, error: ParcoursError) -> JsonResponse:
@@ -71,25 +82,45 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         message = "; ".join(f"{p['field']}: {p['error']}" for p in problems)
         return JsonResponse(error_body("invalid_input", message, problems), 400)
 
-    @app.middleware("http")
-    async def access_log(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        log.info(
-            "request",
-            extra={
-                "method": request.method,
-                "path": request.url.path,
-                "status": response.status_code,
-                "ms": round((time.perf_counter() - started) * 1000, 2),
-            },
-        )
-        return response
-
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
     app.include_router(ingest_router)
     app.include_router(identity_router)
+    app.add_middleware(AccessLog)
     return app
+
+
+class AccessLog:
+    """One structured log line per request: method, path, status, duration. Never bodies or queries."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            if log.isEnabledFor(logging.INFO):
+                log.info(
+                    "request",
+                    extra={
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "ms": round((time.perf_counter() - started) * 1000, 2),
+                    },
+                )

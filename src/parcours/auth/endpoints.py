@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import threading
+import time
 
-from fastapi import Depends, Request
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 
 from parcours.auth import service
 from parcours.db.engine import Database
-from parcours.deps import database
 from parcours.errors import Forbidden, NotAuthenticated
+
+TOKEN_CACHE_SECONDS = 10.0
 
 
 def write_key_from(request: Request) -> str | None:
@@ -26,13 +30,46 @@ def write_key_from(request: Request) -> str | None:
     return user or None
 
 
-def require_api_token(request: Request, db: Database = Depends(database)) -> str:
+class TokenCache:
+    """Valid tokens seen in the last few seconds (by digest), so reads do not pay a query each."""
+
+    def __init__(self, seconds: float = TOKEN_CACHE_SECONDS) -> None:
+        self.seconds = seconds
+        self._seen: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> str | None:
+        key = service.digest(token)
+        with self._lock:
+            entry = self._seen.get(key)
+        if entry is None or time.monotonic() - entry[1] > self.seconds:
+            return None
+        return entry[0]
+
+    def put(self, token: str, name: str) -> None:
+        with self._lock:
+            if len(self._seen) > 10_000:
+                self._seen.clear()
+            self._seen[service.digest(token)] = (name, time.monotonic())
+
+
+def _check_in_database(db: Database, token: str) -> str:
+    with db.read() as session:
+        return service.check_token(session, token)
+
+
+async def require_api_token(request: Request) -> str:
     """The calling token's name. Write keys are refused here: they can send events, never read."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
+    token = token.strip()
     if scheme.lower() == "basic":
         raise Forbidden("write keys can only send events; use an API token (Authorization: Bearer …)")
-    if scheme.lower() != "bearer" or not token.strip():
+    if scheme.lower() != "bearer" or not token:
         raise NotAuthenticated("an API token is required (Authorization: Bearer …)")
-    with db.read() as session:
-        return service.check_token(session, token.strip())
+    cache: TokenCache = request.app.state.token_cache
+    name = cache.get(token)
+    if name is None:
+        name = await run_in_threadpool(_check_in_database, request.app.state.database, token)
+        cache.put(token, name)
+    return name

@@ -20,7 +20,9 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     """An engine tuned for Parcours: WAL and immediate write transactions on SQLite."""
     if url.startswith("sqlite"):
         in_memory = make_url(url).database in (None, "", ":memory:")
-        pool: dict[str, Any] = {} if in_memory else {"pool_size": pool_size * 2, "max_overflow": pool_size * 2}
+        pool: dict[str, Any] = (
+            {} if in_memory else {"pool_size": pool_size * 2, "max_overflow": pool_size * 2}
+        )
         engine = create_engine(
             url,
             json_serializer=_json_dumps,

@@ -7,8 +7,9 @@ import binascii
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, tuple_, update
+from sqlalchemy import bindparam, delete, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import BindParameter
 
 from parcours.db.types import utcnow
 from parcours.errors import Conflict, InvalidInput, NotFound
@@ -86,67 +87,75 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment else None
 
 
+# The unified view is read far more often than anything else: its statements are built once.
+_PID: BindParameter[str] = bindparam("pid")
+_PROFILE_ROW = select(
+    Profile.id, Profile.merged_into_id, Profile.created_at, Profile.updated_at, Profile.traits
+).where(Profile.id == _PID)
+_IDENTIFIERS = (
+    select(Identifier.kind, Identifier.value, Identifier.first_seen_at, Identifier.last_seen_at)
+    .where(Identifier.profile_id == _PID)
+    .order_by(Identifier.kind, Identifier.value)
+)
+_CHANNELS = (
+    select(Event.channel, func.min(Event.timestamp), func.max(Event.timestamp), func.count())
+    .where(Event.profile_id == _PID)
+    .group_by(Event.channel)
+    .order_by(func.min(Event.timestamp), Event.channel)
+)
+_MERGED_FROM = (
+    select(Profile.id).where(Profile.merged_into_id == _PID).order_by(Profile.created_at, Profile.id)
+)
+_CONSENTS = (
+    select(Consent.channel, Consent.purpose, Consent.granted, Consent.source, Consent.recorded_at)
+    .where(Consent.profile_id == _PID)
+    .order_by(Consent.recorded_at, Consent.id)
+)
+
+
 def _current_consent(session: Session, profile_id: str) -> list[dict[str, Any]]:
-    latest: dict[tuple[str, str], Consent] = {}
-    for row in session.scalars(
-        select(Consent).where(Consent.profile_id == profile_id).order_by(Consent.recorded_at, Consent.id)
-    ):
-        latest[(row.channel, row.purpose)] = row
-    return [
-        {
-            "channel": row.channel,
-            "purpose": row.purpose,
-            "granted": row.granted,
-            "source": row.source,
-            "recorded_at": _iso(row.recorded_at),
+    """The consent in force: the newest record for each (channel, purpose)."""
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for channel, purpose, granted, source, recorded_at in session.execute(_CONSENTS, {"pid": profile_id}):
+        latest[(channel, purpose)] = {
+            "channel": channel,
+            "purpose": purpose,
+            "granted": granted,
+            "source": source,
+            "recorded_at": _iso(recorded_at),
         }
-        for (_, _), row in sorted(latest.items())
-    ]
+    return [latest[key] for key in sorted(latest)]
 
 
 def profile_view(session: Session, requested_id: str) -> dict[str, Any]:
     """The unified view: traits, identifiers, channels used (first/last seen, counts), consent."""
-    profile_id = resolve_profile_id(session, requested_id)
-    profile = session.get(Profile, profile_id)
-    assert profile is not None
-    identifiers = [
-        {
-            "kind": kind,
-            "value": value,
-            "first_seen_at": _iso(first),
-            "last_seen_at": _iso(last),
-        }
-        for kind, value, first, last in session.execute(
-            select(Identifier.kind, Identifier.value, Identifier.first_seen_at, Identifier.last_seen_at)
-            .where(Identifier.profile_id == profile_id)
-            .order_by(Identifier.kind, Identifier.value)
-        )
-    ]
-    channels = [
-        {"channel": channel, "first_seen_at": _iso(first), "last_seen_at": _iso(last), "events": count}
-        for channel, first, last, count in session.execute(
-            select(Event.channel, func.min(Event.timestamp), func.max(Event.timestamp), func.count())
-            .where(Event.profile_id == profile_id)
-            .group_by(Event.channel)
-            .order_by(func.min(Event.timestamp))
-        )
-    ]
-    merged_from = list(
-        session.scalars(
-            select(Profile.id)
-            .where(Profile.merged_into_id == profile_id)
-            .order_by(Profile.created_at, Profile.id)
-        )
-    )
+    row = session.execute(_PROFILE_ROW, {"pid": requested_id}).first()
+    for _ in range(1000):  # follow a merged-away id to its survivor
+        if row is None:
+            raise NotFound(f"profile {requested_id} not found")
+        if row.merged_into_id is None:
+            break
+        row = session.execute(_PROFILE_ROW, {"pid": row.merged_into_id}).first()
+    else:
+        raise Conflict(f"profile {requested_id} has a merge chain that does not end")
+    assert row is not None
+    profile_id = row.id
+    params = {"pid": profile_id}
     view: dict[str, Any] = {
         "id": profile_id,
-        "created_at": _iso(profile.created_at),
-        "updated_at": _iso(profile.updated_at),
-        "traits": profile.traits,
-        "identifiers": identifiers,
-        "channels": channels,
+        "created_at": _iso(row.created_at),
+        "updated_at": _iso(row.updated_at),
+        "traits": row.traits,
+        "identifiers": [
+            {"kind": kind, "value": value, "first_seen_at": _iso(first), "last_seen_at": _iso(last)}
+            for kind, value, first, last in session.execute(_IDENTIFIERS, params)
+        ],
+        "channels": [
+            {"channel": channel, "first_seen_at": _iso(first), "last_seen_at": _iso(last), "events": count}
+            for channel, first, last, count in session.execute(_CHANNELS, params)
+        ],
         "consent": _current_consent(session, profile_id),
-        "merged_from": merged_from,
+        "merged_from": list(session.scalars(_MERGED_FROM, params)),
     }
     if requested_id != profile_id:
         view["requested_id"] = requested_id
