@@ -39,7 +39,7 @@ class Settings(BaseSettings):
         default=1990, ge=1900, le=2100, description="Events stamped before this year are refused."
     )
     worker_threads: int = Field(
-        default=4,
+        default=2,
         ge=1,
         le=256,
         description="Threads serving blocking database work; few beat many on 2 cores (less GIL contention).",
