@@ -191,6 +191,12 @@ class IdentityBatch:
                 needed |= owners
         self._load_profiles(sorted(needed))
 
+    def _final(self, profile_id: str) -> str:
+        """Where a profile id points after this batch's merges so far (itself if not merged)."""
+        while profile_id in self.merged_away:
+            profile_id = self.merged_away[profile_id]
+        return profile_id
+
     def _state(self, profile_id: str) -> _ProfileState:
         if profile_id not in self.profiles:
             self._load_profiles([profile_id])
@@ -323,7 +329,7 @@ class IdentityBatch:
         new = [key for key in identifiers if key not in self.idents]
         matched: list[str] = []
         for key in known:
-            owner = self.idents[key].profile_id
+            owner = self._final(self.idents[key].profile_id)
             if owner not in matched:
                 matched.append(owner)
 
@@ -510,15 +516,6 @@ class IdentityBatch:
         keep.absorbed += [merged, *gone.absorbed]
         combine_traits(keep.traits, keep.trait_times, gone.traits, gone.trait_times)
         keep.dirty = True
-        for state in self.idents.values():
-            if state.profile_id == merged:
-                state.profile_id = survivor
-        for row in self.events:
-            if row["profile_id"] == merged:
-                row["profile_id"] = survivor
-        for row in self.consents:
-            if row["profile_id"] == merged:
-                row["profile_id"] = survivor
         renamed = (frozenset(survivor if p == merged else p for p in pair) for pair in self.blocks)
         self.blocks = {pair for pair in renamed if len(pair) == 2}
         self.merged_away[merged] = survivor
@@ -545,13 +542,26 @@ class IdentityBatch:
                     for p in new_profiles
                 ],
             )
-        for merge in self.merges:
+        # Rows stored before this batch under a merged-away id move to its final survivor.
+        moves = [
+            {"old": stored, "new": self._final(merge["survivor_id"])}
+            for merge in self.merges
+            for stored in merge["_stored_ids"]
+        ]
+        if moves:
             for table in (identifiers_t, _table(Event), _table(Consent)):
                 conn.execute(
                     table.update()
-                    .where(table.c.profile_id.in_(merge["_stored_ids"]))
-                    .values(profile_id=merge["survivor_id"])
+                    .where(table.c.profile_id == bindparam("old"))
+                    .values(profile_id=bindparam("new")),
+                    moves,
                 )
+        for row in self.events:
+            row["profile_id"] = self._final(row["profile_id"])
+        for row in self.consents:
+            row["profile_id"] = self._final(row["profile_id"])
+        for row in self.conflicts:
+            row["attached_profile_id"] = self._final(row["attached_profile_id"])
         if self.merged_away:
             conn.execute(
                 profiles_t.update()
@@ -581,7 +591,7 @@ class IdentityBatch:
                     {
                         "kind": kind,
                         "value": value,
-                        "profile_id": s.profile_id,
+                        "profile_id": self._final(s.profile_id),
                         "source_event_id": s.source_event_id,
                         "first_seen_at": s.first_seen,
                         "last_seen_at": s.last_seen,
