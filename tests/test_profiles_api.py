@@ -235,3 +235,9 @@ def test_erasure_removes_the_person_everywhere_and_replays_do_not_bring_them_bac
     fresh = {"type": "identify", "messageId": "w-new", "userId": "u-1", "traits": {"email": "ines@shop.fr"}}
     assert api.send(web, "/v1/identify", fresh).json()["recorded"] == 1
     assert api.get("/v1/profiles", identifier="email:ines@shop.fr").status_code == 200
+
+
+def test_view_says_when_the_customer_was_first_and_last_seen(api: Api) -> None:
+    profile_id, _ = _journey(api)
+    view = api.get(f"/v1/profiles/{profile_id}").json()
+    assert (view["first_seen_at"], view["last_seen_at"]) == ("2026-02-01T09:00:00Z", "2026-02-03T15:00:00Z")

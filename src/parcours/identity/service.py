@@ -141,6 +141,7 @@ def profile_view(session: Session, requested_id: str) -> dict[str, Any]:
     assert row is not None
     profile_id = row.id
     params = {"pid": profile_id}
+    channel_rows = session.execute(_CHANNELS, params).all()
     view: dict[str, Any] = {
         "id": profile_id,
         "created_at": _iso(row.created_at),
@@ -152,8 +153,11 @@ def profile_view(session: Session, requested_id: str) -> dict[str, Any]:
         ],
         "channels": [
             {"channel": channel, "first_seen_at": _iso(first), "last_seen_at": _iso(last), "events": count}
-            for channel, first, last, count in session.execute(_CHANNELS, params)
+            for channel, first, last, count in channel_rows
         ],
+        # When the customer was first and last seen on any channel (created_at: when Parcours learnt of them).
+        "first_seen_at": _iso(min((row[1] for row in channel_rows), default=None)),
+        "last_seen_at": _iso(max((row[2] for row in channel_rows), default=None)),
         "consent": _current_consent(session, profile_id),
         "merged_from": list(session.scalars(_MERGED_FROM, params)),
     }
