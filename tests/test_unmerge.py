@@ -264,3 +264,24 @@ def test_merge_then_unmerge_equals_never_merged(db: Database, settings: Settings
         assert graph_state(db) == never_merged
 
     check()
+
+
+def test_consent_recorded_through_the_api_follows_its_profile_through_merge_and_unmerge(
+    db: Database, settings: Settings
+) -> None:
+    web = make_source(db, "web", "web")
+    ingest(db, settings, web, [msg("m1", anonymousId="a"), msg("m2", userId="u")])
+    anonymous, user = profile_of(db, settings, "anonymous_id", "a"), profile_of(db, settings, "user_id", "u")
+    with db.write() as session:
+        identity.set_consent(
+            session, anonymous, channel="sms", purpose="marketing", granted=False, source="till"
+        )
+    ingest(db, settings, web, [msg("m3", userId="u", anonymousId="a")])
+    [survivor] = active_profiles(db)
+    assert [c["channel"] for c in view(db, survivor)["consent"]] == ["sms"]
+    with db.write() as session:
+        merge = identity.unmerge(session, survivor)
+    restored = merge.merged_id
+    assert {anonymous, user} == {survivor, restored}
+    assert [c["channel"] for c in view(db, anonymous)["consent"]] == ["sms"]
+    assert view(db, user)["consent"] == []

@@ -107,8 +107,10 @@ class _ProfileState:
     counts: Counter[str]
     persisted: bool
     dirty: bool = False
-    # API-recorded consent rows (no event) of this profile and of those merged into it in this batch.
+    # API-recorded consent rows (no event) of profiles merged into this one in this batch; its own are
+    # read only when it is merged away (``consents_loaded``).
     api_consents: list[int] = field(default_factory=list)
+    consents_loaded: bool = False
     # Profiles merged into this one during the batch whose stored rows still name them.
     absorbed: list[str] = field(default_factory=list)
 
@@ -144,6 +146,7 @@ class IdentityBatch:
         self.idents: dict[Key, _IdentState] = {}
         self.profiles: dict[str, _ProfileState] = {}
         self.blocks: set[frozenset[str]] = set()
+        self.blocks_loaded: set[str] = set()
         self.events: list[dict[str, Any]] = []
         self.consents: list[dict[str, Any]] = []
         self.conflicts: list[dict[str, Any]] = []
@@ -227,18 +230,26 @@ class IdentityBatch:
                 state = self.profiles[profile_id]
                 state.keys.add((kind, value))
                 state.counts[kind] += 1
-            for profile_id, consent_id in self.session.execute(
-                select(Consent.profile_id, Consent.id).where(
-                    Consent.profile_id.in_(part), Consent.event_id.is_(None)
-                )
-            ):
-                self.profiles[profile_id].api_consents.append(consent_id)
+
+    def _load_blocks(self, profile_ids: Sequence[str]) -> None:
+        """Pairs kept apart by an unmerge; read only for profiles an event would merge."""
+        missing = [pid for pid in profile_ids if pid not in self.blocks_loaded]
+        for part in chunks(missing):
             for a, b in self.session.execute(
                 select(MergeBlock.profile_a, MergeBlock.profile_b).where(
                     or_(MergeBlock.profile_a.in_(part), MergeBlock.profile_b.in_(part))
                 )
             ):
                 self.blocks.add(frozenset((a, b)))
+        self.blocks_loaded.update(missing)
+
+    def _api_consents(self, state: _ProfileState) -> list[int]:
+        if state.persisted and not state.consents_loaded:
+            state.api_consents += self.session.scalars(
+                select(Consent.id).where(Consent.profile_id == state.id, Consent.event_id.is_(None))
+            )
+        state.consents_loaded = True
+        return state.api_consents
 
     # -------------------------------------------------------------- entry point
     def record(self, touchpoints: Sequence[Touchpoint]) -> RecordOutcome:
@@ -450,6 +461,7 @@ class IdentityBatch:
             return _Decision(
                 first, conflict_with=matched, rule="merges disabled", reason="merging is turned off"
             )
+        self._load_blocks(matched)
         for i, a in enumerate(matched):
             for b in matched[i + 1 :]:
                 if frozenset((a, b)) in self.blocks:
@@ -503,7 +515,7 @@ class IdentityBatch:
                 "rule": rule,
                 "survivor_identifiers": sorted(f"{k}:{v}" for k, v in keep.keys),
                 "merged_identifiers": sorted(f"{k}:{v}" for k, v in gone.keys),
-                "merged_consent_ids": sorted(gone.api_consents),
+                "merged_consent_ids": sorted(self._api_consents(gone)),
                 "created_at": self.now,
                 "undone_at": None,
                 # Rows stored under these ids move to the survivor when the batch is written.
