@@ -181,10 +181,13 @@ class IdentityBatch:
         identifiers or traits to, or links to another. Events that only attach to a known profile
         (most of a warm stream) need none; anything missed is loaded on demand by ``_state``."""
         needed: set[str] = set()
+        may_merge: set[str] = set()
         for index, tp in enumerate(touchpoints):
             if status[index] != "recorded":
                 continue
             owners = {self.idents[key].profile_id for key in tp.identifiers if key in self.idents}
+            if len(owners) > 1:
+                may_merge |= owners
             if (
                 tp.traits
                 or tp.previous_id is not None
@@ -193,6 +196,18 @@ class IdentityBatch:
             ):
                 needed |= owners
         self._load_profiles(sorted(needed))
+        # Profiles an event links to another: their merge blocks and API consents, in two queries.
+        candidates = sorted(may_merge)
+        self._load_blocks(candidates)
+        for part in chunks(candidates):
+            for profile_id, consent_id in self.session.execute(
+                select(Consent.profile_id, Consent.id).where(
+                    Consent.profile_id.in_(part), Consent.event_id.is_(None)
+                )
+            ):
+                self.profiles[profile_id].api_consents.append(consent_id)
+        for profile_id in candidates:
+            self.profiles[profile_id].consents_loaded = True
 
     def _final(self, profile_id: str) -> str:
         """Where a profile id points after this batch's merges so far (itself if not merged)."""
