@@ -291,7 +291,8 @@ class IdentityBatch:
                 continue
             event_ids[index], profile_ids[index] = self._resolve(tp)
         self._flush()
-        return RecordOutcome(status, event_ids, profile_ids)
+        final_ids = [self._final(pid) if pid is not None else None for pid in profile_ids]
+        return RecordOutcome(status, event_ids, final_ids)
 
     def _mark_duplicates(self, touchpoints: Sequence[Touchpoint], status: list[str]) -> None:
         seen: set[tuple[str, str]] = set()
