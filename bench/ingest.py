@@ -42,6 +42,8 @@ from typing import Any
 import orjson
 from sqlalchemy import Table, func, select
 
+from parcours.app import tune_garbage_collector
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
@@ -597,6 +599,8 @@ def main(argv: list[str] | None = None) -> int:
     backends = list(BACKENDS) if args.backend == "both" else [args.backend]
     began = time.perf_counter()
     workload = build_workload(args.events, args.people, args.batch_size, args.seed)
+    # The raw baseline runs in this process: give it the collector settings the server uses.
+    tune_garbage_collector()
     sizes = [len(body) for body in workload.bodies]
     log(
         f"workload: {workload.count} events, {workload.people} people, {len(workload.bodies)} batches "
