@@ -60,4 +60,6 @@ class RecordOutcome:
 
 def iso_key(moment: datetime) -> str:
     """A UTC timestamp as a fixed-width string that sorts in time order."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if moment.utcoffset():
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="microseconds")[:26] + "Z"  # as strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -39,7 +40,9 @@ class ParseLimits:
     max_future: timedelta
 
 
+@lru_cache(maxsize=4096)
 def snake(name: str) -> str:
+    """``loyaltyCard`` -> ``loyalty_card`` (trait names repeat endlessly: cached)."""
     return _CAMEL.sub("_", name).lower()
 
 
