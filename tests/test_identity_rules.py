@@ -363,3 +363,24 @@ def test_group_and_screen_calls_are_kept_on_the_timeline(db: Database, settings:
     assert [(e["type"], e["name"]) for e in events] == [("group", "acme"), ("screen", "Basket")]
     assert events[0]["properties"] == {"group_id": "acme", "traits": {"plan": "pro"}}
     assert view(db, profile)["traits"] == {}  # group traits describe the group, not the person
+
+
+def test_identifier_first_and_last_seen_follow_event_time_in_any_arrival_order(
+    db: Database, settings: Settings, web: Any
+) -> None:
+    for n, day in enumerate(["2026-03-10", "2026-03-20", "2026-03-01", "2026-03-15"]):
+        ingest(db, settings, web, [msg(f"m{n}", anonymousId="a", timestamp=f"{day}T12:00:00Z")])
+    ingest(
+        db,
+        settings,
+        web,
+        [
+            msg("m8", anonymousId="a", timestamp="2026-02-01T00:00:00Z"),
+            msg("m9", anonymousId="a", timestamp="2026-04-01T00:00:00Z"),
+        ],
+    )
+    [identifier] = view(db, profile_of(db, settings, "anonymous_id", "a"))["identifiers"]
+    assert (identifier["first_seen_at"], identifier["last_seen_at"]) == (
+        "2026-02-01T00:00:00Z",
+        "2026-04-01T00:00:00Z",
+    )
