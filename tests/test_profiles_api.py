@@ -241,3 +241,33 @@ def test_view_says_when_the_customer_was_first_and_last_seen(api: Api) -> None:
     profile_id, _ = _journey(api)
     view = api.get(f"/v1/profiles/{profile_id}").json()
     assert (view["first_seen_at"], view["last_seen_at"]) == ("2026-02-01T09:00:00Z", "2026-02-03T15:00:00Z")
+
+
+def test_conflicts_are_listed_and_can_be_dismissed(api: Api) -> None:
+    key = api.source("web", "web")
+    batch = [
+        {"type": "identify", "messageId": "c1", "userId": "u1", "traits": {"email": "shared@shop.fr"}},
+        {"type": "identify", "messageId": "c2", "userId": "u2", "traits": {"phone": "0611111111"}},
+        {
+            "type": "track",
+            "messageId": "c3",
+            "event": "x",
+            "userId": "u2",
+            "context": {"traits": {"email": "shared@shop.fr"}},
+        },
+    ]
+    assert api.send(key, "/v1/batch", {"batch": batch}).status_code == 200
+    [conflict] = api.get("/v1/identity/conflicts").json()["data"]
+    assert conflict["rule"] == "limit user_id: 1 per profile" and conflict["status"] == "open"
+    url = f"/v1/identity/conflicts/{conflict['id']}"
+    done = api.client.patch(url, headers=api.bearer, json={"status": "dismissed"})
+    assert done.status_code == 200 and done.json()["status"] == "dismissed"
+    assert api.get("/v1/identity/conflicts").json()["data"] == []
+    assert len(api.get("/v1/identity/conflicts", status="dismissed").json()["data"]) == 1
+    assert api.client.patch(url, headers=api.bearer, json={"status": "merged"}).status_code == 400
+    assert (
+        api.client.patch(
+            "/v1/identity/conflicts/cfl_x", headers=api.bearer, json={"status": "open"}
+        ).status_code
+        == 404
+    )

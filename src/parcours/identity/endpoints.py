@@ -12,7 +12,7 @@ from parcours.db.engine import Database
 from parcours.deps import JsonResponse, database, settings
 from parcours.errors import InvalidInput
 from parcours.identity import service
-from parcours.identity.schemas import ConsentIn, KindIn, KindUpdate, UnmergeIn
+from parcours.identity.schemas import ConflictReview, ConsentIn, KindIn, KindUpdate, UnmergeIn
 
 router = APIRouter(tags=["profiles"], dependencies=[Depends(require_api_token)])
 
@@ -114,6 +114,12 @@ def get_conflicts(
 ) -> JsonResponse:
     with db.read() as session:
         return JsonResponse({"data": service.list_conflicts(session, status=status or None, limit=limit)})
+
+
+@router.patch("/v1/identity/conflicts/{conflict_id}")
+def patch_conflict(conflict_id: str, body: ConflictReview, db: Database = Depends(database)) -> JsonResponse:
+    with db.write() as session:
+        return JsonResponse(service.review_conflict(session, conflict_id, status=body.status))
 
 
 @router.get("/v1/identity/kinds")

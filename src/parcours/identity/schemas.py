@@ -39,3 +39,9 @@ class KindUpdate(BaseModel):
     max_per_profile: int | None = Field(default=None, ge=1, le=10_000)
     blocked_values: list[str] | None = Field(default=None, max_length=1000)
     blocked_patterns: list[str] | None = Field(default=None, max_length=100)
+
+
+class ConflictReview(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: str = Field(description="'dismissed' once reviewed (the rule was right), or 'open' again.")

@@ -43,6 +43,7 @@ __all__ = [
     "profile_view",
     "record_touchpoints",
     "resolve_profile_id",
+    "review_conflict",
     "set_consent",
     "timeline",
     "unmerge",
@@ -388,6 +389,18 @@ def list_conflicts(
     if status:
         query = query.where(IdentityConflict.status == status)
     return [conflict_view(c) for c in session.scalars(query.limit(limit))]
+
+
+def review_conflict(session: Session, conflict_id: str, *, status: str) -> dict[str, Any]:
+    """Mark a conflict reviewed: ``dismissed`` (the rule was right) or ``open`` again."""
+    if status not in ("open", "dismissed"):
+        raise InvalidInput("status: must be 'open' or 'dismissed'")
+    conflict = session.get(IdentityConflict, conflict_id)
+    if conflict is None:
+        raise NotFound(f"identity conflict {conflict_id} not found")
+    conflict.status = status
+    session.flush()
+    return conflict_view(conflict)
 
 
 def kind_view(kind: IdentifierKind) -> dict[str, Any]:
