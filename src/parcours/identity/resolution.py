@@ -102,17 +102,17 @@ class _ProfileState:
     created_at: datetime
     traits: dict[str, Any]
     trait_times: dict[str, Any]
-    # Every identifier the profile holds ("kind", "value"), and how many of each kind.
+    # Every identifier the profile holds ("kind", "value").
     keys: set[Key]
-    counts: Counter[str]
     persisted: bool
     dirty: bool = False
     # API-recorded consent rows (no event) of profiles merged into this one in this batch; its own are
     # read only when it is merged away (``consents_loaded``).
     api_consents: list[int] = field(default_factory=list)
     consents_loaded: bool = False
-    # Profiles merged into this one during the batch whose stored rows still name them.
-    absorbed: list[str] = field(default_factory=list)
+
+    def count(self, kind: str) -> int:
+        return sum(1 for held, _ in self.keys if held == kind)
 
 
 @dataclass
@@ -168,12 +168,12 @@ class IdentityBatch:
                         Identifier.profile_id,
                         Identifier.first_seen_at,
                         Identifier.last_seen_at,
-                        Identifier.source_event_id,
                     ).where(Identifier.kind == kind, Identifier.value.in_(part))
                 )
-                for row_id, value, profile_id, first_seen, last_seen, source_event_id in rows:
+                for row_id, value, profile_id, first_seen, last_seen in rows:
+                    # source_event_id only matters for identifiers this batch inserts.
                     self.idents[(kind, value)] = _IdentState(
-                        profile_id, first_seen, last_seen, source_event_id, persisted=True, row_id=row_id
+                        profile_id, first_seen, last_seen, None, persisted=True, row_id=row_id
                     )
 
     def _preload_profiles(self, touchpoints: Sequence[Touchpoint], status: list[str]) -> None:
@@ -234,7 +234,6 @@ class IdentityBatch:
                     dict(row.traits),
                     dict(row.trait_times),
                     set(),
-                    Counter(),
                     persisted=True,
                 )
             for profile_id, kind, value in self.session.execute(
@@ -242,9 +241,7 @@ class IdentityBatch:
                     Identifier.profile_id.in_(part)
                 )
             ):
-                state = self.profiles[profile_id]
-                state.keys.add((kind, value))
-                state.counts[kind] += 1
+                self.profiles[profile_id].keys.add((kind, value))
 
     def _load_blocks(self, profile_ids: Sequence[str]) -> None:
         """Pairs kept apart by an unmerge; read only for profiles an event would merge."""
@@ -376,7 +373,7 @@ class IdentityBatch:
             top = new[0]
             rule = self.registry.rules[top[0]]
             outranks = rule.priority < min(self.registry.priority(k[0]) for k in known)
-            if outranks and self._state(target).counts[top[0]] >= rule.max_per_profile:
+            if outranks and self._state(target).count(top[0]) >= rule.max_per_profile:
                 conflict_with = [target, *decision.conflict_with]
                 target = self._new_profile()
                 decision = _Decision(
@@ -390,10 +387,9 @@ class IdentityBatch:
         for key in new:
             profile = self._state(target)
             rule = self.registry.rules[key[0]]
-            if profile.counts[key[0]] >= rule.max_per_profile:
+            if profile.count(key[0]) >= rule.max_per_profile:
                 skipped.append(key)
                 continue
-            profile.counts[key[0]] += 1
             profile.keys.add(key)
             self.idents[key] = _IdentState(target, tp.timestamp, tp.timestamp, event_id, persisted=False)
         for key in known:
@@ -489,7 +485,7 @@ class IdentityBatch:
                     )
         total: Counter[str] = Counter()
         for profile_id in matched:
-            total.update(self._state(profile_id).counts)
+            total.update(kind for kind, _ in self._state(profile_id).keys)
         for kind, count in sorted(total.items()):
             limit = self.registry.rules[kind].max_per_profile
             if count > limit:
@@ -509,7 +505,7 @@ class IdentityBatch:
     def _new_profile(self) -> str:
         profile_id = new_id("prf")
         self.profiles[profile_id] = _ProfileState(
-            profile_id, self.now, {}, {}, set(), Counter(), persisted=False, dirty=True
+            profile_id, self.now, {}, {}, set(), persisted=False, dirty=True
         )
         return profile_id
 
@@ -534,14 +530,10 @@ class IdentityBatch:
                 "merged_consent_ids": sorted(self._api_consents(gone)),
                 "created_at": self.now,
                 "undone_at": None,
-                # Rows stored under these ids move to the survivor when the batch is written.
-                "_stored_ids": [merged, *gone.absorbed],
             }
         )
         keep.keys |= gone.keys
-        keep.counts.update(gone.counts)
         keep.api_consents += gone.api_consents
-        keep.absorbed += [merged, *gone.absorbed]
         combine_traits(keep.traits, keep.trait_times, gone.traits, gone.trait_times)
         keep.dirty = True
         renamed = (frozenset(survivor if p == merged else p for p in pair) for pair in self.blocks)
@@ -554,7 +546,7 @@ class IdentityBatch:
         conn = self.session.connection()
         profiles_t, identifiers_t = _table(Profile), _table(Identifier)
         new_profiles = [p for p in self.profiles.values() if not p.persisted]
-        new_profiles += [p for p in self.gone_new_profiles()]
+        new_profiles += self.created_then_merged.values()  # their ids stay valid: stored too
         if new_profiles:
             conn.execute(
                 profiles_t.insert(),
@@ -571,11 +563,7 @@ class IdentityBatch:
                 ],
             )
         # Rows stored before this batch under a merged-away id move to its final survivor.
-        moves = [
-            {"old": stored, "new": self._final(merge["survivor_id"])}
-            for merge in self.merges
-            for stored in merge["_stored_ids"]
-        ]
+        moves = [{"old": merged, "new": self._final(merged)} for merged in self.merged_away]
         if moves:
             for table in (identifiers_t, _table(Event), _table(Consent)):
                 conn.execute(
@@ -642,14 +630,7 @@ class IdentityBatch:
         if self.conflicts:
             conn.execute(_table(IdentityConflict).insert(), self.conflicts)
         if self.merges:
-            conn.execute(
-                _table(Merge).insert(),
-                [{k: v for k, v in m.items() if not k.startswith("_")} for m in self.merges],
-            )
-
-    def gone_new_profiles(self) -> list[_ProfileState]:
-        """Profiles created in this batch and merged away in it: they are stored too (ids stay valid)."""
-        return list(self.created_then_merged.values())
+            conn.execute(_table(Merge).insert(), self.merges)
 
 
 def _table(model: type[Any]) -> Table:

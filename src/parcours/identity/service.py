@@ -7,7 +7,7 @@ import binascii
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, or_, select, tuple_, update
+from sqlalchemy import Row, bindparam, delete, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
 
@@ -59,15 +59,7 @@ def load_registry(session: Session, phone_region: str) -> KindRegistry:
 
 def resolve_profile_id(session: Session, profile_id: str) -> str:
     """The active profile for an id: itself, or the survivor it was merged into (ids stay stable)."""
-    current = profile_id
-    for _ in range(1000):
-        merged_into = session.execute(select(Profile.merged_into_id).where(Profile.id == current)).first()
-        if merged_into is None:
-            raise NotFound(f"profile {profile_id} not found")
-        if merged_into[0] is None:
-            return current
-        current = merged_into[0]
-    raise Conflict(f"profile {profile_id} has a merge chain that does not end")
+    return str(_active_profile_row(session, profile_id).id)
 
 
 def find_profile_id(session: Session, registry: KindRegistry, kind: str, raw_value: str) -> str:
@@ -128,18 +120,21 @@ def _current_consent(session: Session, profile_id: str) -> list[dict[str, Any]]:
     return [latest[key] for key in sorted(latest)]
 
 
-def profile_view(session: Session, requested_id: str) -> dict[str, Any]:
-    """The unified view: traits, identifiers, channels used (first/last seen, counts), consent."""
+def _active_profile_row(session: Session, requested_id: str) -> Row[Any]:
+    """The row of the active profile for an id, following a merged-away id to its survivor."""
     row = session.execute(_PROFILE_ROW, {"pid": requested_id}).first()
-    for _ in range(1000):  # follow a merged-away id to its survivor
+    for _ in range(1000):
         if row is None:
             raise NotFound(f"profile {requested_id} not found")
         if row.merged_into_id is None:
-            break
+            return row
         row = session.execute(_PROFILE_ROW, {"pid": row.merged_into_id}).first()
-    else:
-        raise Conflict(f"profile {requested_id} has a merge chain that does not end")
-    assert row is not None
+    raise Conflict(f"profile {requested_id} has a merge chain that does not end")
+
+
+def profile_view(session: Session, requested_id: str) -> dict[str, Any]:
+    """The unified view: traits, identifiers, channels used (first/last seen, counts), consent."""
+    row = _active_profile_row(session, requested_id)
     profile_id = row.id
     params = {"pid": profile_id}
     channel_rows = session.execute(_CHANNELS, params).all()
