@@ -19,10 +19,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,49 @@ BACKENDS = ("sqlite", "postgresql")
 
 class BenchError(RuntimeError):
     """The benchmark cannot give a valid figure (a refused request, a server that did not start…)."""
+
+
+def bench_main(main: Callable[[], int], script: str) -> NoReturn:
+    """Run a benchmark's ``main``; a BenchError ends it with a one-line failure and exit code 1."""
+    try:
+        sys.exit(main())
+    except BenchError as error:
+        print(f"{script}: FAILED: {error}", file=sys.stderr)
+        sys.exit(1)
+
+
+def run_clients(count: int, work: Callable[[int, threading.Event], None], what: str) -> float:
+    """Run ``work(slot, failed)`` on ``count`` threads released together; the seconds from the release
+    to the last finish. Any exception in a client fails the benchmark (and sets ``failed`` so the others
+    can stop early): a benchmark with a failed request has no figure."""
+    release = threading.Barrier(count + 1)
+    failed = threading.Event()
+    problems: list[str] = []
+    finished = [0.0] * count
+
+    def client(slot: int) -> None:
+        release.wait()
+        try:
+            work(slot, failed)
+        except Exception as error:
+            problems.append(
+                f"client {slot}: {error}"
+                if isinstance(error, BenchError)
+                else f"client {slot}: {type(error).__name__}: {error}"
+            )
+            failed.set()
+        finished[slot] = time.perf_counter()
+
+    threads = [threading.Thread(target=client, args=(slot,), daemon=True) for slot in range(count)]
+    for thread in threads:
+        thread.start()
+    release.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    if problems:
+        raise BenchError(f"{what} failed:\n  " + "\n  ".join(problems[:5]))
+    return max(finished) - began
 
 
 def fail(message: str) -> NoReturn:

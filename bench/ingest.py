@@ -51,6 +51,7 @@ from _common import (
     BenchError,
     HttpClient,
     basic_auth,
+    bench_main,
     bench_workdir,
     checkpoint,
     exit_on_sigterm,
@@ -62,6 +63,7 @@ from _common import (
     migrated,
     print_json_line,
     print_table,
+    run_clients,
     run_server,
 )
 from parcours.db.types import utcnow
@@ -403,18 +405,11 @@ def send_all(port: int, write_key: str, workload: Workload, concurrency: int) ->
     for _ in range(concurrency):
         jobs.put(None)
     headers = {"Authorization": basic_auth(write_key), "Content-Type": "application/json"}
-    problems: list[str] = []
-    lock = threading.Lock()
-    start = threading.Barrier(concurrency + 1)
-    finished_at = [0.0] * concurrency
 
-    def worker(slot: int) -> None:
+    def worker(_slot: int, failed: threading.Event) -> None:
         client = HttpClient(port)
         try:
-            start.wait()
-            while (index := jobs.get()) is not None:
-                if problems:
-                    return
+            while (index := jobs.get()) is not None and not failed.is_set():
                 status, raw = client.request("POST", "/v1/batch", workload.bodies[index], headers)
                 body = json_body(raw)
                 expected = workload.batch_sizes[index]
@@ -425,26 +420,11 @@ def send_all(port: int, write_key: str, workload: Workload, concurrency: int) ->
                     or body.get("recorded") != expected
                     or body.get("errors")
                 ):
-                    with lock:
-                        problems.append(f"batch {index}: HTTP {status}, {str(body)[:400]}")
-                    return
-            finished_at[slot] = time.perf_counter()
-        except Exception as error:  # surfaced below: a benchmark with a failed request has no figure
-            with lock:
-                problems.append(f"worker {slot}: {type(error).__name__}: {error}")
+                    raise BenchError(f"batch {index}: HTTP {status}, {str(body)[:400]}")
         finally:
             client.close()
 
-    threads = [threading.Thread(target=worker, args=(slot,), daemon=True) for slot in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    start.wait()
-    began = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    if problems:
-        raise BenchError("ingestion failed:\n  " + "\n  ".join(problems[:5]))
-    return max(finished_at) - began
+    return run_clients(concurrency, worker, "ingestion")
 
 
 def measure_ingest(backend: str, workdir: Path, workload: Workload, concurrency: int) -> IngestRun:
@@ -699,8 +679,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BenchError as error:
-        print(f"bench/ingest.py: FAILED: {error}", file=sys.stderr)
-        sys.exit(1)
+    bench_main(main, "bench/ingest.py")

@@ -41,6 +41,7 @@ from _common import (
     BACKENDS,
     BenchError,
     HttpClient,
+    bench_main,
     bench_workdir,
     checkpoint,
     exit_on_sigterm,
@@ -54,6 +55,7 @@ from _common import (
     print_json_line,
     print_table,
     py_spy_attached,
+    run_clients,
     run_server,
     summarise_py_spy,
 )
@@ -247,45 +249,26 @@ def run_load(
             plans[number % clients].append(("id", f"/v1/profiles/{profile_id}", profile_id))
     by_id: list[list[float]] = [[] for _ in range(clients)]
     by_email: list[list[float]] = [[] for _ in range(clients)]
-    problems: list[str] = []
-    barrier = threading.Barrier(clients + 1)
-    finished = [0.0] * clients
 
-    def worker(slot: int) -> None:
+    def worker(slot: int, _failed: threading.Event) -> None:
         client = HttpClient(port, timeout=30)
         try:
-            barrier.wait()
             for kind, path, expected in plans[slot]:
                 started = time.perf_counter()
                 status, raw = client.request("GET", path, None, headers)
                 elapsed = (time.perf_counter() - started) * 1000
                 if status != 200:
-                    problems.append(f"GET {path}: HTTP {status} {raw[:300]!r}")
-                    return
+                    raise BenchError(f"GET {path}: HTTP {status} {raw[:300]!r}")
                 if check:
                     body = json_body(raw)
                     if not isinstance(body, dict) or body.get("id") != expected:
-                        problems.append(f"GET {path}: expected profile {expected}, got {str(body)[:300]}")
-                        return
+                        raise BenchError(f"GET {path}: expected profile {expected}, got {str(body)[:300]}")
                 (by_email if kind == "email" else by_id)[slot].append(elapsed)
-            finished[slot] = time.perf_counter()
-        except Exception as error:
-            problems.append(f"client {slot}: {type(error).__name__}: {error}")
         finally:
             client.close()
 
-    threads = [threading.Thread(target=worker, args=(slot,), daemon=True) for slot in range(clients)]
-    for thread in threads:
-        thread.start()
-    barrier.wait()
-    began = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    if problems:
-        raise BenchError("lookups failed:\n  " + "\n  ".join(problems[:5]))
-    return LoadResult(
-        [v for part in by_id for v in part], [v for part in by_email for v in part], max(finished) - began
-    )
+    elapsed = run_clients(clients, worker, "lookups")
+    return LoadResult([v for part in by_id for v in part], [v for part in by_email for v in part], elapsed)
 
 
 # ------------------------------------------------------------------------------------------------ main
@@ -430,8 +413,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BenchError as error:
-        print(f"bench/lookup.py: FAILED: {error}", file=sys.stderr)
-        sys.exit(1)
+    bench_main(main, "bench/lookup.py")

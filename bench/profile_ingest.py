@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
     BACKENDS,
     BenchError,
+    bench_main,
     bench_workdir,
     checkpoint,
     exit_on_sigterm,
@@ -274,8 +275,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BenchError as error:
-        print(f"bench/profile_ingest.py: FAILED: {error}", file=sys.stderr)
-        sys.exit(1)
+    bench_main(main, "bench/profile_ingest.py")

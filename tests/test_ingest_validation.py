@@ -48,6 +48,16 @@ def error_of(response: httpx.Response) -> dict[str, Any]:
     return error
 
 
+def refused_single_event(api: Api, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Send one event from a new source; it must get 400 and write nothing. Returns the error."""
+    key = api.source("web shop", "web")
+    before = counts(api)
+    response = api.send(key, path, body)
+    assert response.status_code == 400, response.text
+    assert counts(api) == before
+    return error_of(response)
+
+
 def post_raw(api: Api, key: str, path: str, content: bytes, **headers: str) -> httpx.Response:
     return api.client.post(
         path, content=content, headers={**api.basic(key), "Content-Type": "application/json", **headers}
@@ -352,16 +362,11 @@ BAD_EVENTS = [
 def test_an_invalid_event_gets_400_naming_the_field_and_writes_nothing(
     api: Api, path: str, body: dict[str, Any], fragment: str
 ) -> None:
-    key = api.source("web shop", "web")
-    before = counts(api)
-    response = api.send(key, path, body)
-    assert response.status_code == 400, response.text
-    error = error_of(response)
+    error = refused_single_event(api, path, body)
     assert error["code"] == "invalid_input"
     assert error["message"].startswith("no valid event: ")
     assert fragment in error["message"]
     assert error["details"] == [{"index": 0, "error": error["message"].removeprefix("no valid event: ")}]
-    assert counts(api) == before
 
 
 def test_the_timestamp_window_accepts_its_edges(api: Api) -> None:
@@ -429,12 +434,7 @@ BLOCKED = [
 def test_an_event_with_only_blocked_identifiers_is_refused(
     api: Api, path: str, body: dict[str, Any], fragment: str
 ) -> None:
-    key = api.source("web shop", "web")
-    before = counts(api)
-    response = api.send(key, path, body)
-    assert response.status_code == 400, response.text
-    assert fragment in error_of(response)["message"]
-    assert counts(api) == before
+    assert fragment in refused_single_event(api, path, body)["message"]
 
 
 def test_a_blocked_email_beside_a_usable_user_id_is_recorded_but_never_linked(api: Api) -> None:
