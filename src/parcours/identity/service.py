@@ -64,6 +64,8 @@ def resolve_profile_id(session: Session, profile_id: str) -> str:
 
 def find_profile_id(session: Session, registry: KindRegistry, kind: str, raw_value: str) -> str:
     """The profile holding an identifier, given in any reasonable form (``06 12 34 56 78``)."""
+    if kind not in registry:
+        raise InvalidInput(f"identifier: unknown kind {kind!r}; known: {', '.join(sorted(registry.rules))}")
     try:
         value = registry.normalize(kind, raw_value)
     except InvalidIdentifier as error:
