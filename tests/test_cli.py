@@ -93,3 +93,28 @@ def test_serve_migrates_and_answers(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_tokens_can_be_revoked_and_sources_disabled(sqlite_env: str) -> None:
+    from parcours.auth.service import check_token, source_for_write_key
+    from parcours.db.engine import Database
+    from parcours.errors import NotAuthenticated
+
+    runner = CliRunner()
+    write_key = (
+        runner.invoke(app, ["source", "create", "tills", "--channel", "store"])
+        .output.strip()
+        .splitlines()[-1]
+    )
+    token = runner.invoke(app, ["token", "create", "bo"]).output.strip().splitlines()[-1]
+    assert runner.invoke(app, ["token", "revoke", "bo"]).exit_code == 0
+    assert runner.invoke(app, ["source", "disable", "tills"]).exit_code == 0
+    database = Database(sqlite_env)
+    with database.read() as session:
+        with pytest.raises(NotAuthenticated):
+            check_token(session, token)
+        with pytest.raises(NotAuthenticated):
+            source_for_write_key(session, write_key)
+    again = runner.invoke(app, ["token", "revoke", "bo"])
+    assert again.exit_code == 2 and "no active API token named 'bo'" in again.output
+    assert "tills" not in runner.invoke(app, ["source", "list"]).output

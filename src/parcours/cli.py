@@ -125,6 +125,32 @@ def source_list() -> None:
             typer.echo(f"{source.id}\t{source.name}\t{source.channel}")
 
 
+@source_app.command("disable")
+def source_disable(name: str) -> None:
+    """Refuse a source's write key from now on (its events stay)."""
+    from parcours.auth.service import disable_source
+
+    try:
+        with _database(get_settings()).write() as session:
+            disable_source(session, name)
+    except ParcoursError as error:
+        _fail(error)
+    typer.echo(f"source {name} disabled: its write key is refused")
+
+
+@token_app.command("revoke")
+def token_revoke(name: str) -> None:
+    """Stop an API token working (running servers stop accepting it within 10 seconds)."""
+    from parcours.auth.service import revoke_token
+
+    try:
+        with _database(get_settings()).write() as session:
+            revoke_token(session, name)
+    except ParcoursError as error:
+        _fail(error)
+    typer.echo(f"API token {name} revoked")
+
+
 @token_app.command("create")
 def token_create(name: str) -> None:
     """Create an API token; prints it alone on the last line."""

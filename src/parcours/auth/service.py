@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from parcours.db.types import utcnow
-from parcours.errors import Conflict, InvalidInput, NotAuthenticated
+from parcours.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 from parcours.ids import new_id
 from parcours.models import ApiToken, Source
 from parcours.vocabulary import check_channel
@@ -96,3 +96,21 @@ def check_token(session: Session, token: str) -> str:
     if name is None:
         raise NotAuthenticated("unknown or revoked API token")
     return name
+
+
+def revoke_token(session: Session, name: str) -> None:
+    """Stop a token working (within the servers' 10-second token cache)."""
+    token = session.scalar(select(ApiToken).where(ApiToken.name == name, ApiToken.revoked_at.is_(None)))
+    if token is None:
+        raise NotFound(f"no active API token named {name!r}")
+    token.revoked_at = utcnow()
+    session.flush()
+
+
+def disable_source(session: Session, name: str) -> None:
+    """Refuse a source's write key from now on; its events stay."""
+    source = session.scalar(select(Source).where(Source.name == name, Source.disabled_at.is_(None)))
+    if source is None:
+        raise NotFound(f"no active source named {name!r}")
+    source.disabled_at = utcnow()
+    session.flush()
