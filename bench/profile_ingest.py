@@ -154,6 +154,7 @@ def profile_inprocess(args: argparse.Namespace, workload: Workload, workdir: Pat
                 timer.wrap(batch_t, "_resolve", "_resolve (in memory)"),
                 timer.wrap(batch_t, "_flush", "_flush (Python + SQLAlchemy)"),
             ]
+            graph_cache = resolution.GraphCache()  # as the server keeps one
             profiler = cProfile.Profile() if args.cprofile else None
             try:
                 began = time.perf_counter()
@@ -163,7 +164,13 @@ def profile_inprocess(args: argparse.Namespace, workload: Workload, workdir: Pat
                     with timer.phase("session begin/commit + rest"), database.write() as session:
                         with timer.phase("ingest_messages (own)"):
                             result = ingest_service.ingest_messages(
-                                session, settings, source, batch, expected_type=None, sent_at=workload.sent_at
+                                session,
+                                settings,
+                                source,
+                                batch,
+                                expected_type=None,
+                                sent_at=workload.sent_at,
+                                cache=graph_cache,
                             )
                         if result.errors or result.recorded != len(batch):
                             raise BenchError(f"batch refused: {result.errors[:3]}")

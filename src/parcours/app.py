@@ -28,6 +28,7 @@ from parcours.errors import (
     PayloadTooLarge,
 )
 from parcours.identity.endpoints import router as identity_router
+from parcours.identity.resolution import GraphCache
 from parcours.ingest.endpoints import router as ingest_router
 
 STATUS_BY_ERROR: dict[type[ParcoursError], int] = {
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.database = database or Database(settings.sqlalchemy_url)
     app.state.token_cache = TokenCache()
+    app.state.graph_cache = GraphCache(settings.identity_cache_size) if settings.identity_cache_size else None
 
     @app.exception_handler(ParcoursError)
     async def domain_error(_request: Request, error: ParcoursError) -> JsonResponse:

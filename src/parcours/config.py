@@ -44,6 +44,13 @@ class Settings(BaseSettings):
         le=256,
         description="Threads serving blocking database work; few beat many on 2 cores (less GIL contention).",
     )
+    identity_cache_size: int = Field(
+        default=200_000,
+        ge=0,
+        le=50_000_000,
+        description="Identifiers of the identity graph a server keeps in memory between ingestion "
+        "batches (0: none; past the limit the cache starts over).",
+    )
     log_level: str = Field(default="INFO")
 
     @field_validator("default_phone_region")

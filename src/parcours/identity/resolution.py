@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, or_, select, text
+from sqlalchemy import Table, bindparam, or_, select, text, update
 from sqlalchemy.orm import Session
 
+from parcours.db.bulk import BulkWriter
 from parcours.db.types import utcnow
 from parcours.identity.kinds import KindRegistry, identifier_hash
 from parcours.identity.touchpoints import RecordOutcome, Touchpoint, iso_key
@@ -36,6 +37,7 @@ from parcours.models import (
     Event,
     Identifier,
     IdentityConflict,
+    IdentityGraphVersion,
     InstanceSetting,
     Merge,
     MergeBlock,
@@ -43,17 +45,86 @@ from parcours.models import (
     Tombstone,
 )
 
+EVENT_COLUMNS = (
+    "id",
+    "source_id",
+    "message_id",
+    "type",
+    "name",
+    "channel",
+    "profile_id",
+    "origin_profile_id",
+    "timestamp",
+    "received_at",
+    "user_id",
+    "anonymous_id",
+    "identifiers",
+    "traits",
+    "properties",
+    "context",
+)
+EVENT_PROFILE = EVENT_COLUMNS.index("profile_id")
+PROFILE_COLUMNS = ("id", "created_at", "updated_at", "merged_into_id", "traits", "trait_times")
+IDENTIFIER_COLUMNS = ("kind", "value", "profile_id", "source_event_id", "first_seen_at", "last_seen_at")
+
 IDENTITY_LOCK_KEY = 0x50617263  # "Parc": the PostgreSQL advisory lock that serialises graph writers
 CHUNK = 500
 
 Key = tuple[str, str]
 
 
-def lock_identity_graph(session: Session) -> None:
-    """Serialise writers of the identity graph for the rest of this transaction."""
+@dataclass(frozen=True)
+class GraphLock:
+    previous_token: str  # the token the graph's last writer left
+    token: str  # the token this transaction leaves, if it commits
+
+
+def lock_identity_graph(session: Session) -> GraphLock:
+    """Serialise writers of the identity graph for the rest of this transaction, and mark the graph as
+    changed by this transaction (see ``GraphCache``). Every writer of profiles, identifiers, consents or
+    merge blocks calls this first."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": IDENTITY_LOCK_KEY})
     # SQLite: the writer session began with BEGIN IMMEDIATE and already holds the database write lock.
+    version = _table(IdentityGraphVersion)
+    previous = session.execute(select(version.c.token).where(version.c.id == 1)).scalar_one_or_none()
+    if previous is None:
+        raise RuntimeError("identity graph version row missing: run `parcours db upgrade`")
+    token = new_id("gv")
+    session.execute(update(version).where(version.c.id == 1).values(token=token))
+    return GraphLock(previous, token)
+
+
+class GraphCache:
+    """The part of the identity graph this process has read or written, kept between write transactions
+    so that a warm stream of events does not read back what the previous batch just wrote.
+
+    It is trusted only while no one else has written the graph: every writer leaves a new random token
+    in ``identity_graph_version`` (``lock_identity_graph``), and a batch that finds a token other than
+    the one this cache's last batch left starts from an empty cache. A batch that rolls back leaves the
+    old token in the database, which then matches no cache, so its in-memory changes are dropped too.
+    Used by one writer at a time (writers hold the graph lock); ``max_identifiers`` bounds its size:
+    past it, the next batch starts empty."""
+
+    def __init__(self, max_identifiers: int = 200_000) -> None:
+        self.max_identifiers = max_identifiers
+        self.token: str | None = None
+        self.idents: dict[Key, _IdentState] = {}
+        self.profiles: dict[str, _ProfileState] = {}
+        # Merged-away profile id -> the profile it was merged into (follow the chain to the survivor).
+        self.redirects: dict[str, str] = {}
+        self.blocks: set[frozenset[str]] = set()
+        self.blocks_loaded: set[str] = set()
+
+    def begin(self, lock: GraphLock) -> None:
+        if self.token != lock.previous_token or len(self.idents) > self.max_identifiers:
+            self.idents, self.profiles, self.redirects = {}, {}, {}
+            self.blocks, self.blocks_loaded = set(), set()
+        self.token = lock.token
+
+    def forget(self) -> None:
+        """Distrust everything held (after a failed batch)."""
+        self.token = None
 
 
 def instance_secret(session: Session) -> str:
@@ -105,7 +176,6 @@ class _ProfileState:
     # Every identifier the profile holds ("kind", "value").
     keys: set[Key]
     persisted: bool
-    dirty: bool = False
     # API-recorded consent rows (no event) of profiles merged into this one in this batch; its own are
     # read only when it is merged away (``consents_loaded``).
     api_consents: list[int] = field(default_factory=list)
@@ -122,8 +192,6 @@ class _IdentState:
     last_seen: datetime
     source_event_id: str | None
     persisted: bool
-    dirty: bool = False
-    row_id: int | None = None
 
 
 @dataclass
@@ -136,44 +204,56 @@ class _Decision:
 
 
 class IdentityBatch:
-    """Resolves a batch of touchpoints against the graph, then writes everything in bulk."""
+    """Resolves a batch of touchpoints against the graph, then writes everything in bulk.
 
-    def __init__(self, session: Session, registry: KindRegistry, *, allow_merges: bool = True) -> None:
+    What it reads of the graph, and what it decides, goes into ``graph`` (a ``GraphCache`` that
+    ``begin`` has checked against the database)."""
+
+    def __init__(
+        self, session: Session, registry: KindRegistry, graph: GraphCache, *, allow_merges: bool = True
+    ) -> None:
         self.session = session
         self.registry = registry
         self.allow_merges = allow_merges
         self.now = utcnow()
-        self.idents: dict[Key, _IdentState] = {}
-        self.profiles: dict[str, _ProfileState] = {}
-        self.blocks: set[frozenset[str]] = set()
-        self.blocks_loaded: set[str] = set()
-        self.events: list[dict[str, Any]] = []
+        self.graph = graph
+        self.idents = graph.idents
+        self.profiles = graph.profiles
+        self.redirects = graph.redirects
+        self.writer = BulkWriter(session.connection())
+        # What this batch changes, written by ``_flush``.
+        self.new_profiles: list[str] = []
+        self.changed_profiles: set[str] = set()  # traits or identifiers changed (stored profiles)
+        self.new_keys: list[Key] = []
+        self.seen_keys: set[Key] = set()  # stored identifiers whose first or last seen moved
+        self.merged_now: list[str] = []
+        self.created_then_merged: dict[str, _ProfileState] = {}
+        self.events: list[list[Any]] = []
         self.consents: list[dict[str, Any]] = []
         self.conflicts: list[dict[str, Any]] = []
         self.merges: list[dict[str, Any]] = []
-        self.merged_away: dict[str, str] = {}
-        self.created_then_merged: dict[str, _ProfileState] = {}
 
     # ----------------------------------------------------------------- loading
     def _load(self, keys: set[Key]) -> None:
+        """Read the stored identifiers among ``keys`` that the cache does not hold."""
         by_kind: dict[str, list[str]] = {}
         for kind, value in keys:
-            by_kind.setdefault(kind, []).append(value)
+            if (kind, value) not in self.idents:
+                by_kind.setdefault(kind, []).append(value)
         for kind, values in by_kind.items():
             for part in chunks(values):
                 rows = self.session.execute(
                     select(
-                        Identifier.id,
                         Identifier.value,
                         Identifier.profile_id,
                         Identifier.first_seen_at,
                         Identifier.last_seen_at,
                     ).where(Identifier.kind == kind, Identifier.value.in_(part))
                 )
-                for row_id, value, profile_id, first_seen, last_seen in rows:
+                for value, profile_id, first_seen, last_seen in rows:
                     # source_event_id only matters for identifiers this batch inserts.
                     self.idents[(kind, value)] = _IdentState(
-                        profile_id, first_seen, last_seen, None, persisted=True, row_id=row_id
+                        profile_id, first_seen, last_seen, None, persisted=True
                     )
 
     def _preload_profiles(self, touchpoints: Sequence[Touchpoint], status: list[str]) -> None:
@@ -185,7 +265,9 @@ class IdentityBatch:
         for index, tp in enumerate(touchpoints):
             if status[index] != "recorded":
                 continue
-            owners = {self.idents[key].profile_id for key in tp.identifiers if key in self.idents}
+            owners = {
+                self._final(self.idents[key].profile_id) for key in tp.identifiers if key in self.idents
+            }
             if len(owners) > 1:
                 may_merge |= owners
             if (
@@ -211,8 +293,8 @@ class IdentityBatch:
 
     def _final(self, profile_id: str) -> str:
         """Where a profile id points after this batch's merges so far (itself if not merged)."""
-        while profile_id in self.merged_away:
-            profile_id = self.merged_away[profile_id]
+        while profile_id in self.redirects:
+            profile_id = self.redirects[profile_id]
         return profile_id
 
     def _state(self, profile_id: str) -> _ProfileState:
@@ -245,15 +327,15 @@ class IdentityBatch:
 
     def _load_blocks(self, profile_ids: Sequence[str]) -> None:
         """Pairs kept apart by an unmerge; read only for profiles an event would merge."""
-        missing = [pid for pid in profile_ids if pid not in self.blocks_loaded]
+        missing = [pid for pid in profile_ids if pid not in self.graph.blocks_loaded]
         for part in chunks(missing):
             for a, b in self.session.execute(
                 select(MergeBlock.profile_a, MergeBlock.profile_b).where(
                     or_(MergeBlock.profile_a.in_(part), MergeBlock.profile_b.in_(part))
                 )
             ):
-                self.blocks.add(frozenset((a, b)))
-        self.blocks_loaded.update(missing)
+                self.graph.blocks.add(frozenset((a, b)))
+        self.graph.blocks_loaded.update(missing)
 
     def _api_consents(self, state: _ProfileState) -> list[int]:
         if state.persisted and not state.consents_loaded:
@@ -392,12 +474,15 @@ class IdentityBatch:
                 continue
             profile.keys.add(key)
             self.idents[key] = _IdentState(target, tp.timestamp, tp.timestamp, event_id, persisted=False)
+            self.new_keys.append(key)
         for key in known:
             state = self.idents[key]
             if tp.timestamp < state.first_seen:
-                state.first_seen, state.dirty = tp.timestamp, True
+                state.first_seen = tp.timestamp
+                self.seen_keys.add(key)
             if tp.timestamp > state.last_seen:
-                state.last_seen, state.dirty = tp.timestamp, True
+                state.last_seen = tp.timestamp
+                self.seen_keys.add(key)
 
         if skipped and not decision.rule:
             kinds = sorted({k for k, _ in skipped})
@@ -428,26 +513,27 @@ class IdentityBatch:
             if apply_traits(
                 profile.traits, profile.trait_times, tp.traits, [iso_key(tp.timestamp), event_id]
             ):
-                profile.dirty = True
+                self.changed_profiles.add(profile.id)
+        moment, document = self.writer.moment, self.writer.document
         self.events.append(
-            {
-                "id": event_id,
-                "source_id": tp.source_id,
-                "message_id": tp.message_id,
-                "type": tp.type,
-                "name": tp.name,
-                "channel": tp.channel,
-                "profile_id": target,
-                "origin_profile_id": target,
-                "timestamp": tp.timestamp,
-                "received_at": tp.received_at,
-                "user_id": tp.user_id,
-                "anonymous_id": tp.anonymous_id,
-                "identifiers": [f"{k}:{v}" for k, v in identifiers],
-                "traits": tp.traits,
-                "properties": tp.properties,
-                "context": tp.context,
-            }
+            [  # EVENT_COLUMNS
+                event_id,
+                tp.source_id,
+                tp.message_id,
+                tp.type,
+                tp.name,
+                tp.channel,
+                target,  # EVENT_PROFILE: moved to the final survivor when the batch is written
+                target,
+                moment(tp.timestamp),
+                moment(tp.received_at),
+                tp.user_id,
+                tp.anonymous_id,
+                document([f"{k}:{v}" for k, v in identifiers]),
+                document(tp.traits),
+                document(tp.properties),
+                document(tp.context),
+            ]
         )
         for change in tp.consents:
             self.consents.append(
@@ -476,7 +562,7 @@ class IdentityBatch:
         self._load_blocks(matched)
         for i, a in enumerate(matched):
             for b in matched[i + 1 :]:
-                if frozenset((a, b)) in self.blocks:
+                if frozenset((a, b)) in self.graph.blocks:
                     return _Decision(
                         first,
                         conflict_with=matched,
@@ -504,9 +590,8 @@ class IdentityBatch:
 
     def _new_profile(self) -> str:
         profile_id = new_id("prf")
-        self.profiles[profile_id] = _ProfileState(
-            profile_id, self.now, {}, {}, set(), persisted=False, dirty=True
-        )
+        self.profiles[profile_id] = _ProfileState(profile_id, self.now, {}, {}, set(), persisted=False)
+        self.new_profiles.append(profile_id)
         return profile_id
 
     def _merge(self, survivor: str, merged: str, event_id: str, identifiers: list[Key], rule: str) -> None:
@@ -535,36 +620,33 @@ class IdentityBatch:
         keep.keys |= gone.keys
         keep.api_consents += gone.api_consents
         combine_traits(keep.traits, keep.trait_times, gone.traits, gone.trait_times)
-        keep.dirty = True
-        renamed = (frozenset(survivor if p == merged else p for p in pair) for pair in self.blocks)
-        self.blocks = {pair for pair in renamed if len(pair) == 2}
-        self.merged_away[merged] = survivor
+        self.changed_profiles.add(survivor)
+        renamed = (frozenset(survivor if p == merged else p for p in pair) for pair in self.graph.blocks)
+        self.graph.blocks = {pair for pair in renamed if len(pair) == 2}
+        self.redirects[merged] = survivor
+        self.merged_now.append(merged)
 
     # ----------------------------------------------------------------- writing
     def _flush(self) -> None:
-        """Write the batch, each table in one executemany statement (merges first move stored rows)."""
-        conn = self.session.connection()
+        """Write the batch, each table in one executemany statement (merges first move stored rows).
+
+        The high-volume rows (events, identifiers, profiles) go through the driver-level ``BulkWriter``."""
+        conn, writer, now = self.session.connection(), self.writer, self.writer.moment(self.now)
+        moment, document = writer.moment, writer.document
         profiles_t, identifiers_t = _table(Profile), _table(Identifier)
-        new_profiles = [p for p in self.profiles.values() if not p.persisted]
-        new_profiles += self.created_then_merged.values()  # their ids stay valid: stored too
-        if new_profiles:
-            conn.execute(
-                profiles_t.insert(),
-                [
-                    {
-                        "id": p.id,
-                        "created_at": p.created_at,
-                        "updated_at": self.now,
-                        "merged_into_id": None,
-                        "traits": p.traits,
-                        "trait_times": p.trait_times,
-                    }
-                    for p in new_profiles
-                ],
-            )
-        # Rows stored before this batch under a merged-away id move to its final survivor.
-        moves = [{"old": merged, "new": self._final(merged)} for merged in self.merged_away]
-        if moves:
+        # Profiles created in this batch, merged away or not (their ids stay valid: stored too).
+        new_profiles = [self.profiles.get(pid) or self.created_then_merged[pid] for pid in self.new_profiles]
+        writer.insert(
+            profiles_t,
+            PROFILE_COLUMNS,
+            [
+                (p.id, moment(p.created_at), now, None, document(p.traits), document(p.trait_times))
+                for p in new_profiles
+            ],
+        )
+        if self.merged_now:
+            # Rows stored before this batch under a merged-away id move to its final survivor.
+            moves = [{"old": merged, "new": self._final(merged)} for merged in self.merged_now]
             for table in (identifiers_t, _table(Event), _table(Consent)):
                 conn.execute(
                     table.update()
@@ -572,65 +654,64 @@ class IdentityBatch:
                     .values(profile_id=bindparam("new")),
                     moves,
                 )
-        for row in self.events:
-            row["profile_id"] = self._final(row["profile_id"])
-        for row in self.consents:
-            row["profile_id"] = self._final(row["profile_id"])
-        for row in self.conflicts:
-            row["attached_profile_id"] = self._final(row["attached_profile_id"])
-        if self.merged_away:
-            conn.execute(
-                profiles_t.update()
-                .where(profiles_t.c.id == bindparam("pid"))
-                .values(merged_into_id=bindparam("into"), updated_at=bindparam("now")),
-                [{"pid": merged, "into": into, "now": self.now} for merged, into in self.merged_away.items()],
+            for row in self.events:
+                row[EVENT_PROFILE] = self._final(row[EVENT_PROFILE])
+            for consent in self.consents:
+                consent["profile_id"] = self._final(consent["profile_id"])
+            for conflict in self.conflicts:
+                conflict["attached_profile_id"] = self._final(conflict["attached_profile_id"])
+            writer.update(
+                profiles_t,
+                ("merged_into_id", "updated_at"),
+                ("id",),
+                [(self.redirects[merged], now, merged) for merged in self.merged_now],
             )
-        changed_profiles = [p for p in self.profiles.values() if p.persisted and p.dirty]
-        if changed_profiles:
-            conn.execute(
-                profiles_t.update()
-                .where(profiles_t.c.id == bindparam("pid"))
-                .values(
-                    traits=bindparam("traits"), trait_times=bindparam("times"), updated_at=bindparam("now")
-                ),
-                [
-                    {"pid": p.id, "traits": p.traits, "times": p.trait_times, "now": self.now}
-                    for p in changed_profiles
-                ],
-            )
-
-        new_idents = [(key, s) for key, s in self.idents.items() if not s.persisted]
-        if new_idents:
-            conn.execute(
-                identifiers_t.insert(),
-                [
-                    {
-                        "kind": kind,
-                        "value": value,
-                        "profile_id": self._final(s.profile_id),
-                        "source_event_id": s.source_event_id,
-                        "first_seen_at": s.first_seen,
-                        "last_seen_at": s.last_seen,
-                    }
-                    for (kind, value), s in new_idents
-                ],
-            )
-        seen_idents = [(key, s) for key, s in self.idents.items() if s.persisted and s.dirty]
-        if seen_idents:
-            conn.execute(
-                identifiers_t.update()
-                .where(identifiers_t.c.id == bindparam("row"))
-                .values(first_seen_at=bindparam("first"), last_seen_at=bindparam("last")),
-                [{"row": s.row_id, "first": s.first_seen, "last": s.last_seen} for _, s in seen_idents],
-            )
-        if self.events:
-            conn.execute(_table(Event).insert(), self.events)
+        changed = [
+            self.profiles[pid]
+            for pid in sorted(self.changed_profiles)
+            if pid in self.profiles and self.profiles[pid].persisted
+        ]
+        writer.update(
+            profiles_t,
+            ("traits", "trait_times", "updated_at"),
+            ("id",),
+            [(document(p.traits), document(p.trait_times), now, p.id) for p in changed],
+        )
+        new_idents = [(key, self.idents[key]) for key in self.new_keys]
+        writer.insert(
+            identifiers_t,
+            IDENTIFIER_COLUMNS,
+            [
+                (
+                    kind,
+                    value,
+                    self._final(s.profile_id),
+                    s.source_event_id,
+                    moment(s.first_seen),
+                    moment(s.last_seen),
+                )
+                for (kind, value), s in new_idents
+            ],
+        )
+        seen = [(key, self.idents[key]) for key in sorted(self.seen_keys) if self.idents[key].persisted]
+        writer.update(
+            identifiers_t,
+            ("first_seen_at", "last_seen_at"),
+            ("kind", "value"),
+            [(moment(s.first_seen), moment(s.last_seen), kind, value) for (kind, value), s in seen],
+        )
+        writer.insert(_table(Event), EVENT_COLUMNS, [tuple(row) for row in self.events])
         if self.consents:
             conn.execute(_table(Consent).insert(), self.consents)
         if self.conflicts:
             conn.execute(_table(IdentityConflict).insert(), self.conflicts)
         if self.merges:
             conn.execute(_table(Merge).insert(), self.merges)
+        # What was written is now stored (the cache carries it into the next batch).
+        for p in new_profiles:
+            p.persisted = True
+        for _, s in new_idents:
+            s.persisted = True
 
 
 def _table(model: type[Any]) -> Table:
@@ -638,8 +719,21 @@ def _table(model: type[Any]) -> Table:
 
 
 def record_touchpoints(
-    session: Session, registry: KindRegistry, touchpoints: Sequence[Touchpoint], *, allow_merges: bool = True
+    session: Session,
+    registry: KindRegistry,
+    touchpoints: Sequence[Touchpoint],
+    *,
+    allow_merges: bool = True,
+    cache: GraphCache | None = None,
 ) -> RecordOutcome:
-    """Resolve and store touchpoints; the caller owns the transaction (and commits it)."""
-    lock_identity_graph(session)
-    return IdentityBatch(session, registry, allow_merges=allow_merges).record(touchpoints)
+    """Resolve and store touchpoints; the caller owns the transaction (and commits it).
+
+    ``cache``: this process's ``GraphCache`` (the server keeps one); without it the batch reads what it
+    needs from the database."""
+    graph = cache or GraphCache()
+    graph.begin(lock_identity_graph(session))
+    try:
+        return IdentityBatch(session, registry, graph, allow_merges=allow_merges).record(touchpoints)
+    except BaseException:
+        graph.forget()
+        raise

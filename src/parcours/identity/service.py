@@ -235,9 +235,10 @@ def timeline(
 def set_consent(
     session: Session, requested_id: str, *, channel: str, purpose: str, granted: bool, source: str
 ) -> dict[str, Any]:
-    profile_id = resolve_profile_id(session, requested_id)
     if channel != "*" and channel not in CHANNELS:
         raise InvalidInput(f"channel: unknown channel {channel!r}; use '*' or one of {', '.join(CHANNELS)}")
+    lock_identity_graph(session)  # a merge moves consents with the profile: never decide on a stale view
+    profile_id = resolve_profile_id(session, requested_id)
     session.add(
         Consent(
             profile_id=profile_id,

@@ -17,6 +17,7 @@ from parcours.db.engine import Database
 from parcours.deps import JsonResponse, database, settings
 from parcours.errors import InvalidInput, NotAuthenticated, PayloadTooLarge
 from parcours.identity import service as identity
+from parcours.identity.resolution import GraphCache
 from parcours.ingest.parse import InvalidEvent, parse_time
 from parcours.ingest.service import IngestResult, parse_messages, record_valid
 
@@ -64,6 +65,7 @@ def parse_json(body: bytes) -> Any:
 
 def _ingest(
     db: Database,
+    cache: GraphCache | None,
     config: Settings,
     write_key: str,
     messages: list[Any],
@@ -81,7 +83,7 @@ def _ingest(
     if not touchpoints:
         return result
     with db.write() as session:
-        return record_valid(session, registry, touchpoints, result)
+        return record_valid(session, registry, touchpoints, result, cache=cache)
 
 
 async def _handle(
@@ -109,7 +111,14 @@ async def _handle(
     else:
         messages = [payload]
     result = await run_in_threadpool(
-        _ingest, db, config, write_key, messages, expected_type, payload.get("sentAt")
+        _ingest,
+        db,
+        request.app.state.graph_cache,
+        config,
+        write_key,
+        messages,
+        expected_type,
+        payload.get("sentAt"),
     )
     log.info(
         "ingested",

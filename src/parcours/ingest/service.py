@@ -13,6 +13,7 @@ from parcours.config import Settings
 from parcours.db.types import utcnow
 from parcours.identity import service as identity
 from parcours.identity.kinds import KindRegistry
+from parcours.identity.resolution import GraphCache
 from parcours.identity.touchpoints import Touchpoint
 from parcours.ingest.parse import InvalidEvent, ParseLimits, parse_message, parse_time
 
@@ -87,11 +88,16 @@ def parse_messages(
 
 
 def record_valid(
-    session: Session, registry: KindRegistry, touchpoints: list[Touchpoint], result: IngestResult
+    session: Session,
+    registry: KindRegistry,
+    touchpoints: list[Touchpoint],
+    result: IngestResult,
+    *,
+    cache: GraphCache | None = None,
 ) -> IngestResult:
     """Resolve and store the valid touchpoints in the caller's (write) transaction."""
     if touchpoints:
-        outcome = identity.record_touchpoints(session, registry, touchpoints)
+        outcome = identity.record_touchpoints(session, registry, touchpoints, cache=cache)
         result.recorded, result.duplicates, result.erased = (
             outcome.recorded,
             outcome.duplicates,
@@ -109,6 +115,7 @@ def ingest_messages(
     expected_type: str | None,
     sent_at: Any = None,
     received_at: datetime | None = None,
+    cache: GraphCache | None = None,
 ) -> IngestResult:
     """Validate and record in one transaction. Each invalid message is reported by index and writes
     nothing; the valid ones are all kept."""
@@ -122,4 +129,4 @@ def ingest_messages(
         sent_at=sent_at,
         received_at=received_at,
     )
-    return record_valid(session, registry, touchpoints, result)
+    return record_valid(session, registry, touchpoints, result, cache=cache)

@@ -132,3 +132,15 @@ class Tombstone(Base):
     id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
     identifier_hash: Mapped[str] = mapped_column(String(64))
     erased_at: Mapped[datetime]
+
+
+class IdentityGraphVersion(Base):
+    """One row that every writer of the identity graph sets to a new random token, under the graph lock.
+
+    A process that keeps part of the graph in memory between transactions (``GraphCache``) trusts it
+    only while the row still holds the token its own last write left there."""
+
+    __tablename__ = "identity_graph_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token: Mapped[str] = mapped_column(String(40))

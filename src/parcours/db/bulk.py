@@ -1,0 +1,90 @@
+"""Driver-level bulk statements for the ingestion hot path.
+
+SQLAlchemy's executemany passes every parameter of every row through its type processors in Python,
+which costs about as much as SQLite's own insert. Here the caller builds each row as a tuple in the
+statement's column order, with values already in the driver's form (``BulkWriter.moment`` and
+``BulkWriter.document``), and one ``exec_driver_sql`` hands the whole list to the DBAPI cursor.
+The statement runs on the session's connection, inside its transaction.
+
+Only for tables and columns named in code: the names are written into the SQL text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Table
+from sqlalchemy.engine import Connection
+
+Row = Sequence[Any]
+# SQL text by (dialect, verb, table, columns, key columns): built once per process.
+_STATEMENTS: dict[tuple[str, str, str, tuple[str, ...], tuple[str, ...]], str] = {}
+
+
+def _sqlite_moment(value: datetime | None) -> str | None:
+    """SQLite stores UTC as fixed-width ISO text (see ``parcours.db.types.UTCDateTime``)."""
+    if value is None:
+        return None
+    offset = value.utcoffset()
+    if offset is None:
+        raise ValueError("naive datetime given; Parcours stores timezone-aware UTC only")
+    if offset:
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:26]
+
+
+def _postgres_moment(value: datetime | None) -> datetime | None:
+    if value is not None and value.utcoffset() is None:
+        raise ValueError("naive datetime given; Parcours stores timezone-aware UTC only")
+    return value
+
+
+def _document(value: Any) -> str | None:
+    """JSON text: SQLite stores it as is; PostgreSQL casts the untyped parameter to jsonb."""
+    if value is None:
+        return None
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+class BulkWriter:
+    """Executemany of plain tuples on one connection, statements built once per table and columns."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.dialect = connection.dialect.name
+        self.mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+        self.moment = _sqlite_moment if self.dialect == "sqlite" else _postgres_moment
+        self.document = _document
+
+    def insert(self, table: Table, columns: Sequence[str], rows: Sequence[Row]) -> None:
+        """``INSERT INTO table (columns) VALUES (...)`` once per row."""
+        if rows:
+            self._run("insert", table, tuple(columns), (), rows)
+
+    def update(self, table: Table, columns: Sequence[str], where: Sequence[str], rows: Sequence[Row]) -> None:
+        """``UPDATE table SET columns = ... WHERE where = ...`` once per row; each row gives the new
+        values, then the key values."""
+        if rows:
+            self._run("update", table, tuple(columns), tuple(where), rows)
+
+    def _run(
+        self, verb: str, table: Table, columns: tuple[str, ...], where: tuple[str, ...], rows: Sequence[Row]
+    ) -> None:
+        key = (self.dialect, verb, table.name, columns, where)
+        sql = _STATEMENTS.get(key)
+        if sql is None:
+            for name in (*columns, *where):
+                if name not in table.c:
+                    raise ValueError(f"table {table.name} has no column {name}")
+            if verb == "insert":
+                marks = ", ".join([self.mark] * len(columns))
+                sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})"
+            else:
+                assignments = ", ".join(f"{name} = {self.mark}" for name in columns)
+                condition = " AND ".join(f"{name} = {self.mark}" for name in where)
+                sql = f"UPDATE {table.name} SET {assignments} WHERE {condition}"
+            _STATEMENTS[key] = sql
+        self.connection.exec_driver_sql(sql, list(rows))
