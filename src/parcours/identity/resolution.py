@@ -221,6 +221,7 @@ class IdentityBatch:
         self.profiles = graph.profiles
         self.redirects = graph.redirects
         self.writer = BulkWriter(session.connection())
+        self.moments: dict[datetime, Any] = {}
         # What this batch changes, written by ``_flush``.
         self.new_profiles: list[str] = []
         self.changed_profiles: set[str] = set()  # traits or identifiers changed (stored profiles)
@@ -514,7 +515,7 @@ class IdentityBatch:
                 profile.traits, profile.trait_times, tp.traits, [iso_key(tp.timestamp), event_id]
             ):
                 self.changed_profiles.add(profile.id)
-        moment, document = self.writer.moment, self.writer.document
+        moment, document = self._moment, self.writer.document
         self.events.append(
             [  # EVENT_COLUMNS
                 event_id,
@@ -627,12 +628,20 @@ class IdentityBatch:
         self.merged_now.append(merged)
 
     # ----------------------------------------------------------------- writing
+    def _moment(self, value: datetime) -> Any:
+        """A timestamp in the driver's form, converted once per batch (an event's timestamp is also its
+        identifiers' first and last seen; every event of a request shares its arrival time)."""
+        converted = self.moments.get(value)
+        if converted is None:
+            converted = self.moments[value] = self.writer.moment(value)
+        return converted
+
     def _flush(self) -> None:
         """Write the batch, each table in one executemany statement (merges first move stored rows).
 
         The high-volume rows (events, identifiers, profiles) go through the driver-level ``BulkWriter``."""
-        conn, writer, now = self.session.connection(), self.writer, self.writer.moment(self.now)
-        moment, document = writer.moment, writer.document
+        conn, writer, now = self.session.connection(), self.writer, self._moment(self.now)
+        moment, document = self._moment, writer.document
         profiles_t, identifiers_t = _table(Profile), _table(Identifier)
         # Profiles created in this batch, merged away or not (their ids stay valid: stored too).
         new_profiles = [self.profiles.get(pid) or self.created_then_merged[pid] for pid in self.new_profiles]
