@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///parcours.db"
@@ -51,7 +51,22 @@ class Settings(BaseSettings):
         description="Identifiers of the identity graph a server keeps in memory between ingestion "
         "batches (0: none; past the limit the cache starts over).",
     )
+    match_realtime: bool = Field(
+        default=True, description="Score profiles whose name, birth date or address change against the base."
+    )
+    match_auto_threshold: float = Field(
+        default=0.99, gt=0, lt=1, description="Match probability at or above which profiles are merged."
+    )
+    match_review_threshold: float = Field(
+        default=0.8, gt=0, lt=1, description="Match probability at or above which a pair is queued for review."
+    )
     log_level: str = Field(default="INFO")
+
+    @model_validator(mode="after")
+    def _thresholds_in_order(self) -> Settings:
+        if self.match_review_threshold > self.match_auto_threshold:
+            raise ValueError("match_review_threshold must not exceed match_auto_threshold")
+        return self
 
     @field_validator("default_phone_region")
     @classmethod

@@ -32,6 +32,15 @@ from parcours.db.types import utcnow
 from parcours.identity.kinds import KindRegistry, identifier_hash
 from parcours.identity.touchpoints import RecordOutcome, Touchpoint, iso_key
 from parcours.ids import new_id
+from parcours.matching.realtime import (
+    MatchPolicy,
+    find_candidates,
+    keys_of,
+    record_from_traits,
+    score,
+    store_keys,
+)
+from parcours.matching.records import PersonRecord
 from parcours.models import (
     Consent,
     Event,
@@ -39,6 +48,7 @@ from parcours.models import (
     IdentityConflict,
     IdentityGraphVersion,
     InstanceSetting,
+    MatchReview,
     Merge,
     MergeBlock,
     Profile,
@@ -180,6 +190,8 @@ class _ProfileState:
     # read only when it is merged away (``consents_loaded``).
     api_consents: list[int] = field(default_factory=list)
     consents_loaded: bool = False
+    # The matching record it was last matched (or loaded) with: matched again only when it changes.
+    matched_record: PersonRecord | None = None
 
     def count(self, kind: str) -> int:
         return sum(1 for held, _ in self.keys if held == kind)
@@ -210,7 +222,13 @@ class IdentityBatch:
     ``begin`` has checked against the database)."""
 
     def __init__(
-        self, session: Session, registry: KindRegistry, graph: GraphCache, *, allow_merges: bool = True
+        self,
+        session: Session,
+        registry: KindRegistry,
+        graph: GraphCache,
+        *,
+        allow_merges: bool = True,
+        matching: MatchPolicy | None = None,
     ) -> None:
         self.session = session
         self.registry = registry
@@ -229,6 +247,9 @@ class IdentityBatch:
         self.seen_keys: set[Key] = set()  # stored identifiers whose first or last seen moved
         self.merged_now: list[str] = []
         self.created_then_merged: dict[str, _ProfileState] = {}
+        self.matching = matching
+        self.match_keys: dict[str, list[str]] = {}  # profiles whose stored blocking keys change
+        self.reviews: list[dict[str, Any]] = []
         self.events: list[list[Any]] = []
         self.consents: list[dict[str, Any]] = []
         self.conflicts: list[dict[str, Any]] = []
@@ -318,6 +339,7 @@ class IdentityBatch:
                     dict(row.trait_times),
                     set(),
                     persisted=True,
+                    matched_record=record_from_traits(row.id, row.traits),
                 )
             for profile_id, kind, value in self.session.execute(
                 select(Identifier.profile_id, Identifier.kind, Identifier.value).where(
@@ -370,6 +392,8 @@ class IdentityBatch:
             if status[index] != "recorded":
                 continue
             event_ids[index], profile_ids[index] = self._resolve(tp)
+        if self.matching is not None and self.allow_merges:
+            self._match_changed_profiles(self.matching)
         self._flush()
         final_ids = [self._final(pid) if pid is not None else None for pid in profile_ids]
         return RecordOutcome(status, event_ids, final_ids)
@@ -595,7 +619,9 @@ class IdentityBatch:
         self.new_profiles.append(profile_id)
         return profile_id
 
-    def _merge(self, survivor: str, merged: str, event_id: str, identifiers: list[Key], rule: str) -> None:
+    def _merge(
+        self, survivor: str, merged: str, event_id: str | None, identifiers: list[Key], rule: str
+    ) -> None:
         """Merge ``merged`` into ``survivor``, recording what is needed to undo it exactly.
 
         Decided in memory; stored rows are moved when the batch is written."""
@@ -626,6 +652,109 @@ class IdentityBatch:
         self.graph.blocks = {pair for pair in renamed if len(pair) == 2}
         self.redirects[merged] = survivor
         self.merged_now.append(merged)
+        if self.matching is not None:
+            self.match_keys[merged] = []  # a merged-away profile is no one's candidate
+
+    # --------------------------------------------------------- probabilistic matching
+    def _match_changed_profiles(self, policy: MatchPolicy) -> None:
+        """Profiles whose matching traits changed in this batch are scored against their candidates:
+        merged above the auto threshold (when the merge rules allow), queued for review above the
+        review threshold."""
+        todo = sorted(
+            {self._final(pid) for pid in [*self.new_profiles, *self.changed_profiles]} & set(self.profiles)
+        )
+        for profile_id in todo:
+            if profile_id not in self.profiles:
+                continue  # merged away by an earlier match of this loop
+            state = self.profiles[profile_id]
+            record = record_from_traits(profile_id, state.traits)
+            if record == state.matched_record and state.persisted:
+                continue
+            state.matched_record = record
+            keys = keys_of(record) if record else []
+            self.match_keys[profile_id] = keys
+            if record is None:
+                continue
+            others: list[str] = []
+            records: list[PersonRecord] = []
+            for candidate in find_candidates(self.session, profile_id, keys, self.match_keys):
+                other = self._final(candidate)
+                other_record = self._state(other).matched_record if other != profile_id else None
+                if other_record is not None and other not in others:
+                    others.append(other)
+                    records.append(other_record)
+            if not others:
+                continue
+            scored = score(policy.model, record, records)
+            decided = self._decided_pairs(profile_id, others)
+            for result in sorted(scored, key=lambda r: -r.probability):
+                other = self._final(result.other)
+                pair = (min(profile_id, other), max(profile_id, other))
+                if result.probability < policy.review_threshold or pair in decided or other == profile_id:
+                    continue
+                if self._hard_conflict(self._state(profile_id), self._state(other)):
+                    continue  # two different accounts (or other one-per-profile identifiers): never one person
+                can_merge = result.probability >= policy.auto_threshold and not self._merge_refused(
+                    [profile_id, other]
+                )
+                if can_merge:
+                    survivor = min((profile_id, other), key=lambda pid: (self._state(pid).created_at, pid))
+                    merged = other if survivor == profile_id else profile_id
+                    self._merge(survivor, merged, None, [], f"probabilistic match ({result.probability:.3f})")
+                    self.match_keys[merged] = []
+                    kept = self.profiles[survivor]
+                    kept.matched_record = record_from_traits(survivor, kept.traits)
+                    self.match_keys[survivor] = keys_of(kept.matched_record) if kept.matched_record else []
+                    if merged == profile_id:
+                        break
+                else:
+                    self.reviews.append(
+                        {
+                            "id": new_id("mrv"),
+                            "profile_a": pair[0],
+                            "profile_b": pair[1],
+                            "probability": result.probability,
+                            "evidence": result.evidence,
+                            "status": "pending",
+                            "created_at": self.now,
+                            "decided_at": None,
+                            "merge_id": None,
+                        }
+                    )
+                decided.add(pair)
+
+    def _decided_pairs(self, profile_id: str, others: list[str]) -> set[tuple[str, str]]:
+        """Pairs already in the review queue (pending, accepted or rejected): never proposed twice."""
+        pairs = {(r["profile_a"], r["profile_b"]) for r in self.reviews}
+        wanted = {(min(profile_id, o), max(profile_id, o)) for o in others}
+        ids = [profile_id, *others]
+        for a, b in self.session.execute(
+            select(MatchReview.profile_a, MatchReview.profile_b).where(
+                MatchReview.profile_a.in_(ids), MatchReview.profile_b.in_(ids)
+            )
+        ):
+            pairs.add((a, b))
+        return pairs & wanted
+
+    def _hard_conflict(self, a: _ProfileState, b: _ProfileState) -> bool:
+        """Both hold a different identifier of a kind allowed once per profile (e.g. two user_ids)."""
+        for kind, rule in self.registry.rules.items():
+            if rule.max_per_profile == 1:
+                mine = {v for k, v in a.keys if k == kind}
+                theirs = {v for k, v in b.keys if k == kind}
+                if mine and theirs and mine != theirs:
+                    return True
+        return False
+
+    def _merge_refused(self, profile_ids: list[str]) -> bool:
+        """The core merge rules: a pair kept apart by an unmerge, or a per-kind limit exceeded."""
+        self._load_blocks(profile_ids)
+        if frozenset(profile_ids) in self.graph.blocks:
+            return True
+        total: Counter[str] = Counter()
+        for profile_id in profile_ids:
+            total.update(kind for kind, _ in self._state(profile_id).keys)
+        return any(count > self.registry.rules[kind].max_per_profile for kind, count in total.items())
 
     # ----------------------------------------------------------------- writing
     def _moment(self, value: datetime) -> Any:
@@ -716,6 +845,18 @@ class IdentityBatch:
             conn.execute(_table(IdentityConflict).insert(), self.conflicts)
         if self.merges:
             conn.execute(_table(Merge).insert(), self.merges)
+        if self.match_keys:  # a merged-away profile is no one's candidate any more
+            store_keys(
+                self.session,
+                {pid: [] if pid in self.redirects else keys for pid, keys in self.match_keys.items()},
+            )
+        if self.reviews:
+            for review in self.reviews:
+                a, b = self._final(review["profile_a"]), self._final(review["profile_b"])
+                review["profile_a"], review["profile_b"] = min(a, b), max(a, b)
+            reviews = [r for r in self.reviews if r["profile_a"] != r["profile_b"]]
+            if reviews:
+                conn.execute(_table(MatchReview).insert(), reviews)
         # What was written is now stored (the cache carries it into the next batch).
         for p in new_profiles:
             p.persisted = True
@@ -734,6 +875,7 @@ def record_touchpoints(
     *,
     allow_merges: bool = True,
     cache: GraphCache | None = None,
+    matching: MatchPolicy | None = None,
 ) -> RecordOutcome:
     """Resolve and store touchpoints; the caller owns the transaction (and commits it).
 
@@ -742,7 +884,8 @@ def record_touchpoints(
     graph = cache or GraphCache()
     graph.begin(lock_identity_graph(session))
     try:
-        return IdentityBatch(session, registry, graph, allow_merges=allow_merges).record(touchpoints)
+        batch = IdentityBatch(session, registry, graph, allow_merges=allow_merges, matching=matching)
+        return batch.record(touchpoints)
     except BaseException:
         graph.forget()
         raise

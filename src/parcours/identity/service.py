@@ -23,6 +23,8 @@ from parcours.models import (
     Identifier,
     IdentifierKind,
     IdentityConflict,
+    MatchKey,
+    MatchReview,
     Merge,
     MergeBlock,
     Profile,
@@ -354,6 +356,10 @@ def erase_profile(session: Session, requested_id: str) -> dict[str, Any]:
     session.execute(delete(Merge).where(or_(Merge.survivor_id.in_(ids), Merge.merged_id.in_(ids))))
     session.execute(
         delete(MergeBlock).where(or_(MergeBlock.profile_a.in_(ids), MergeBlock.profile_b.in_(ids)))
+    )
+    session.execute(delete(MatchKey).where(MatchKey.profile_id.in_(ids)))
+    session.execute(
+        delete(MatchReview).where(or_(MatchReview.profile_a.in_(ids), MatchReview.profile_b.in_(ids)))
     )
     session.flush()
     session.execute(update(Profile).where(Profile.id.in_(ids)).values(merged_into_id=None))

@@ -83,7 +83,7 @@ def _ingest(
     if not touchpoints:
         return result
     with db.write() as session:
-        return record_valid(session, registry, touchpoints, result, cache=cache)
+        return record_valid(session, config, registry, touchpoints, result, cache=cache)
 
 
 async def _handle(

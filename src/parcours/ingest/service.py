@@ -16,6 +16,7 @@ from parcours.identity.kinds import KindRegistry
 from parcours.identity.resolution import GraphCache
 from parcours.identity.touchpoints import Touchpoint
 from parcours.ingest.parse import InvalidEvent, ParseLimits, parse_message, parse_time
+from parcours.matching.realtime import load_policy
 
 
 @dataclass
@@ -89,6 +90,7 @@ def parse_messages(
 
 def record_valid(
     session: Session,
+    settings: Settings,
     registry: KindRegistry,
     touchpoints: list[Touchpoint],
     result: IngestResult,
@@ -97,7 +99,9 @@ def record_valid(
 ) -> IngestResult:
     """Resolve and store the valid touchpoints in the caller's (write) transaction."""
     if touchpoints:
-        outcome = identity.record_touchpoints(session, registry, touchpoints, cache=cache)
+        outcome = identity.record_touchpoints(
+            session, registry, touchpoints, cache=cache, matching=load_policy(session, settings)
+        )
         result.recorded, result.duplicates, result.erased = (
             outcome.recorded,
             outcome.duplicates,
@@ -129,4 +133,4 @@ def ingest_messages(
         sent_at=sent_at,
         received_at=received_at,
     )
-    return record_valid(session, registry, touchpoints, result, cache=cache)
+    return record_valid(session, settings, registry, touchpoints, result, cache=cache)

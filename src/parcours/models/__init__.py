@@ -13,6 +13,7 @@ from parcours.models.identity import (
     Tombstone,
 )
 from parcours.models.instance import InstanceSetting
+from parcours.models.matching import MatchKey, MatchReview
 from parcours.models.sources import ApiToken, Source
 
 __all__ = [
@@ -24,6 +25,8 @@ __all__ = [
     "IdentityConflict",
     "IdentityGraphVersion",
     "InstanceSetting",
+    "MatchKey",
+    "MatchReview",
     "Merge",
     "MergeBlock",
     "Profile",

@@ -1,0 +1,171 @@
+"""Real-time matching of one profile against the base: its traits become a ``PersonRecord``, its
+blocking keys find candidates (stored in ``match_keys``), and each candidate pair is scored by the
+stored model. Identity resolution (``IdentityBatch``) decides what to do with the scores."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from parcours.config import Settings
+from parcours.matching.blocking import blocking_keys
+from parcours.matching.compare import COMPARISONS, Columns, compare
+from parcours.matching.model import MatchModel
+from parcours.matching.normalize import prepare
+from parcours.matching.records import PersonRecord
+from parcours.models import InstanceSetting, MatchKey, Profile
+
+MODEL_SETTING = "match_model"
+MAX_CANDIDATES = 200  # candidates scored for one profile (the most keys shared first)
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, (dict, list, bool)):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def record_from_traits(profile_id: str, traits: dict[str, Any]) -> PersonRecord | None:
+    """The matching fields of a profile's traits (Segment's reserved trait names, and common
+    variants); ``None`` when there is no name to match on."""
+    address = traits.get("address") if isinstance(traits.get("address"), dict) else {}
+    assert isinstance(address, dict)
+    given = _text(traits.get("firstName") or traits.get("first_name"))
+    surname = _text(traits.get("lastName") or traits.get("last_name"))
+    if given is None and surname is None:
+        full = _text(traits.get("name"))
+        if full and " " in full:
+            given, surname = full.split(" ", 1)
+    if given is None and surname is None:
+        return None
+    return PersonRecord(
+        id=profile_id,
+        given_name=given,
+        surname=surname,
+        birth_date=_text(traits.get("birthday") or traits.get("birth_date")),
+        street=_text(address.get("street")),
+        locality=_text(address.get("city")),
+        postcode=_text(address.get("postalCode") or address.get("postal_code")),
+        phone=_text(traits.get("phone")),
+        email=_text(traits.get("email")),
+    )
+
+
+_parsed: dict[str, MatchModel] = {}
+
+
+def load_model(session: Session) -> MatchModel:
+    """The trained model (``parcours identity dedupe --profiles`` trains it), else the defaults."""
+    stored = session.get(InstanceSetting, MODEL_SETTING)
+    if stored is None:
+        return MatchModel.default()
+    model = _parsed.get(stored.value)
+    if model is None:
+        _parsed.clear()
+        model = _parsed[stored.value] = MatchModel.from_json(orjson.loads(stored.value))
+    return model
+
+
+def load_policy(session: Session, settings: Settings) -> MatchPolicy | None:
+    if not settings.match_realtime:
+        return None
+    return MatchPolicy(load_model(session), settings.match_auto_threshold, settings.match_review_threshold)
+
+
+def save_model(session: Session, model: MatchModel) -> None:
+    value = orjson.dumps(model.as_json()).decode()
+    stored = session.get(InstanceSetting, MODEL_SETTING)
+    if stored is None:
+        session.add(InstanceSetting(key=MODEL_SETTING, value=value))
+    else:
+        stored.value = value
+
+
+@dataclass(frozen=True)
+class MatchPolicy:
+    """How real-time matching acts on a score (see ``Settings.match_*``)."""
+
+    model: MatchModel
+    auto_threshold: float  # at or above: merge (when the merge rules allow it)
+    review_threshold: float  # at or above (and below auto): a review item
+
+
+@dataclass
+class Scored:
+    other: str
+    probability: float
+    evidence: list[dict[str, Any]]  # per comparison: field, level, weight
+
+
+def keys_of(record: PersonRecord) -> list[str]:
+    return blocking_keys(prepare(record))
+
+
+def store_keys(session: Session, profile_keys: dict[str, list[str]]) -> None:
+    """Replace the stored blocking keys of these profiles."""
+    if not profile_keys:
+        return
+    ids = sorted(profile_keys)
+    for start in range(0, len(ids), 500):
+        session.execute(delete(MatchKey).where(MatchKey.profile_id.in_(ids[start : start + 500])))
+    rows = [{"profile_id": pid, "key": key} for pid, keys in profile_keys.items() for key in keys]
+    if rows:
+        session.execute(MatchKey.__table__.insert(), rows)  # type: ignore[attr-defined]
+
+
+def find_candidates(
+    session: Session, profile_id: str, keys: Sequence[str], pending: dict[str, list[str]]
+) -> list[str]:
+    """Profiles sharing a blocking key with ``keys``, most keys shared first: stored ones, and
+    ``pending`` (profile -> keys this transaction is about to store, which replace its stored ones)."""
+    if not keys:
+        return []
+    shared: dict[str, int] = {}
+    for (other,) in session.execute(
+        select(MatchKey.profile_id)
+        .join(Profile, Profile.id == MatchKey.profile_id)
+        .where(
+            MatchKey.key.in_(list(keys)),
+            MatchKey.profile_id != profile_id,
+            Profile.merged_into_id.is_(None),
+        )
+    ):
+        if other not in pending:
+            shared[other] = shared.get(other, 0) + 1
+    wanted = set(keys)
+    for other, other_keys in pending.items():
+        common = len(wanted.intersection(other_keys))
+        if common and other != profile_id:
+            shared[other] = common
+    return sorted(shared, key=lambda pid: (-shared[pid], pid))[:MAX_CANDIDATES]
+
+
+def score(model: MatchModel, record: PersonRecord, others: Sequence[PersonRecord]) -> list[Scored]:
+    """Score ``record`` against each of ``others``, with the evidence of each pair."""
+    if not others:
+        return []
+    columns = Columns([prepare(record)] + [prepare(other) for other in others])
+    left = np.zeros(len(others), dtype=np.int64)
+    right = np.arange(1, len(others) + 1, dtype=np.int64)
+    levels = compare(columns, left, right)
+    weights = model.weights(levels, columns, left)
+    probability = model.probability(weights.sum(axis=1))
+    results = []
+    for k, other in enumerate(others):
+        evidence = [
+            {
+                "field": comparison.name,
+                "level": comparison.levels[levels[k, index] - 1] if levels[k, index] else "unknown",
+                "weight": round(float(weights[k, index]), 2),
+            }
+            for index, comparison in enumerate(COMPARISONS)
+        ]
+        results.append(Scored(other.id, float(probability[k]), evidence))
+    return results
