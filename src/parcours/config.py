@@ -58,7 +58,10 @@ class Settings(BaseSettings):
         default=0.99, gt=0, lt=1, description="Match probability at or above which profiles are merged."
     )
     match_review_threshold: float = Field(
-        default=0.8, gt=0, lt=1, description="Match probability at or above which a pair is queued for review."
+        default=0.8,
+        gt=0,
+        lt=1,
+        description="Match probability at or above which a pair is queued for review.",
     )
     log_level: str = Field(default="INFO")
 

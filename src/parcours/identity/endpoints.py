@@ -13,6 +13,7 @@ from parcours.deps import JsonResponse, database, settings
 from parcours.errors import InvalidInput
 from parcours.identity import service
 from parcours.identity.schemas import ConflictReview, ConsentIn, KindIn, KindUpdate, UnmergeIn
+from parcours.matching import review
 
 router = APIRouter(tags=["profiles"], dependencies=[Depends(require_api_token)])
 
@@ -134,3 +135,31 @@ def post_kind(body: KindIn, db: Database = Depends(database)) -> JsonResponse:
 def patch_kind(name: str, body: KindUpdate, db: Database = Depends(database)) -> JsonResponse:
     with db.write() as session:
         return JsonResponse(service.update_kind(session, name, **body.model_dump(exclude_none=True)))
+
+
+@router.get("/v1/identity/matches")
+def get_matches(
+    status: str | None = Query(default="pending", description="pending, accepted or rejected ('' for all)"),
+    limit: int = Query(default=100, ge=1, le=1000),
+    db: Database = Depends(database),
+) -> JsonResponse:
+    """Pairs of profiles the matcher found likely to be one person, with the evidence, most likely first."""
+    with db.read() as session:
+        return JsonResponse({"data": review.list_reviews(session, status=status or None, limit=limit)})
+
+
+@router.post("/v1/identity/matches/{review_id}/accept")
+def accept_match(
+    review_id: str, db: Database = Depends(database), config: Settings = Depends(settings)
+) -> JsonResponse:
+    """Same person: merge the pair (recorded and reversible with unmerge)."""
+    with db.write() as session:
+        registry = service.load_registry(session, config.default_phone_region)
+        return JsonResponse(review.accept_review(session, registry, review_id))
+
+
+@router.post("/v1/identity/matches/{review_id}/reject")
+def reject_match(review_id: str, db: Database = Depends(database)) -> JsonResponse:
+    """Not the same person: the pair is never proposed again."""
+    with db.write() as session:
+        return JsonResponse(review.reject_review(session, review_id))

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from parcours.db.bulk import BulkWriter
 from parcours.db.types import utcnow
+from parcours.errors import Conflict
 from parcours.identity.kinds import KindRegistry, identifier_hash
 from parcours.identity.touchpoints import RecordOutcome, Touchpoint, iso_key
 from parcours.ids import new_id
@@ -889,3 +890,23 @@ def record_touchpoints(
     except BaseException:
         graph.forget()
         raise
+
+
+def merge_profiles(session: Session, registry: KindRegistry, first: str, second: str, *, rule: str) -> str:
+    """Merge two active profiles through the core merge (recorded, reversible with unmerge) and return
+    the merge id. Refused (``Conflict``) when the merge rules forbid it: a pair kept apart by an
+    unmerge, a per-kind limit, or two different identifiers of a kind allowed once per profile."""
+    graph = GraphCache()
+    graph.begin(lock_identity_graph(session))
+    batch = IdentityBatch(session, registry, graph, matching=None)
+    if first == second:
+        raise Conflict("the two profiles are already one")
+    states = [batch._state(first), batch._state(second)]
+    if batch._hard_conflict(*states):
+        raise Conflict("the profiles hold different identifiers of a kind allowed once per profile")
+    if batch._merge_refused([first, second]):
+        raise Conflict("the merge rules forbid merging these profiles (a per-kind limit, or an unmerge)")
+    survivor = min((first, second), key=lambda pid: (batch._state(pid).created_at, pid))
+    batch._merge(survivor, second if survivor == first else first, None, [], rule)
+    batch._flush()
+    return str(batch.merges[-1]["id"])

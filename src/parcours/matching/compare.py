@@ -75,10 +75,10 @@ class Columns:
         )
         self.text: dict[str, NDArray[np.object_]] = {}
         self.codes: dict[str, NDArray[np.int64]] = {}
+        lookup: dict[str, int] = {"": -1}  # one numbering for every column: codes compare across columns
         for name in names:
             values = [getattr(record, name) for record in records]
             self.text[name] = np.array(values, dtype=object)
-            lookup: dict[str, int] = {"": -1}
             self.codes[name] = np.fromiter(
                 (lookup.setdefault(value, len(lookup)) for value in values), dtype=np.int64, count=len(values)
             )

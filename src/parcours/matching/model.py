@@ -23,14 +23,16 @@ EM_ITERATIONS = 40
 RANDOM_PAIRS = 200_000
 # Until trained: m and u per level 1..n (a reasonable model for customer data, refined by training).
 DEFAULT_M = {
-    5: [0.80, 0.08, 0.06, 0.03, 0.03],
+    5: [0.82, 0.08, 0.06, 0.035, 0.005],
     4: [0.80, 0.12, 0.05, 0.03],
     3: [0.90, 0.06, 0.04],
 }
+# Conservative: an exact agreement on one field is taken to be common among non-matches (people of one
+# household share an address; common names), so no single field decides.
 DEFAULT_U = {
-    5: [0.005, 0.005, 0.01, 0.05, 0.93],
-    4: [0.001, 0.004, 0.02, 0.975],
-    3: [0.01, 0.02, 0.97],
+    5: [0.02, 0.005, 0.01, 0.05, 0.915],
+    4: [0.005, 0.004, 0.02, 0.971],
+    3: [0.02, 0.02, 0.96],
 }
 
 

@@ -1,0 +1,142 @@
+"""Probabilistic matching: the model on hard cases, batch linkage, real-time merge and the review queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from parcours.config import Settings
+from parcours.db.engine import Database
+from parcours.identity import service as identity
+from parcours.matching import MatchModel, PersonRecord, link_records
+from parcours.matching.realtime import score
+from parcours.matching.review import accept_review, list_reviews, reject_review
+from tests.helpers import active_profiles, ingest, make_source, profile_of
+
+HELENE = PersonRecord("a", "Hélène", "Dupont", "1984-03-07", "12 rue des Lilas", "Lyon", "69003")
+
+
+def probability(a: PersonRecord, b: PersonRecord) -> float:
+    return score(MatchModel.default(), a, [b])[0].probability
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        PersonRecord(
+            "b", "Helene", "DUPONT", "07/03/1984", "12 rue des lilas", "LYON", "69003"
+        ),  # accents, case
+        PersonRecord(
+            "b", "Helene", "Dupont", "1984-07-03", "12, rue des Lilas", "Lyon", "69003"
+        ),  # day/month
+        PersonRecord("b", "Hélène", "Dupond", "1984-03-07", "12 rue Lilas", "Lyon", "69003"),  # typo
+        PersonRecord("b", "Dupont", "Hélène", "1984-03-07", "12 rue des Lilas", "Lyon", "69003"),  # swapped
+    ],
+)
+def test_the_same_person_written_differently_matches(other: PersonRecord) -> None:
+    assert probability(HELENE, other) >= 0.99
+
+
+def test_nicknames_match() -> None:
+    bob = PersonRecord("a", "Bob", "Smith", "19700102", "3 High Street", "Leeds", "LS1 4AP")
+    robert = PersonRecord("b", "Robert", "Smith", "1970-01-02", "3 High St", "Leeds", "LS14AP")
+    assert probability(bob, robert) >= 0.99
+
+
+def test_different_people_do_not_match() -> None:
+    other = PersonRecord("b", "Marc", "Durand", "1990-11-21", "4 avenue Foch", "Paris", "75016")
+    assert probability(HELENE, other) < 0.01
+    sister = PersonRecord("b", "Claire", "Dupont", "1987-05-30", "12 rue des Lilas", "Lyon", "69003")
+    # A sister at the same address: at most a review item (0.8-0.99), never merged automatically.
+    assert probability(HELENE, sister) < 0.99
+
+
+def test_batch_linkage_clusters_the_same_people() -> None:
+    records = [
+        HELENE,
+        PersonRecord("b", "Helene", "Dupont", "07/03/1984", "12 rue des lilas", "Lyon", "69003"),
+        PersonRecord("c", "Bob", "Smith", "19700102", "3 High Street", "Leeds", "LS1 4AP"),
+        PersonRecord("d", "Robert", "Smith", "1970-01-02", "3 High St", "Leeds", "LS14AP"),
+        PersonRecord("e", "Marc", "Durand", "1990-11-21", "4 avenue Foch", "Paris", "75016"),
+    ]
+    linkage = link_records(records, train=False)
+    assert linkage.clusters == {"a": "a", "b": "a", "c": "c", "d": "c", "e": "e"}
+    with pytest.raises(ValueError, match="unique"):
+        link_records([HELENE, HELENE])
+
+
+# ------------------------------------------------------------------------------- real time
+def person(message_id: str, identifiers: dict[str, Any], **traits: Any) -> dict[str, Any]:
+    base = {"firstName": "Hélène", "lastName": "Dupont", "birthday": "1984-03-07",
+            "address": {"street": "12 rue des Lilas", "city": "Lyon", "postalCode": "69003"}}  # fmt: skip
+    body: dict[str, Any] = {"type": "identify", "messageId": message_id, "traits": {**base, **traits}}
+    for field, value in identifiers.items():
+        if field in ("userId", "anonymousId"):
+            body[field] = value
+        else:
+            body["traits"][field] = value
+    return body
+
+
+def test_a_real_time_match_merges_and_can_be_undone(db: Database, settings: Settings) -> None:
+    web, phone = make_source(db, "web", "web"), make_source(db, "calls", "phone")
+    ingest(db, settings, web, [person("w1", {"email": "helene@example.fr"})])
+    ingest(db, settings, phone, [person("p1", {"phone": "06 12 34 56 78"}, firstName="Helene")])
+    assert len(active_profiles(db)) == 1
+    merged = profile_of(db, settings, "phone", "+33612345678")
+    assert merged == profile_of(db, settings, "email", "helene@example.fr")
+    with db.write() as session:
+        identity.unmerge(session, merged)
+    assert len(active_profiles(db)) == 2
+    # Kept apart from now on: a new event of either side does not merge them again.
+    ingest(db, settings, phone, [person("p2", {"phone": "06 12 34 56 78"}, firstName="Hélène")])
+    assert len(active_profiles(db)) == 2
+
+
+def test_two_different_user_ids_are_never_merged(db: Database, settings: Settings) -> None:
+    web = make_source(db, "web", "web")
+    ingest(db, settings, web, [person("w1", {"userId": "u-1"}), person("w2", {"userId": "u-2"})])
+    assert len(active_profiles(db)) == 2
+    with db.read() as session:
+        assert list_reviews(session, status=None, limit=10) == []
+
+
+def test_a_rejected_pair_is_never_proposed_again(db: Database, settings: Settings) -> None:
+    web = make_source(db, "web", "web")
+    # Same name only (nothing else known on one side): likely, not certain -> a review item.
+    ingest(db, settings, web, [person("w1", {"email": "a@example.fr"})])
+    ingest(db, settings, web, [{"type": "identify", "messageId": "w2", "userId": "u-9",
+                                "traits": {"firstName": "Helene", "lastName": "Dupont"}}])  # fmt: skip
+    with db.read() as session:
+        pending = list_reviews(session, status="pending", limit=10)
+    assert len(pending) == 1 and 0.8 <= pending[0]["probability"] < 0.99
+    fields = {item["field"]: item["level"] for item in pending[0]["evidence"]}
+    assert fields["given_name"] == "same name or nickname" or fields["given_name"] == "exact"
+    assert fields["birth_date"] == "unknown"
+    with db.write() as session:
+        reject_review(session, pending[0]["id"])
+    # The second profile's name changes and back: scored again, the pair is not proposed again.
+    ingest(db, settings, web, [{"type": "identify", "messageId": "w3", "userId": "u-9",
+                                "traits": {"firstName": "Hélène", "lastName": "Dupont"}}])  # fmt: skip
+    with db.read() as session:
+        assert list_reviews(session, status="pending", limit=10) == []
+        assert len(list_reviews(session, status="rejected", limit=10)) == 1
+    assert len(active_profiles(db)) == 2
+
+
+def test_accepting_a_review_merges_through_the_core(db: Database, settings: Settings) -> None:
+    web = make_source(db, "web", "web")
+    ingest(db, settings, web, [person("w1", {"email": "a@example.fr"})])
+    ingest(db, settings, web, [{"type": "identify", "messageId": "w2", "userId": "u-9",
+                                "traits": {"firstName": "Helene", "lastName": "Dupont"}}])  # fmt: skip
+    with db.read() as session:
+        (item,) = list_reviews(session, status="pending", limit=10)
+    with db.write() as session:
+        registry = identity.load_registry(session, settings.default_phone_region)
+        accepted = accept_review(session, registry, item["id"])
+    assert accepted["status"] == "accepted" and accepted["merge_id"]
+    assert len(active_profiles(db)) == 1
+    with db.write() as session:
+        identity.unmerge(session, profile_of(db, settings, "user_id", "u-9"))
+    assert len(active_profiles(db)) == 2
