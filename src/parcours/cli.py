@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
 from parcours.config import Settings, get_settings
 from parcours.db.engine import Database
 from parcours.db.migrate import upgrade
-from parcours.errors import ParcoursError
+from parcours.errors import InvalidInput, ParcoursError
 
 app = typer.Typer(help="Parcours: one customer, one history, every channel.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -28,7 +29,7 @@ def _database(settings: Settings) -> Database:
     return Database(settings.sqlalchemy_url)
 
 
-def _fail(error: ParcoursError) -> None:
+def _fail(error: ParcoursError) -> NoReturn:
     typer.echo(f"error: {error.message}", err=True)
     raise typer.Exit(code=2)
 
@@ -247,6 +248,58 @@ def identity_unmerge(
     except ParcoursError as error:
         _fail(error)
     typer.echo(f"undid merge {merge.id}: {merge.merged_id} is separate from {merge.survivor_id} again")
+
+
+@identity_app.command("dedupe")
+def identity_dedupe(
+    file: Annotated[Path | None, typer.Argument(help="CSV file of people (one header row).")] = None,
+    id_column: Annotated[str, typer.Option(help="The CSV column that identifies a row.")] = "id",
+    out: Annotated[Path | None, typer.Option(help="Where to write record_id,cluster_id.")] = None,
+    map_: Annotated[
+        list[str] | None,
+        typer.Option("--map", help="FIELD=COLUMN for columns not named like the fields (repeatable)."),
+    ] = None,
+    threshold: Annotated[float | None, typer.Option(help="Match probability that links a pair.")] = None,
+    profiles: Annotated[
+        bool, typer.Option("--profiles", help="Deduplicate the database's profiles into the review queue.")
+    ] = False,
+) -> None:
+    """Find the same people without a shared identifier: in a CSV file, or among the profiles.
+
+    Fields: given_name, surname, birth_date, street, locality, postcode, phone, email, national_id."""
+    from parcours.matching.batch import CsvProblem, dedupe_profiles, parse_map, read_people, write_clusters
+    from parcours.matching.linkage import link_records
+
+    if threshold is not None and not 0 < threshold < 1:
+        _fail(InvalidInput("--threshold must be between 0 and 1"))
+    with typer.progressbar(length=1, label="comparing pairs", file=sys.stderr) as bar:
+
+        def progress(_stage: str, done: int, total: int) -> None:
+            bar.length = max(total, 1)
+            bar.update(done - bar.pos)
+
+        if profiles:
+            if file is not None or out is not None:
+                _fail(InvalidInput("--profiles takes no FILE and no --out"))
+            settings = get_settings()
+            with _database(settings).write() as session:
+                linkage, added = dedupe_profiles(
+                    session, review_threshold=threshold or settings.match_review_threshold, progress=progress
+                )
+            typer.echo(f"{len(linkage.clusters)} profiles compared in {len(linkage.pairs)} pairs; "
+                       f"{added} new pairs queued for review", err=True)  # fmt: skip
+            return
+        if file is None or out is None:
+            _fail(InvalidInput("give a CSV FILE and --out (or --profiles)"))
+        try:
+            records = read_people(file, id_column, parse_map(map_ or []))
+        except (CsvProblem, OSError, UnicodeDecodeError) as error:
+            _fail(InvalidInput(str(error)))
+        linkage = link_records(records, threshold=threshold, progress=progress)
+    write_clusters(out, linkage, [record.id for record in records])
+    clusters = len(set(linkage.clusters.values()))
+    typer.echo(f"{len(records)} records -> {clusters} people ({len(linkage.pairs)} pairs compared); wrote {out}",
+               err=True)  # fmt: skip
 
 
 def main() -> None:
