@@ -60,7 +60,7 @@ def test_batch_linkage_clusters_the_same_people() -> None:
         PersonRecord("d", "Robert", "Smith", "1970-01-02", "3 High St", "Leeds", "LS14AP"),
         PersonRecord("e", "Marc", "Durand", "1990-11-21", "4 avenue Foch", "Paris", "75016"),
     ]
-    linkage = link_records(records, train=False)
+    linkage = link_records(records, train=False, threshold=0.9)
     assert linkage.clusters == {"a": "a", "b": "a", "c": "c", "d": "c", "e": "e"}
     with pytest.raises(ValueError, match="unique"):
         link_records([HELENE, HELENE])
@@ -104,21 +104,21 @@ def test_two_different_user_ids_are_never_merged(db: Database, settings: Setting
 
 def test_a_rejected_pair_is_never_proposed_again(db: Database, settings: Settings) -> None:
     web = make_source(db, "web", "web")
-    # Same name only (nothing else known on one side): likely, not certain -> a review item.
+    # Same name and birth date, nothing else known on one side: likely, not certain -> a review item.
     ingest(db, settings, web, [person("w1", {"email": "a@example.fr"})])
     ingest(db, settings, web, [{"type": "identify", "messageId": "w2", "userId": "u-9",
-                                "traits": {"firstName": "Helene", "lastName": "Dupont"}}])  # fmt: skip
+                                "traits": {"firstName": "Helene", "lastName": "Dupont", "birthday": "1984-03-07"}}])  # fmt: skip
     with db.read() as session:
         pending = list_reviews(session, status="pending", limit=10)
     assert len(pending) == 1 and 0.8 <= pending[0]["probability"] < 0.99
     fields = {item["field"]: item["level"] for item in pending[0]["evidence"]}
     assert fields["given_name"] == "same name or nickname" or fields["given_name"] == "exact"
-    assert fields["birth_date"] == "unknown"
+    assert fields["birth_date"] == "exact" and fields["street"] == "unknown"
     with db.write() as session:
         reject_review(session, pending[0]["id"])
     # The second profile's name changes and back: scored again, the pair is not proposed again.
     ingest(db, settings, web, [{"type": "identify", "messageId": "w3", "userId": "u-9",
-                                "traits": {"firstName": "Hélène", "lastName": "Dupont"}}])  # fmt: skip
+                                "traits": {"firstName": "Hélène", "lastName": "Dupont", "birthday": "1984-03-07"}}])  # fmt: skip
     with db.read() as session:
         assert list_reviews(session, status="pending", limit=10) == []
         assert len(list_reviews(session, status="rejected", limit=10)) == 1
@@ -129,7 +129,7 @@ def test_accepting_a_review_merges_through_the_core(db: Database, settings: Sett
     web = make_source(db, "web", "web")
     ingest(db, settings, web, [person("w1", {"email": "a@example.fr"})])
     ingest(db, settings, web, [{"type": "identify", "messageId": "w2", "userId": "u-9",
-                                "traits": {"firstName": "Helene", "lastName": "Dupont"}}])  # fmt: skip
+                                "traits": {"firstName": "Helene", "lastName": "Dupont", "birthday": "1984-03-07"}}])  # fmt: skip
     with db.read() as session:
         (item,) = list_reviews(session, status="pending", limit=10)
     with db.write() as session:

@@ -19,6 +19,16 @@ def _initial(value: str) -> str:
     return value[:1]
 
 
+def _street_key(record: Prepared) -> str:
+    """The street number and the first word after it (``95 leahy place`` -> ``95|leahy``)."""
+    words = record.street.split()
+    if record.street_number and record.street_number in words:
+        position = words.index(record.street_number)
+        if position + 1 < len(words):
+            return f"{record.street_number}|{words[position + 1]}"
+    return ""
+
+
 BLOCKING_RULES: tuple[tuple[str, Callable[[Prepared], str]], ...] = (
     ("surname sound + birth year", lambda r: f"{r.surname_phonetic}|{r.birth_date[:4]}"
      if r.surname_phonetic and r.birth_date else ""),
@@ -26,6 +36,9 @@ BLOCKING_RULES: tuple[tuple[str, Callable[[Prepared], str]], ...] = (
      if r.given_phonetic and r.birth_date else ""),
     ("given name + surname", lambda r: f"{r.given_canonical}|{r.surname}"
      if r.given_canonical and r.surname else ""),
+    ("both names, either order", lambda r: "|".join(sorted((r.given_name, r.surname)))
+     if r.given_name and r.surname else ""),
+    ("street number + street name", _street_key),
     ("surname + postcode", lambda r: f"{r.surname}|{r.postcode}" if r.surname and r.postcode else ""),
     ("given name + postcode", lambda r: f"{r.given_canonical}|{r.postcode}"
      if r.given_canonical and r.postcode else ""),
@@ -52,11 +65,12 @@ def blocking_keys(record: Prepared) -> list[str]:
 
 
 # Training: EM runs once per rule on the pairs it finds, without the comparisons the rule forces to
-# agree (they carry no evidence there); each comparison is learned from at least one rule.
+# agree (they carry no evidence there); each comparison is learned from at least one rule. Each rule
+# leaves several comparisons free: with one alone, EM cannot tell matches from look-alikes.
 TRAINING_RULES: tuple[tuple[str, Callable[[Prepared], str], tuple[str, ...]], ...] = (
     ("birth date", lambda r: r.birth_date if len(r.birth_date) == 8 else "", ("birth_date",)),
-    ("given name + surname", lambda r: f"{r.given_canonical}|{r.surname}" if r.given_canonical and r.surname
-     else "", ("given_name", "surname")),
+    ("surname", lambda r: r.surname, ("surname",)),
+    ("given name", lambda r: r.given_canonical, ("given_name",)),
     ("postcode + street number", lambda r: f"{r.postcode}|{r.street_number}" if r.postcode and r.street_number
      else "", ("postcode", "street")),
 )  # fmt: skip

@@ -44,7 +44,14 @@ COMPARISONS: tuple[Comparison, ...] = (
     ),
     Comparison(
         "birth_date",
-        ("exact", "day and month swapped", "one digit off", "two digits off", "different"),
+        (
+            "exact",
+            "day and month swapped",
+            "one digit off",
+            "two of year, month and day",
+            "two digits off",
+            "different",
+        ),
     ),
     Comparison("street", ("exact", "token set >= 90 %", "token set >= 70 %", "different")),
     Comparison("locality", ("exact", "Jaro-Winkler >= 0.90", "different"), frequency_field="locality"),
@@ -146,11 +153,19 @@ def compare(columns: Columns, left: Index, right: Index) -> Levels:
         dtype=bool,
         count=len(left),
     )
+    two_parts = np.fromiter(
+        (
+            len(a) == 8 and len(b) == 8 and (a[:4] == b[:4]) + (a[4:6] == b[4:6]) + (a[6:8] == b[6:8]) >= 2
+            for a, b in zip(birth_left, birth_right, strict=True)
+        ),
+        dtype=bool,
+        count=len(left),
+    )
     birth_distance = _similarity(Levenshtein.distance, birth_left, birth_right)
     out[:, 2] = _grade(
         known("birth_date"),
-        [same("birth_date"), day_month_swapped, birth_distance <= 1, birth_distance <= 2],
-        5,
+        [same("birth_date"), day_month_swapped, birth_distance <= 1, two_parts, birth_distance <= 2],
+        6,
     )
     street_ratio = similarity("street", fuzz.token_set_ratio)
     out[:, 3] = _grade(known("street"), [same("street"), street_ratio >= 90, street_ratio >= 70], 4)

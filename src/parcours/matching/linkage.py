@@ -19,9 +19,11 @@ from parcours.matching.model import (
 from parcours.matching.normalize import Prepared, prepare
 from parcours.matching.records import PersonRecord
 
-# A pair at or above this match probability is the same person (batch linkage default).
-DEFAULT_THRESHOLD = 0.9
+# A pair at or above this match probability is the same person (batch linkage default): more likely
+# one person than two (the model is calibrated: see ``estimate_prior``).
+DEFAULT_THRESHOLD = 0.5
 CHUNK = 200_000  # pairs compared at once (bounds memory)
+TRAINING_PAIRS = 100_000  # pairs EM learns from, per training rule
 
 Progress = Callable[[str, int, int], None]
 
@@ -66,7 +68,7 @@ def link_records(
         train_model(model, prepared, columns)
     weights = model.weights(levels, columns, left).sum(axis=1)
     if train:
-        estimate_prior(levels, weights, model)
+        estimate_prior(weights, model, len(records))
     probability = model.probability(weights)
     linked = probability >= threshold
     clusters = _components(ids, left[linked], right[linked])
@@ -79,7 +81,8 @@ def link_records(
 
 def train_model(model: MatchModel, prepared: Sequence[Prepared], columns: Columns) -> None:
     """u from random pairs, name frequencies, then m by EM once per training rule (averaged)."""
-    estimate_u(columns, model, np.random.default_rng(20240601))
+    rng = np.random.default_rng(20240601)
+    estimate_u(columns, model, rng)
     estimate_frequencies(columns, model)
     estimates: dict[int, list[list[float]]] = {}
     names = [c.name for c in COMPARISONS]
@@ -87,7 +90,10 @@ def train_model(model: MatchModel, prepared: Sequence[Prepared], columns: Column
         left, right = candidate_pairs(prepared, rule)
         if len(left) < 20:
             continue
-        levels = compare(columns, left[:CHUNK], right[:CHUNK])
+        if len(left) > TRAINING_PAIRS:  # a random sample is enough to learn from
+            keep = np.sort(rng.choice(len(left), size=TRAINING_PAIRS, replace=False))
+            left, right = left[keep], right[keep]
+        levels = compare(columns, left, right)
         blocked = {names.index(name) for name in forced}
         for index, m in estimate_m(levels, model, blocked).items():
             estimates.setdefault(index, []).append(m)

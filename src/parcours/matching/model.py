@@ -3,7 +3,10 @@ among non-matches (u); a pair's evidence is the product of m/u over its comparis
 match probability with the prior. Learned without labels:
 
 * u from random pairs of the data (almost all of them are non-matches);
-* m and the prior by expectation-maximisation over the candidate pairs blocking found, u held fixed;
+* m by expectation-maximisation, once per training blocking rule, over the pairs that rule finds and
+  without the comparisons it forces to agree, u held fixed;
+* the prior (the probability that two records taken at random are one person) as the fixed point of
+  the expected number of matches among the candidates over all pairs;
 * exact agreement on a name is worth more for a rare name than a common one (term-frequency
   adjustment: the agreement's u is replaced by the value's frequency).
 """
@@ -23,6 +26,7 @@ EM_ITERATIONS = 40
 RANDOM_PAIRS = 200_000
 # Until trained: m and u per level 1..n (a reasonable model for customer data, refined by training).
 DEFAULT_M = {
+    6: [0.80, 0.02, 0.08, 0.06, 0.035, 0.005],
     5: [0.82, 0.08, 0.06, 0.035, 0.005],
     4: [0.80, 0.12, 0.05, 0.03],
     3: [0.90, 0.06, 0.04],
@@ -30,6 +34,7 @@ DEFAULT_M = {
 # Conservative: an exact agreement on one field is taken to be common among non-matches (people of one
 # household share an address; common names), so no single field decides.
 DEFAULT_U = {
+    6: [0.002, 0.0005, 0.003, 0.01, 0.02, 0.9645],
     5: [0.02, 0.005, 0.01, 0.05, 0.915],
     4: [0.005, 0.004, 0.02, 0.971],
     3: [0.02, 0.02, 0.96],
@@ -40,7 +45,7 @@ DEFAULT_U = {
 class MatchModel:
     m: list[list[float]]  # per comparison, per level 1..n
     u: list[list[float]]
-    prior: float  # probability that a candidate pair is a match
+    prior: float  # probability that two records taken at random are one person
     # Relative frequency of each value of a term-frequency field (only values seen more than once).
     frequencies: dict[str, dict[str, float]] = field(default_factory=dict)
     # Frequency assumed for a value not in ``frequencies`` (seen once, or new).
@@ -52,7 +57,7 @@ class MatchModel:
         return cls(
             m=[list(DEFAULT_M[len(c.levels)]) for c in COMPARISONS],
             u=[list(DEFAULT_U[len(c.levels)]) for c in COMPARISONS],
-            prior=0.05,
+            prior=1e-4,
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -186,8 +191,19 @@ def estimate_m(levels: Levels, model: MatchModel, blocked: set[int]) -> dict[int
     return m
 
 
-def estimate_prior(levels: Levels, weights: NDArray[np.float64], model: MatchModel) -> None:
-    """The share of matches among candidate pairs, by one expectation step of the trained model."""
-    if len(levels):
-        odds = (model.prior / (1 - model.prior)) * np.exp2(np.clip(weights, -60, 60))
-        model.prior = float(np.clip((odds / (1 + odds)).mean(), 1e-6, 1 - 1e-6))
+def estimate_prior(weights: NDArray[np.float64], model: MatchModel, records: int) -> None:
+    """The probability that two records taken at random are one person. u comes from random pairs, so
+    the prior must be the one of random pairs too (not of the candidates blocking found: they share a
+    key, which u does not know). Fixed point of: expected matches among the candidates (pairs outside
+    them count as non-matches) over all pairs."""
+    all_pairs = records * (records - 1) / 2
+    if len(weights) == 0 or all_pairs <= 0:
+        return
+    prior = min(0.5, len(weights) / all_pairs)
+    for _ in range(50):
+        odds = (prior / (1 - prior)) * np.exp2(np.clip(weights, -60, 60))
+        updated = float(np.clip((odds / (1 + odds)).sum() / all_pairs, 1e-12, 0.5))
+        if abs(updated - prior) <= 1e-6 * prior:
+            break
+        prior = updated
+    model.prior = prior
