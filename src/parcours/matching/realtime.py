@@ -10,11 +10,11 @@ from typing import Any
 
 import numpy as np
 import orjson
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from parcours.config import Settings
-from parcours.matching.blocking import blocking_keys
+from parcours.matching.blocking import MAX_BLOCK, blocking_keys
 from parcours.matching.compare import COMPARISONS, Columns, compare
 from parcours.matching.model import MatchModel
 from parcours.matching.normalize import prepare
@@ -127,18 +127,30 @@ def find_candidates(
     ``pending`` (profile -> keys this transaction is about to store, which replace its stored ones)."""
     if not keys:
         return []
-    shared: dict[str, int] = {}
-    for (other,) in session.execute(
-        select(MatchKey.profile_id)
-        .join(Profile, Profile.id == MatchKey.profile_id)
-        .where(
-            MatchKey.key.in_(list(keys)),
-            MatchKey.profile_id != profile_id,
-            Profile.merged_into_id.is_(None),
+    # As in batch blocking: a key shared by too many profiles tells no one apart.
+    common = {
+        key
+        for key, count in session.execute(
+            select(MatchKey.key, func.count()).where(MatchKey.key.in_(list(keys))).group_by(MatchKey.key)
         )
-    ):
-        if other not in pending:
-            shared[other] = shared.get(other, 0) + 1
+        if count > MAX_BLOCK
+    }
+    keys = [key for key in keys if key not in common]
+    shared: dict[str, int] = {}
+    if keys:  # (no join with profiles here: planners then walk every active profile)
+        for (other,) in session.execute(
+            select(MatchKey.profile_id).where(MatchKey.key.in_(keys), MatchKey.profile_id != profile_id)
+        ):
+            if other not in pending:
+                shared[other] = shared.get(other, 0) + 1
+    if shared:  # merged-away profiles are no one's candidates (their keys are normally gone already)
+        merged = set(
+            session.scalars(
+                select(Profile.id).where(Profile.id.in_(list(shared)), Profile.merged_into_id.is_not(None))
+            )
+        )
+        for other in merged:
+            del shared[other]
     wanted = set(keys)
     for other, other_keys in pending.items():
         common = len(wanted.intersection(other_keys))
@@ -169,3 +181,19 @@ def score(model: MatchModel, record: PersonRecord, others: Sequence[PersonRecord
         ]
         results.append(Scored(other.id, float(probability[k]), evidence))
     return results
+
+
+def match_stored(session: Session, model: MatchModel, record: PersonRecord) -> list[Scored]:
+    """Score a record against the stored base: candidates through the stored blocking keys, their
+    traits read from the database (the path of a profile nothing in memory knows yet)."""
+    others = find_candidates(session, record.id, keys_of(record), {})
+    if not others:
+        return []
+    records = []
+    for profile_id, traits in session.execute(
+        select(Profile.id, Profile.traits).where(Profile.id.in_(others))
+    ):
+        other = record_from_traits(profile_id, traits)
+        if other is not None:
+            records.append(other)
+    return score(model, record, records)
