@@ -128,14 +128,14 @@ def find_candidates(
     if not keys:
         return []
     # As in batch blocking: a key shared by too many profiles tells no one apart.
-    common = {
+    too_common = {
         key
         for key, count in session.execute(
             select(MatchKey.key, func.count()).where(MatchKey.key.in_(list(keys))).group_by(MatchKey.key)
         )
         if count > MAX_BLOCK
     }
-    keys = [key for key in keys if key not in common]
+    keys = [key for key in keys if key not in too_common]
     shared: dict[str, int] = {}
     if keys:  # (no join with profiles here: planners then walk every active profile)
         for (other,) in session.execute(
@@ -153,9 +153,9 @@ def find_candidates(
             del shared[other]
     wanted = set(keys)
     for other, other_keys in pending.items():
-        common = len(wanted.intersection(other_keys))
-        if common and other != profile_id:
-            shared[other] = common
+        in_common = len(wanted.intersection(other_keys))
+        if in_common and other != profile_id:
+            shared[other] = in_common
     return sorted(shared, key=lambda pid: (-shared[pid], pid))[:MAX_CANDIDATES]
 
 
