@@ -619,7 +619,7 @@ def measure_realtime(base_size: int, queries: int, workdir: Path) -> Realtime:
                         original is not None
                         and linked
                         and best is not None
-                        and entity[best.other] == entity[original]
+                        and entity[best.second] == entity[original]
                     ):
                         found += 1
                     if original is None and linked:

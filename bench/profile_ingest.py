@@ -153,6 +153,11 @@ def profile_inprocess(args: argparse.Namespace, workload: Workload, workdir: Pat
                 timer.wrap(batch_t, "_merge", "_merge (in memory)"),
                 timer.wrap(batch_t, "_resolve", "_resolve (in memory)"),
                 timer.wrap(batch_t, "_flush", "_flush (Python + SQLAlchemy)"),
+                timer.wrap(batch_t, "_match_changed_profiles", "real-time matching (own)"),
+                timer.wrap(resolution, "find_candidates", "  matching: find_candidates"),
+                timer.wrap(resolution.PairScores, "__init__", "  matching: score pairs"),
+                timer.wrap(resolution, "store_keys", "  matching: store blocking keys"),
+                timer.wrap(batch_t, "_decided_pairs", "  matching: reviewed pairs"),
             ]
             graph_cache = resolution.GraphCache()  # as the server keeps one
             profiler = cProfile.Profile() if args.cprofile else None

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
+import numpy as np
 from sqlalchemy import Table, bindparam, or_, select, text, update
 from sqlalchemy.orm import Session
 
@@ -35,10 +36,10 @@ from parcours.identity.touchpoints import RecordOutcome, Touchpoint, iso_key
 from parcours.ids import new_id
 from parcours.matching.realtime import (
     MatchPolicy,
+    PairScores,
     find_candidates,
     keys_of,
     record_from_traits,
-    score,
     store_keys,
 )
 from parcours.matching.records import PersonRecord
@@ -658,84 +659,87 @@ class IdentityBatch:
 
     # --------------------------------------------------------- probabilistic matching
     def _match_changed_profiles(self, policy: MatchPolicy) -> None:
-        """Profiles whose matching traits changed in this batch are scored against their candidates:
-        merged above the auto threshold (when the merge rules allow), queued for review above the
-        review threshold."""
-        todo = sorted(
-            {self._final(pid) for pid in [*self.new_profiles, *self.changed_profiles]} & set(self.profiles)
-        )
-        for profile_id in todo:
-            if profile_id not in self.profiles:
-                continue  # merged away by an earlier match of this loop
-            state = self.profiles[profile_id]
+        """Profiles whose matching traits changed in this batch are scored against their candidates, all
+        pairs at once: merged above the auto threshold (when the merge rules allow), queued for review
+        above the review threshold, most likely pairs first."""
+        changed: dict[str, list[str]] = {}
+        for profile_id in sorted({self._final(pid) for pid in [*self.new_profiles, *self.changed_profiles]}):
+            state = self.profiles.get(profile_id)
+            if state is None:
+                continue
             record = record_from_traits(profile_id, state.traits)
             if record == state.matched_record and state.persisted:
                 continue
             state.matched_record = record
-            keys = keys_of(record) if record else []
-            self.match_keys[profile_id] = keys
-            if record is None:
-                continue
-            others: list[str] = []
-            records: list[PersonRecord] = []
-            for candidate in find_candidates(self.session, profile_id, keys, self.match_keys):
+            self.match_keys[profile_id] = changed[profile_id] = keys_of(record) if record else []
+        wanted = {pid: keys for pid, keys in changed.items() if keys}
+        if not wanted:
+            return
+        candidates = find_candidates(self.session, wanted, self.match_keys)
+        others = sorted({self._final(o) for found in candidates.values() for o in found} - set(self.profiles))
+        self._load_profiles(others)
+        records: dict[str, PersonRecord] = {}
+        pairs: set[tuple[str, str]] = set()
+        for profile_id, found in candidates.items():
+            for candidate in found:
                 other = self._final(candidate)
-                other_record = self._state(other).matched_record if other != profile_id else None
-                if other_record is not None and other not in others:
-                    others.append(other)
-                    records.append(other_record)
-            if not others:
+                record = self.profiles[other].matched_record if other in self.profiles else None
+                if other != profile_id and record is not None:
+                    records[other] = record
+                    pairs.add((min(profile_id, other), max(profile_id, other)))
+            records[profile_id] = self.profiles[profile_id].matched_record  # type: ignore[assignment]
+        if not pairs:
+            return
+        scores = PairScores(policy.model, records, sorted(pairs))
+        likely = [k for k in np.argsort(-scores.probability, kind="stable")
+                  if scores.probability[k] >= policy.review_threshold]  # fmt: skip
+        decided = self._decided_pairs([scores.pairs[k] for k in likely])
+        for k in likely:
+            first, second = (self._final(pid) for pid in scores.pairs[k])
+            pair = (min(first, second), max(first, second))
+            if first == second or pair in decided or scores.pairs[k] in decided:
                 continue
-            scored = score(policy.model, record, records)
-            decided = self._decided_pairs(profile_id, others)
-            for result in sorted(scored, key=lambda r: -r.probability):
-                other = self._final(result.other)
-                pair = (min(profile_id, other), max(profile_id, other))
-                if result.probability < policy.review_threshold or pair in decided or other == profile_id:
-                    continue
-                if self._hard_conflict(self._state(profile_id), self._state(other)):
-                    continue  # two different accounts (or other one-per-profile identifiers): never one person
-                can_merge = result.probability >= policy.auto_threshold and not self._merge_refused(
-                    [profile_id, other]
-                )
-                if can_merge:
-                    survivor = min((profile_id, other), key=lambda pid: (self._state(pid).created_at, pid))
-                    merged = other if survivor == profile_id else profile_id
-                    self._merge(survivor, merged, None, [], f"probabilistic match ({result.probability:.3f})")
-                    self.match_keys[merged] = []
-                    kept = self.profiles[survivor]
-                    kept.matched_record = record_from_traits(survivor, kept.traits)
-                    self.match_keys[survivor] = keys_of(kept.matched_record) if kept.matched_record else []
-                    if merged == profile_id:
-                        break
-                else:
-                    self.reviews.append(
-                        {
-                            "id": new_id("mrv"),
-                            "profile_a": pair[0],
-                            "profile_b": pair[1],
-                            "probability": result.probability,
-                            "evidence": result.evidence,
-                            "status": "pending",
-                            "created_at": self.now,
-                            "decided_at": None,
-                            "merge_id": None,
-                        }
-                    )
-                decided.add(pair)
-
-    def _decided_pairs(self, profile_id: str, others: list[str]) -> set[tuple[str, str]]:
-        """Pairs already in the review queue (pending, accepted or rejected): never proposed twice."""
-        pairs = {(r["profile_a"], r["profile_b"]) for r in self.reviews}
-        wanted = {(min(profile_id, o), max(profile_id, o)) for o in others}
-        ids = [profile_id, *others]
-        for a, b in self.session.execute(
-            select(MatchReview.profile_a, MatchReview.profile_b).where(
-                MatchReview.profile_a.in_(ids), MatchReview.profile_b.in_(ids)
+            decided.add(pair)
+            if self._hard_conflict(self._state(first), self._state(second)):
+                continue  # two different accounts (or other one-per-profile identifiers): never one person
+            probability = float(scores.probability[k])
+            if probability >= policy.auto_threshold and not self._merge_refused([first, second]):
+                survivor = min((first, second), key=lambda pid: (self._state(pid).created_at, pid))
+                self._merge(
+                    survivor, second if survivor == first else first, None, [],
+                    f"probabilistic match ({probability:.3f})",
+                )  # fmt: skip
+                kept = self.profiles[survivor]
+                kept.matched_record = record_from_traits(survivor, kept.traits)
+                self.match_keys[survivor] = keys_of(kept.matched_record) if kept.matched_record else []
+                continue
+            self.reviews.append(
+                {
+                    "id": new_id("mrv"),
+                    "profile_a": pair[0],
+                    "profile_b": pair[1],
+                    "probability": probability,
+                    "evidence": scores.evidence(int(k)),
+                    "status": "pending",
+                    "created_at": self.now,
+                    "decided_at": None,
+                    "merge_id": None,
+                }
             )
-        ):
-            pairs.add((a, b))
-        return pairs & wanted
+
+    def _decided_pairs(self, pairs: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Those of ``pairs`` already in the review queue (pending, accepted or rejected): never
+        proposed twice."""
+        wanted = set(pairs)
+        found: set[tuple[str, str]] = set()
+        firsts = sorted({a for a, _ in pairs})
+        for part in chunks(firsts):
+            for a, b in self.session.execute(
+                select(MatchReview.profile_a, MatchReview.profile_b).where(MatchReview.profile_a.in_(part))
+            ):
+                if (a, b) in wanted:
+                    found.add((a, b))
+        return found
 
     def _hard_conflict(self, a: _ProfileState, b: _ProfileState) -> bool:
         """Both hold a different identifier of a kind allowed once per profile (e.g. two user_ids)."""
@@ -850,6 +854,7 @@ class IdentityBatch:
             store_keys(
                 self.session,
                 {pid: [] if pid in self.redirects else keys for pid, keys in self.match_keys.items()},
+                new=frozenset(self.new_profiles),
             )
         if self.reviews:
             for review in self.reviews:

@@ -144,7 +144,9 @@ class Prepared:
     national_id: str
 
 
+@lru_cache(maxsize=100_000)
 def prepare(record: PersonRecord) -> Prepared:
+    """A record's comparable values (cached: real-time matching prepares the same profiles often)."""
     given = _clean(record.given_name)
     surname = _clean(record.surname)
     street = _clean(record.street)

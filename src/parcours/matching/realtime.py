@@ -99,7 +99,8 @@ class MatchPolicy:
 
 @dataclass
 class Scored:
-    other: str
+    first: str
+    second: str
     probability: float
     evidence: list[dict[str, Any]]  # per comparison: field, level, weight
 
@@ -108,11 +109,13 @@ def keys_of(record: PersonRecord) -> list[str]:
     return blocking_keys(prepare(record))
 
 
-def store_keys(session: Session, profile_keys: dict[str, list[str]]) -> None:
-    """Replace the stored blocking keys of these profiles."""
+def store_keys(
+    session: Session, profile_keys: dict[str, list[str]], *, new: frozenset[str] = frozenset()
+) -> None:
+    """Replace the stored blocking keys of these profiles (``new``: profiles that have none yet)."""
     if not profile_keys:
         return
-    ids = sorted(profile_keys)
+    ids = sorted(pid for pid in profile_keys if pid not in new)
     for start in range(0, len(ids), 500):
         session.execute(delete(MatchKey).where(MatchKey.profile_id.in_(ids[start : start + 500])))
     rows = [{"profile_id": pid, "key": key} for pid, keys in profile_keys.items() for key in keys]
@@ -120,73 +123,100 @@ def store_keys(session: Session, profile_keys: dict[str, list[str]]) -> None:
         session.execute(MatchKey.__table__.insert(), rows)  # type: ignore[attr-defined]
 
 
+def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
 def find_candidates(
-    session: Session, profile_id: str, keys: Sequence[str], pending: dict[str, list[str]]
-) -> list[str]:
-    """Profiles sharing a blocking key with ``keys``, most keys shared first: stored ones, and
-    ``pending`` (profile -> keys this transaction is about to store, which replace its stored ones)."""
-    if not keys:
-        return []
+    session: Session, wanted: dict[str, list[str]], pending: dict[str, list[str]]
+) -> dict[str, list[str]]:
+    """For each profile of ``wanted`` (profile -> its blocking keys), the profiles sharing a key with it,
+    most keys shared first: stored ones, and ``pending`` ones (profile -> keys this transaction is about
+    to store, which replace its stored ones). A few queries for the whole batch."""
+    all_keys = sorted({key for keys in wanted.values() for key in keys})
     # As in batch blocking: a key shared by too many profiles tells no one apart.
-    too_common = {
-        key
+    too_common: set[str] = set()
+    for part in _chunks(all_keys):
         for key, count in session.execute(
-            select(MatchKey.key, func.count()).where(MatchKey.key.in_(list(keys))).group_by(MatchKey.key)
-        )
-        if count > MAX_BLOCK
-    }
-    keys = [key for key in keys if key not in too_common]
-    shared: dict[str, int] = {}
-    if keys:  # (no join with profiles here: planners then walk every active profile)
-        for (other,) in session.execute(
-            select(MatchKey.profile_id).where(MatchKey.key.in_(keys), MatchKey.profile_id != profile_id)
+            select(MatchKey.key, func.count()).where(MatchKey.key.in_(part)).group_by(MatchKey.key)
         ):
-            if other not in pending:
-                shared[other] = shared.get(other, 0) + 1
-    if shared:  # merged-away profiles are no one's candidates (their keys are normally gone already)
-        merged = set(
+            if count > MAX_BLOCK:
+                too_common.add(key)
+    holders: dict[str, list[str]] = {}
+    for part in _chunks([key for key in all_keys if key not in too_common]):
+        # (no join with profiles here: planners then walk every active profile)
+        for key, holder in session.execute(
+            select(MatchKey.key, MatchKey.profile_id).where(MatchKey.key.in_(part))
+        ):
+            if holder not in pending:
+                holders.setdefault(key, []).append(holder)
+    for holder, keys in pending.items():
+        for key in keys:
+            if key not in too_common:
+                holders.setdefault(key, []).append(holder)
+    stored = sorted({h for hs in holders.values() for h in hs if h not in pending})
+    merged: set[str] = set()  # merged-away profiles are no one's candidates (their keys are normally gone)
+    for part in _chunks(stored):
+        merged.update(
             session.scalars(
-                select(Profile.id).where(Profile.id.in_(list(shared)), Profile.merged_into_id.is_not(None))
+                select(Profile.id).where(Profile.id.in_(part), Profile.merged_into_id.is_not(None))
             )
         )
-        for other in merged:
-            del shared[other]
-    wanted = set(keys)
-    for other, other_keys in pending.items():
-        in_common = len(wanted.intersection(other_keys))
-        if in_common and other != profile_id:
-            shared[other] = in_common
-    return sorted(shared, key=lambda pid: (-shared[pid], pid))[:MAX_CANDIDATES]
+    found: dict[str, list[str]] = {}
+    for profile_id, keys in wanted.items():
+        shared: dict[str, int] = {}
+        for key in keys:
+            for holder in holders.get(key, ()):
+                if holder != profile_id and holder not in merged:
+                    shared[holder] = shared.get(holder, 0) + 1
+        found[profile_id] = sorted(shared, key=lambda pid: (-shared[pid], pid))[:MAX_CANDIDATES]
+    return found
+
+
+class PairScores:
+    """Match probabilities of many pairs of records at once; the evidence of a pair on demand."""
+
+    def __init__(
+        self, model: MatchModel, records: dict[str, PersonRecord], pairs: Sequence[tuple[str, str]]
+    ) -> None:
+        self.pairs = list(pairs)
+        ids = sorted({pid for pair in self.pairs for pid in pair})
+        position = {pid: index for index, pid in enumerate(ids)}
+        columns = Columns([prepare(records[pid]) for pid in ids])
+        left = np.fromiter((position[a] for a, _ in self.pairs), dtype=np.int64, count=len(self.pairs))
+        right = np.fromiter((position[b] for _, b in self.pairs), dtype=np.int64, count=len(self.pairs))
+        self.levels = compare(columns, left, right)
+        self.weights = model.weights(self.levels, columns, left)
+        self.probability = model.probability(self.weights.sum(axis=1))
+
+    def evidence(self, k: int) -> list[dict[str, Any]]:
+        return [
+            {
+                "field": comparison.name,
+                "level": comparison.levels[self.levels[k, index] - 1] if self.levels[k, index] else "unknown",
+                "weight": round(float(self.weights[k, index]), 2),
+            }
+            for index, comparison in enumerate(COMPARISONS)
+        ]
+
+    def results(self) -> list[Scored]:
+        return [
+            Scored(a, b, float(self.probability[k]), self.evidence(k)) for k, (a, b) in enumerate(self.pairs)
+        ]
 
 
 def score(model: MatchModel, record: PersonRecord, others: Sequence[PersonRecord]) -> list[Scored]:
     """Score ``record`` against each of ``others``, with the evidence of each pair."""
     if not others:
         return []
-    columns = Columns([prepare(record)] + [prepare(other) for other in others])
-    left = np.zeros(len(others), dtype=np.int64)
-    right = np.arange(1, len(others) + 1, dtype=np.int64)
-    levels = compare(columns, left, right)
-    weights = model.weights(levels, columns, left)
-    probability = model.probability(weights.sum(axis=1))
-    results = []
-    for k, other in enumerate(others):
-        evidence = [
-            {
-                "field": comparison.name,
-                "level": comparison.levels[levels[k, index] - 1] if levels[k, index] else "unknown",
-                "weight": round(float(weights[k, index]), 2),
-            }
-            for index, comparison in enumerate(COMPARISONS)
-        ]
-        results.append(Scored(other.id, float(probability[k]), evidence))
-    return results
+    records = {record.id: record} | {other.id: other for other in others}
+    return PairScores(model, records, [(record.id, other.id) for other in others]).results()
 
 
 def match_stored(session: Session, model: MatchModel, record: PersonRecord) -> list[Scored]:
     """Score a record against the stored base: candidates through the stored blocking keys, their
     traits read from the database (the path of a profile nothing in memory knows yet)."""
-    others = find_candidates(session, record.id, keys_of(record), {})
+    others = find_candidates(session, {record.id: keys_of(record)}, {})[record.id]
     if not others:
         return []
     records = []
