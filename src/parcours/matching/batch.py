@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from parcours.db.types import utcnow
 from parcours.ids import new_id
 from parcours.matching.linkage import Linkage, Progress, link_records
-from parcours.matching.realtime import keys_of, record_from_traits, save_model, store_keys
+from parcours.matching.realtime import PairScores, keys_of, record_from_traits, save_model, store_keys
 from parcours.matching.records import FIELDS, PersonRecord
 from parcours.models import MatchReview, Profile
 
@@ -85,18 +85,21 @@ def dedupe_profiles(
     linkage = link_records(records, threshold=max(review_threshold, 0.5), progress=progress)
     save_model(session, linkage.model)
     store_keys(session, {record.id: keys_of(record) for record in records})
-    known = set(session.execute(select(MatchReview.profile_a, MatchReview.profile_b)).tuples())
-    now, added = utcnow(), []
-    for a, b, probability in linkage.pairs:
-        pair = (min(a, b), max(a, b))
-        if probability >= review_threshold and pair not in known:
-            known.add(pair)
-            added.append(
-                MatchReview(id=new_id("mrv"), profile_a=pair[0], profile_b=pair[1], probability=probability,
-                            evidence=[], status="pending", created_at=now, decided_at=None, merge_id=None)
-            )  # fmt: skip
-    session.add_all(added)
-    return linkage, len(added)
+    known = {(a, b) for a, b in session.execute(select(MatchReview.profile_a, MatchReview.profile_b))}
+    likely = sorted(
+        {(min(a, b), max(a, b)) for a, b, probability in linkage.pairs if probability >= review_threshold}
+        - known
+    )
+    if likely:
+        scores = PairScores(linkage.model, {record.id: record for record in records}, likely)
+        now = utcnow()
+        session.add_all(
+            MatchReview(id=new_id("mrv"), profile_a=a, profile_b=b, probability=float(scores.probability[k]),
+                        evidence=scores.evidence(k), status="pending", created_at=now, decided_at=None,
+                        merge_id=None)
+            for k, (a, b) in enumerate(likely)
+        )  # fmt: skip
+    return linkage, len(likely)
 
 
 __all__ = ["CsvProblem", "dedupe_profiles", "parse_map", "read_people", "write_clusters"]
