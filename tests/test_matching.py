@@ -12,6 +12,7 @@ from parcours.identity import service as identity
 from parcours.matching import MatchModel, PersonRecord, link_records
 from parcours.matching.realtime import score
 from parcours.matching.review import accept_review, list_reviews, reject_review
+from tests.conftest import Api
 from tests.helpers import active_profiles, ingest, make_source, profile_of
 
 HELENE = PersonRecord("a", "Hélène", "Dupont", "1984-03-07", "12 rue des Lilas", "Lyon", "69003")
@@ -92,6 +93,9 @@ def test_a_real_time_match_merges_and_can_be_undone(db: Database, settings: Sett
     # Kept apart from now on: a new event of either side does not merge them again.
     ingest(db, settings, phone, [person("p2", {"phone": "06 12 34 56 78"}, firstName="Hélène")])
     assert len(active_profiles(db)) == 2
+    # Both sides are candidates again for anyone else: a third record of her is merged with one of them.
+    ingest(db, settings, phone, [person("p3", {"loyalty_card": "CARD-77"})])
+    assert len(active_profiles(db)) == 2
 
 
 def test_two_different_user_ids_are_never_merged(db: Database, settings: Settings) -> None:
@@ -140,3 +144,36 @@ def test_accepting_a_review_merges_through_the_core(db: Database, settings: Sett
     with db.write() as session:
         identity.unmerge(session, profile_of(db, settings, "user_id", "u-9"))
     assert len(active_profiles(db)) == 2
+
+
+def test_review_queue_api(api: Api) -> None:
+    web = api.source("web", "web")
+    likely = {"firstName": "Helene", "lastName": "Dupont", "birthday": "1984-03-07"}
+    batch = [
+        person("w1", {"email": "a@example.fr"}),
+        {"type": "identify", "messageId": "w2", "userId": "u-9", "traits": likely},
+        person("w3", {"email": "c@example.fr"}, firstName="Claire", lastName="Martin", birthday="1990-01-02"),
+        {"type": "identify", "messageId": "w4", "userId": "u-10",
+         "traits": {"firstName": "Claire", "lastName": "Martin", "birthday": "1990-01-02"}},
+    ]  # fmt: skip
+    assert api.send(web, "/v1/batch", {"batch": batch}).status_code == 200
+    response = api.get("/v1/identity/matches")
+    assert response.status_code == 200
+    items = response.json()["data"]
+    assert len(items) == 2 and all(0.8 <= item["probability"] < 0.99 for item in items)
+    assert {e["field"] for e in items[0]["evidence"]} >= {"given_name", "surname", "birth_date"}
+    # Write keys cannot read the queue; unknown ids and second decisions are refused clearly.
+    assert api.client.get("/v1/identity/matches", headers=api.basic(web)).status_code == 403
+    assert api.client.post("/v1/identity/matches/mrv_nope/accept", headers=api.bearer).status_code == 404
+    assert api.get("/v1/identity/matches", status="maybe").status_code == 400
+
+    accepted = api.client.post(f"/v1/identity/matches/{items[0]['id']}/accept", headers=api.bearer)
+    assert accepted.status_code == 200 and accepted.json()["status"] == "accepted"
+    rejected = api.client.post(f"/v1/identity/matches/{items[1]['id']}/reject", headers=api.bearer)
+    assert rejected.status_code == 200 and rejected.json()["status"] == "rejected"
+    again = api.client.post(f"/v1/identity/matches/{items[1]['id']}/accept", headers=api.bearer)
+    assert again.status_code == 409 and "already rejected" in again.json()["error"]["message"]
+    assert api.get("/v1/identity/matches").json()["data"] == []
+    assert len(active_profiles(api.db)) == 3
+    merged = api.get("/v1/profiles", identifier="user_id:u-9").json()
+    assert {i["kind"] for i in merged["identifiers"]} >= {"email", "user_id"}

@@ -702,6 +702,9 @@ class IdentityBatch:
             decided.add(pair)
             if self._hard_conflict(self._state(first), self._state(second)):
                 continue  # two different accounts (or other one-per-profile identifiers): never one person
+            self._load_blocks([first, second])
+            if frozenset((first, second)) in self.graph.blocks:
+                continue  # a person unmerged them: that decision stands
             probability = float(scores.probability[k])
             if probability >= policy.auto_threshold and not self._merge_refused([first, second]):
                 survivor = min((first, second), key=lambda pid: (self._state(pid).created_at, pid))
@@ -857,10 +860,17 @@ class IdentityBatch:
                 new=frozenset(self.new_profiles),
             )
         if self.reviews:
+            # Merges later in the batch may have made two items one pair, or one profile.
+            by_pair: dict[tuple[str, str], dict[str, Any]] = {}
             for review in self.reviews:
-                a, b = self._final(review["profile_a"]), self._final(review["profile_b"])
-                review["profile_a"], review["profile_b"] = min(a, b), max(a, b)
-            reviews = [r for r in self.reviews if r["profile_a"] != r["profile_b"]]
+                a, b = sorted((self._final(review["profile_a"]), self._final(review["profile_b"])))
+                review["profile_a"], review["profile_b"] = a, b
+                if a != b and (
+                    (a, b) not in by_pair or review["probability"] > by_pair[(a, b)]["probability"]
+                ):
+                    by_pair[(a, b)] = review
+            known = self._decided_pairs(list(by_pair))
+            reviews = [review for pair, review in by_pair.items() if pair not in known]
             if reviews:
                 conn.execute(_table(MatchReview).insert(), reviews)
         # What was written is now stored (the cache carries it into the next batch).

@@ -12,6 +12,7 @@ from parcours.db.types import utcnow
 from parcours.errors import Conflict, NotFound
 from parcours.identity.resolution import apply_traits, chunks, lock_identity_graph
 from parcours.identity.touchpoints import iso_key
+from parcours.matching.realtime import keys_of, record_from_traits, store_keys
 from parcours.models import Consent, Event, Identifier, Merge, MergeBlock, Profile
 
 
@@ -172,6 +173,7 @@ def unmerge(session: Session, profile_id: str, merge_id: str | None = None) -> M
         )
         .values(profile_id=merged_id)
     )
+    match_keys: dict[str, list[str]] = {}
     for pid in (survivor_id, merged_id):
         traits, times = recompute_traits(session, pid)
         session.execute(
@@ -179,6 +181,9 @@ def unmerge(session: Session, profile_id: str, merge_id: str | None = None) -> M
             .where(Profile.id == pid)
             .values(traits=traits, trait_times=times, updated_at=now, merged_into_id=None)
         )
+        record = record_from_traits(pid, traits)
+        match_keys[pid] = keys_of(record) if record else []
+    store_keys(session, match_keys)  # both sides are match candidates again (the pair stays blocked)
     merge.undone_at = now
     a, b = sorted((survivor_id, merged_id))
     if (
