@@ -17,6 +17,7 @@ CHANNELS: tuple[str, ...] = (
     "social",
     "kiosk",
     "marketplace",
+    "mail",  # postal mail: paper catalogues, coupons, letters
     "other",
 )
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from parcours.demo.catalogue import PRODUCTS_BY_SKU
-from parcours.demo.helpers import national_format
+from parcours.demo.helpers import national_format, to_ascii
 from parcours.demo.journey import Journey
 
 _CALL_REASONS = (
@@ -56,6 +56,32 @@ class CustomerService(Journey):
                     "context": {"externalIds": ids, "library": context["library"]},
                 },
             )
+
+    def paper_coupon(self, *, with_address: bool) -> None:
+        """A paper catalogue coupon keyed in by the service client: the name as the agent read it, no
+        e-mail, phone or card. Only the name, birth date and address say who it is: probabilistic
+        matching merges it (with the address) or queues it for review (without)."""
+        first = to_ascii(self.c.first_name) if self.rng.random() < 0.5 else self.c.first_name
+        last = self.c.last_name.upper()
+        if self.rng.random() < 0.3 and len(last) > 4:  # a letter dropped while typing
+            cut = self.rng.randrange(1, len(last) - 1)
+            last = last[:cut] + last[cut + 1 :]
+        traits: dict[str, Any] = {
+            "firstName": first,
+            "lastName": last,
+            "birthday": self.c.birthday.isoformat(),
+        }
+        if with_address:
+            traits["address"] = {"street": self.c.street.lower(), "postalCode": self.c.postal_code,
+                                 "city": self.c.city.upper(), "country": "FR"}  # fmt: skip
+        coupon = f"COUPON-{next(self.world.coupons)}"
+        library = {"name": "saisie-coupons", "version": "1.0"}
+        self.emit("phone", {"type": "identify", "anonymousId": coupon, "traits": traits,
+                            "context": {"channel": "mail", "library": library}})  # fmt: skip
+        self.track(
+            "phone", "Catalogue Order Keyed", {"coupon": coupon, "catalogue": "printemps"},
+            {"channel": "mail", "library": library}, anonymousId=coupon,
+        )  # fmt: skip
 
     def support_email(self, order_id: str | None) -> None:
         conversation = f"TCK-{self.rng.randrange(10**6):06d}"

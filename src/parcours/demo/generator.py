@@ -46,7 +46,7 @@ from parcours.demo.personas import live
 from parcours.errors import ParcoursError
 from parcours.identity import service as identity
 from parcours.ingest.service import ingest_messages
-from parcours.models import Consent, Event, Identifier, IdentityConflict, Merge, Profile
+from parcours.models import Consent, Event, Identifier, IdentityConflict, MatchReview, Merge, Profile
 
 # The catalogue's data stays importable from here, where earlier code found it.
 __all__ = [
@@ -85,6 +85,8 @@ class DemoInfo:
     identifiers: int
     consents: int
     conflicts: int
+    match_merges: int  # merges made by probabilistic matching (no identifier shared)
+    match_reviews: int  # pairs waiting in the review queue
     seconds: float
     write_keys: dict[str, str]  # source name -> write key
     web_write_key: str
@@ -103,6 +105,8 @@ class DemoInfo:
             "identifiers": self.identifiers,
             "consents": self.consents,
             "conflicts": self.conflicts,
+            "match_merges": self.match_merges,
+            "match_reviews": self.match_reviews,
         }
 
     def summary(self, base_url: str) -> str:
@@ -119,6 +123,11 @@ class DemoInfo:
             f"  Identifiers         {self.identifiers:,} (e-mails, phones, loyalty cards, till and web ids, …)",
             f"  Consent records     {self.consents:,}",
         ]
+        if self.match_merges:
+            lines.append(f"  Matched by name     {self.match_merges:,} profiles merged by probabilistic matching "
+                         "(paper coupons: no identifier shared)")  # fmt: skip
+        if self.match_reviews:
+            lines.append(f"  Likely matches      {self.match_reviews:,} to review (GET /v1/identity/matches)")
         if self.conflicts:
             lines.append(f"  Identity conflicts  {self.conflicts:,} to review (GET /v1/identity/conflicts)")
         lines += [
@@ -267,6 +276,12 @@ def populate(
         identifiers = session.scalar(select(func.count()).select_from(Identifier))
         consents = session.scalar(select(func.count()).select_from(Consent))
         conflicts = session.scalar(select(func.count()).select_from(IdentityConflict))
+        match_merges = session.scalar(
+            select(func.count()).select_from(Merge).where(Merge.rule.like("probabilistic match%"))
+        )
+        match_reviews = session.scalar(
+            select(func.count()).select_from(MatchReview).where(MatchReview.status == "pending")
+        )
     example = _pick_example(database, settings, population)
     return DemoInfo(
         retailer=RETAILER_NAME,
@@ -281,6 +296,8 @@ def populate(
         identifiers=identifiers or 0,
         consents=consents or 0,
         conflicts=conflicts or 0,
+        match_merges=match_merges or 0,
+        match_reviews=match_reviews or 0,
         seconds=time.perf_counter() - started,
         write_keys=write_keys,
         web_write_key=write_keys[SOURCES[0][1]],

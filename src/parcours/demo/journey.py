@@ -43,6 +43,7 @@ class World:
     seq: Iterator[int] = field(default_factory=count)
     order_numbers: Iterator[int] = field(default_factory=lambda: count(100_001))
     calls: Iterator[int] = field(default_factory=lambda: count(500_001))
+    coupons: Iterator[int] = field(default_factory=lambda: count(70_001))
 
 
 class Journey:

@@ -268,3 +268,8 @@ def live(world: World, customer: DemoCustomer, rng: random.Random) -> None:
         _PERSONA_JOURNEYS[customer.persona](journey)
     with contextlib.suppress(Done):
         journey.campaigns()
+    with contextlib.suppress(Done):  # a few order from the paper catalogue, by post
+        roll = rng.random()
+        if roll < 0.06:
+            journey.days(1, 60)
+            journey.paper_coupon(with_address=roll < 0.045)

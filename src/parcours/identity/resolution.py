@@ -806,6 +806,17 @@ class IdentityBatch:
                 consent["profile_id"] = self._final(consent["profile_id"])
             for conflict in self.conflicts:
                 conflict["attached_profile_id"] = self._final(conflict["attached_profile_id"])
+            # A pending review of a merged-away profile is superseded: its survivor is matched afresh.
+            reviews_t = _table(MatchReview)
+            for part in chunks(self.merged_now):
+                conn.execute(
+                    reviews_t.update()
+                    .where(
+                        reviews_t.c.status == "pending",
+                        or_(reviews_t.c.profile_a.in_(part), reviews_t.c.profile_b.in_(part)),
+                    )
+                    .values(status="superseded", decided_at=self.now)
+                )
             writer.update(
                 profiles_t,
                 ("merged_into_id", "updated_at"),

@@ -14,7 +14,8 @@ from parcours.identity.kinds import KindRegistry
 from parcours.identity.resolution import lock_identity_graph, merge_profiles
 from parcours.models import MatchReview, Profile
 
-STATUSES = ("pending", "accepted", "rejected")
+# superseded: one of the profiles was merged into another since (its survivor is matched afresh).
+STATUSES = ("pending", "accepted", "rejected", "superseded")
 
 
 def _current(session: Session, profile_id: str) -> str | None:

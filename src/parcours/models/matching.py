@@ -34,7 +34,7 @@ class MatchReview(Base):
     probability: Mapped[float] = mapped_column(Float)
     # Per comparison: {"field", "level", "weight"} (weight: log2 Bayes factor).
     evidence: Mapped[list[Any]]
-    status: Mapped[str] = mapped_column(String(16))  # pending, accepted, rejected
+    status: Mapped[str] = mapped_column(String(16))  # pending, accepted, rejected, superseded
     created_at: Mapped[datetime]
     decided_at: Mapped[datetime | None]
     merge_id: Mapped[str | None] = mapped_column(String(40))
