@@ -177,3 +177,20 @@ def test_review_queue_api(api: Api) -> None:
     assert len(active_profiles(api.db)) == 3
     merged = api.get("/v1/profiles", identifier="user_id:u-9").json()
     assert {i["kind"] for i in merged["identifiers"]} >= {"email", "user_id"}
+
+
+def test_a_review_of_a_profile_merged_away_is_superseded(db: Database, settings: Settings) -> None:
+    web = make_source(db, "web", "web")
+    ingest(db, settings, web, [person("w1", {"email": "a@example.fr"})])
+    ingest(db, settings, web, [{"type": "identify", "messageId": "w2", "anonymousId": "device-9",
+                                "traits": {"firstName": "Helene", "lastName": "Dupont", "birthday": "1984-03-07"}}])  # fmt: skip
+    with db.read() as session:
+        assert len(list_reviews(session, status="pending", limit=10)) == 1
+    # The device signs in with the e-mail: the identifiers merge the pair; the review has nothing left to ask.
+    ingest(db, settings, web, [{"type": "identify", "messageId": "w3", "anonymousId": "device-9",
+                                "traits": {"email": "a@example.fr"}}])  # fmt: skip
+    assert len(active_profiles(db)) == 1
+    with db.read() as session:
+        assert list_reviews(session, status="pending", limit=10) == []
+        (item,) = list_reviews(session, status="superseded", limit=10)
+    assert item["current_profile_ids"][0] == item["current_profile_ids"][1]
