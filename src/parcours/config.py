@@ -63,6 +63,13 @@ class Settings(BaseSettings):
         lt=1,
         description="Match probability at or above which a pair is queued for review.",
     )
+    inbox_continuity_hours: int = Field(
+        default=72,
+        ge=0,
+        le=24 * 365,
+        description="A resolved conversation reopens when the customer writes again within this many hours; "
+        "after that a new conversation starts. Unresolved conversations always continue.",
+    )
     log_level: str = Field(default="INFO")
 
     @model_validator(mode="after")

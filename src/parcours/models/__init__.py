@@ -12,13 +12,16 @@ from parcours.models.identity import (
     Profile,
     Tombstone,
 )
+from parcours.models.inbox import Agent, Conversation, Message, Team, TeamMember
 from parcours.models.instance import InstanceSetting
 from parcours.models.matching import MatchKey, MatchReview
 from parcours.models.sources import ApiToken, Source
 
 __all__ = [
+    "Agent",
     "ApiToken",
     "Consent",
+    "Conversation",
     "Event",
     "Identifier",
     "IdentifierKind",
@@ -29,7 +32,10 @@ __all__ = [
     "MatchReview",
     "Merge",
     "MergeBlock",
+    "Message",
     "Profile",
     "Source",
+    "Team",
+    "TeamMember",
     "Tombstone",
 ]

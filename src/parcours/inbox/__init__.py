@@ -1,0 +1,1 @@
+"""Customer service: one inbox for every channel, one conversation across channels."""

@@ -1,0 +1,398 @@
+"""The inbox: every customer message, whatever its channel, lands on the sender's unified profile and in
+that customer's one conversation; agents answer on the channel of their choice.
+
+Channel adapters (``parcours.channels``) turn what a provider sends into an ``Inbound`` and call
+``receive``; replies go out through ``parcours.inbox.outbound``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from parcours.auth.service import SourceInfo, create_source
+from parcours.config import Settings
+from parcours.db.types import utcnow
+from parcours.errors import Conflict, InvalidInput, NotFound
+from parcours.identity import service as identity
+from parcours.identity.resolution import GraphCache
+from parcours.ids import new_id
+from parcours.ingest.parse import InvalidEvent, parse_message
+from parcours.ingest.service import limits_from
+from parcours.matching.realtime import load_policy
+from parcours.models import Conversation, Message, Source
+from parcours.vocabulary import CHANNELS
+
+STATUSES = ("open", "pending", "snoozed", "resolved")
+PRIORITIES = ("low", "normal", "high", "urgent")
+MAX_BODY = 100_000  # characters of a message body kept
+
+
+@dataclass
+class Inbound:
+    """A message (or a logged call or visit) from a customer, as a channel adapter understood it."""
+
+    channel: str  # email, sms, whatsapp, messenger, instagram, chat, phone, store
+    provider: str  # smtp, twilio, meta, widget, telephony, agent
+    provider_message_id: str  # unique per provider: a replay is recognised and ignored
+    # The sender's identifiers as the channel knows them: ("email", "Ana <ana@x.fr>" parsed to the
+    # address by the adapter), ("phone", "+33…"), ("whatsapp", "+33…"), ("messenger", psid)…
+    identifiers: list[tuple[str, str]]
+    body: str
+    sent_at: datetime | None = None
+    customer_address: str | None = None
+    subject: str | None = None
+    email_message_id: str | None = None
+    in_reply_to: list[str] = field(default_factory=list)
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+    traits: dict[str, Any] = field(default_factory=dict)  # e.g. {"name": "Ana Martin"} from a From header
+    direction: str = "inbound"  # a logged outbound call is "outbound"
+
+
+@dataclass
+class Received:
+    conversation_id: str
+    message_id: str
+    profile_id: str
+    duplicate: bool = False
+    new_conversation: bool = False
+
+
+def inbox_source(session: Session, channel: str) -> SourceInfo:
+    """The event source the inbox records a channel's messages under (made on first use)."""
+    name = f"Inbox · {channel}"
+    row = session.execute(select(Source.id, Source.name, Source.channel).where(Source.name == name)).first()
+    if row is not None:
+        return SourceInfo(row.id, row.name, row.channel)
+    source, _write_key = create_source(session, name, channel)  # the key is never used: nobody sends with it
+    return source
+
+
+def _check(inbound: Inbound) -> None:
+    if inbound.channel not in CHANNELS:
+        raise InvalidInput(f"channel: unknown channel {inbound.channel!r}")
+    if not inbound.provider_message_id or len(inbound.provider_message_id) > 300:
+        raise InvalidInput("provider message id: must be 1 to 300 characters")
+    if not inbound.identifiers:
+        raise InvalidInput("sender: no identifier (e-mail address, phone number, account id…)")
+    if inbound.direction not in ("inbound", "outbound"):
+        raise InvalidInput("direction: must be inbound or outbound")
+
+
+def receive(
+    session: Session,
+    settings: Settings,
+    inbound: Inbound,
+    *,
+    cache: GraphCache | None = None,
+    now: datetime | None = None,
+) -> Received:
+    """Store one customer message in the caller's write transaction: the sender resolved to the unified
+    profile through identity resolution (the message is an event on the timeline), the conversation
+    found by e-mail threading or continuity (the customer's latest conversation, active within
+    ``settings.inbox_continuity_hours``), or a new one. A replayed provider message id changes nothing."""
+    _check(inbound)
+    now = now or utcnow()
+    existing = session.execute(
+        select(Message.id, Message.conversation_id).where(
+            Message.provider == inbound.provider, Message.provider_message_id == inbound.provider_message_id
+        )
+    ).first()
+    if existing is not None:
+        profile_id = session.scalar(
+            select(Conversation.profile_id).where(Conversation.id == existing.conversation_id)
+        )
+        return Received(existing.conversation_id, existing.id, str(profile_id), duplicate=True)
+
+    message_id = new_id("msg")
+    sent_at = min(inbound.sent_at or now, now)
+    source = inbox_source(session, inbound.channel)
+    registry = identity.load_registry(session, settings.default_phone_region)
+    event = {
+        "type": "track",
+        "event": "Message Received" if inbound.direction == "inbound" else "Message Sent",
+        "messageId": f"inbox:{inbound.provider}:{inbound.provider_message_id}"[:200],
+        "timestamp": sent_at.isoformat(),
+        "properties": {"inbox_message_id": message_id, "provider": inbound.provider, **(
+            {"subject": inbound.subject} if inbound.subject else {})},
+        "context": {
+            "channel": inbound.channel,
+            "externalIds": [{"type": kind, "id": value} for kind, value in inbound.identifiers],
+            **({"traits": inbound.traits} if inbound.traits else {}),
+        },
+    }  # fmt: skip
+    try:
+        touchpoint = parse_message(
+            event,
+            expected_type=None,
+            source_id=source.id,
+            default_channel=inbound.channel,
+            registry=registry,
+            received_at=now,
+            batch_sent_at=None,
+            limits=limits_from(settings),
+        )
+    except InvalidEvent as error:
+        raise InvalidInput(f"sender: {error}") from None
+    outcome = identity.record_touchpoints(
+        session, registry, [touchpoint], cache=cache, matching=load_policy(session, settings)
+    )
+    profile_id = outcome.profile_ids[0]
+    if profile_id is None:  # replay of an erased person's message: keep nothing
+        raise Conflict("the sender's data was erased; the message is not kept")
+
+    conversation, created = _conversation_for(session, settings, profile_id, inbound, sent_at)
+    session.add(
+        Message(
+            id=message_id,
+            conversation_id=conversation.id,
+            direction=inbound.direction,
+            channel=inbound.channel,
+            provider=inbound.provider,
+            provider_message_id=inbound.provider_message_id,
+            author_agent_id=None,
+            customer_address=inbound.customer_address,
+            body=inbound.body[:MAX_BODY],
+            subject=inbound.subject,
+            email_message_id=inbound.email_message_id,
+            in_reply_to=list(inbound.in_reply_to),
+            attachments=list(inbound.attachments),
+            details=dict(inbound.details),
+            sent_at=sent_at,
+            received_at=now,
+            delivery="received",
+            error=None,
+            attempts=0,
+            event_id=outcome.event_ids[0],
+        )
+    )
+    if inbound.direction == "inbound":
+        conversation.last_inbound_channel = inbound.channel
+        conversation.last_inbound_at = max(sent_at, conversation.last_inbound_at or sent_at)
+        if conversation.status in ("pending", "snoozed", "resolved"):
+            conversation.status, conversation.snoozed_until = "open", None
+            conversation.resolved_at = None
+    conversation.last_message_at = max(sent_at, conversation.last_message_at)
+    session.flush()
+    return Received(conversation.id, message_id, profile_id, new_conversation=created)
+
+
+def _conversation_for(
+    session: Session, settings: Settings, profile_id: str, inbound: Inbound, sent_at: datetime
+) -> tuple[Conversation, bool]:
+    # E-mail threading first: a reply to a message of a conversation continues it.
+    if inbound.in_reply_to:
+        threaded = session.scalar(
+            select(Conversation)
+            .join(Message, Message.conversation_id == Conversation.id)
+            .where(Message.email_message_id.in_(inbound.in_reply_to))
+            .order_by(Message.sent_at.desc())
+            .limit(1)
+        )
+        if threaded is not None:
+            return threaded, False
+    # Continuity: the customer's latest conversation, whatever its channel, continues while it is not
+    # resolved; a resolved one reopens when the customer writes again within the window.
+    window = timedelta(hours=settings.inbox_continuity_hours)
+    latest = session.scalar(
+        select(Conversation)
+        .where(Conversation.profile_id.in_(_profile_ids(session, profile_id)))
+        .order_by(Conversation.last_message_at.desc())
+        .limit(1)
+    )
+    if latest is not None and (latest.status != "resolved" or sent_at - latest.last_message_at <= window):
+        if latest.profile_id != profile_id:
+            latest.profile_id = profile_id  # its profile was merged into this one since
+        return latest, False
+    conversation = Conversation(
+        id=new_id("cnv"),
+        profile_id=profile_id,
+        status="open",
+        snoozed_until=None,
+        assignee_id=None,
+        team_id=None,
+        priority="normal",
+        tags=[],
+        subject=inbound.subject,
+        last_inbound_channel=inbound.channel,
+        created_at=sent_at,
+        last_message_at=sent_at,
+        last_inbound_at=None,
+        first_response_at=None,
+        resolved_at=None,
+    )
+    session.add(conversation)
+    return conversation, True
+
+
+def _profile_ids(session: Session, profile_id: str) -> list[str]:
+    """The profile and every profile merged into it (their conversations are the customer's too)."""
+    from parcours.models import Profile
+
+    ids, frontier = [profile_id], [profile_id]
+    while frontier:
+        merged = list(session.scalars(select(Profile.id).where(Profile.merged_into_id.in_(frontier))))
+        ids += merged
+        frontier = merged
+    return ids
+
+
+# ------------------------------------------------------------------------------------------ agent work
+def get_conversation(session: Session, conversation_id: str) -> Conversation:
+    conversation = session.get(Conversation, conversation_id)
+    if conversation is None:
+        raise NotFound(f"conversation {conversation_id} not found")
+    return conversation
+
+
+def conversation_view(conversation: Conversation) -> dict[str, Any]:
+    return {
+        "id": conversation.id,
+        "profile_id": conversation.profile_id,
+        "status": conversation.status,
+        "snoozed_until": _iso(conversation.snoozed_until),
+        "assignee_id": conversation.assignee_id,
+        "team_id": conversation.team_id,
+        "priority": conversation.priority,
+        "tags": conversation.tags,
+        "subject": conversation.subject,
+        "reply_channel": conversation.last_inbound_channel,
+        "created_at": _iso(conversation.created_at),
+        "last_message_at": _iso(conversation.last_message_at),
+        "first_response_at": _iso(conversation.first_response_at),
+        "resolved_at": _iso(conversation.resolved_at),
+    }
+
+
+def message_view(message: Message) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "direction": message.direction,
+        "channel": message.channel,
+        "provider": message.provider,
+        "author_agent_id": message.author_agent_id,
+        "customer_address": message.customer_address,
+        "subject": message.subject,
+        "body": message.body,
+        "attachments": message.attachments,
+        "details": message.details,
+        "sent_at": _iso(message.sent_at),
+        "delivery": message.delivery,
+        "error": message.error,
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def list_conversations(
+    session: Session,
+    *,
+    status: str | None,
+    assignee_id: str | None,
+    channel: str | None,
+    profile_id: str | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    if status is not None and status not in STATUSES:
+        raise InvalidInput(f"status: must be one of {', '.join(STATUSES)}")
+    query = select(Conversation).order_by(Conversation.last_message_at.desc(), Conversation.id).limit(limit)
+    if status is not None:
+        query = query.where(Conversation.status == status)
+    if assignee_id is not None:
+        query = query.where(
+            Conversation.assignee_id.is_(None)
+            if assignee_id == "none"
+            else Conversation.assignee_id == assignee_id
+        )
+    if channel is not None:
+        query = query.where(Conversation.last_inbound_channel == channel)
+    if profile_id is not None:
+        query = query.where(Conversation.profile_id.in_(_profile_ids(session, profile_id)))
+    return [conversation_view(c) for c in session.scalars(query)]
+
+
+def read_conversation(session: Session, conversation_id: str) -> dict[str, Any]:
+    """The thread, every channel in time order, with the customer's unified profile beside it."""
+    conversation = get_conversation(session, conversation_id)
+    messages = session.scalars(
+        select(Message)
+        .where(Message.conversation_id == conversation_id)
+        .order_by(Message.sent_at, Message.seq)
+    )
+    return {
+        **conversation_view(conversation),
+        "messages": [message_view(m) for m in messages],
+        "customer": identity.profile_view(session, conversation.profile_id),
+    }
+
+
+def set_status(
+    session: Session, conversation_id: str, status: str, *, snoozed_until: datetime | None, now: datetime
+) -> Conversation:
+    if status not in STATUSES:
+        raise InvalidInput(f"status: must be one of {', '.join(STATUSES)}")
+    if status == "snoozed" and (snoozed_until is None or snoozed_until <= now):
+        raise InvalidInput("snoozed_until: a snoozed conversation needs a time in the future")
+    conversation = get_conversation(session, conversation_id)
+    conversation.status = status
+    conversation.snoozed_until = snoozed_until if status == "snoozed" else None
+    conversation.resolved_at = now if status == "resolved" else None
+    session.flush()
+    return conversation
+
+
+def wake_snoozed(session: Session, now: datetime) -> int:
+    """Snoozed conversations whose time has come are open again; returns how many."""
+    due = list(
+        session.scalars(
+            select(Conversation).where(Conversation.status == "snoozed", Conversation.snoozed_until <= now)
+        )
+    )
+    for conversation in due:
+        conversation.status, conversation.snoozed_until = "open", None
+    session.flush()
+    return len(due)
+
+
+def update_conversation(
+    session: Session,
+    conversation_id: str,
+    *,
+    priority: str | None = None,
+    tags: list[str] | None = None,
+    assignee_id: str | None = None,
+    team_id: str | None = None,
+    unassign: bool = False,
+) -> Conversation:
+    from parcours.models import Agent, Team
+
+    conversation = get_conversation(session, conversation_id)
+    if priority is not None:
+        if priority not in PRIORITIES:
+            raise InvalidInput(f"priority: must be one of {', '.join(PRIORITIES)}")
+        conversation.priority = priority
+    if tags is not None:
+        cleaned = sorted({t.strip().lower() for t in tags if t.strip()})
+        if any(len(t) > 60 for t in cleaned):
+            raise InvalidInput("tags: each at most 60 characters")
+        conversation.tags = cleaned
+    if unassign:
+        conversation.assignee_id = None
+    elif assignee_id is not None:
+        agent = session.get(Agent, assignee_id)
+        if agent is None or agent.disabled_at is not None:
+            raise NotFound(f"agent {assignee_id} not found")
+        conversation.assignee_id = assignee_id
+    if team_id is not None:
+        if session.get(Team, team_id) is None:
+            raise NotFound(f"team {team_id} not found")
+        conversation.team_id = team_id
+    session.flush()
+    return conversation

@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from parcours.db.base import Base
+from parcours.db.types import BigIntKey
+
+
+class Agent(Base):
+    """A person answering customers. Authenticates with its own token; ``role``: agent, supervisor,
+    admin."""
+
+    __tablename__ = "agents"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # Languages ("fr", "en") and skills ("machines", "subscriptions") used by routing.
+    languages: Mapped[list[str]]
+    skills: Mapped[list[str]]
+    # Open conversations at once, per channel ("*": any channel not listed).
+    capacity: Mapped[dict[str, Any]]
+    available: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime]
+    disabled_at: Mapped[datetime | None]
+
+
+class Team(Base):
+    __tablename__ = "teams"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    # "round_robin" or "least_busy".
+    assignment: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+
+
+class TeamMember(Base):
+    __tablename__ = "team_members"
+    __table_args__ = (UniqueConstraint("team_id", "agent_id"),)
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    team_id: Mapped[str] = mapped_column(ForeignKey("teams.id"))
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id"), index=True)
+    last_assigned_at: Mapped[datetime | None]
+
+
+class Conversation(Base):
+    """One customer's thread with the brand, whatever the channels its messages came on."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (
+        Index("ix_conversations_profile", "profile_id", "last_message_at"),
+        Index("ix_conversations_inbox", "status", "assignee_id", "last_message_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    profile_id: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(16))  # open, pending, snoozed, resolved
+    snoozed_until: Mapped[datetime | None]
+    assignee_id: Mapped[str | None] = mapped_column(ForeignKey("agents.id"))
+    team_id: Mapped[str | None] = mapped_column(ForeignKey("teams.id"))
+    priority: Mapped[str] = mapped_column(String(16))  # low, normal, high, urgent
+    tags: Mapped[list[str]]
+    subject: Mapped[str | None] = mapped_column(String(300))
+    # The channel of the latest inbound message: where replies go unless the agent picks another.
+    last_inbound_channel: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime]
+    last_message_at: Mapped[datetime]
+    last_inbound_at: Mapped[datetime | None]
+    first_response_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+
+
+class Message(Base):
+    """An inbound message, an outbound reply or a private note, on one channel."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("provider", "provider_message_id"),
+        Index("ix_messages_conversation", "conversation_id", "sent_at", "seq"),
+        Index("ix_messages_email_id", "email_message_id"),
+    )
+
+    seq: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40), unique=True)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id"))
+    direction: Mapped[str] = mapped_column(String(16))  # inbound, outbound, note
+    channel: Mapped[str] = mapped_column(String(40))
+    # smtp, twilio, meta, widget, telephony, agent (logged by hand), bot
+    provider: Mapped[str] = mapped_column(String(40))
+    provider_message_id: Mapped[str] = mapped_column(String(300))
+    author_agent_id: Mapped[str | None] = mapped_column(String(40))
+    # The customer's address on this channel (an e-mail, a phone number, a page-scoped id, a visitor id).
+    customer_address: Mapped[str | None] = mapped_column(String(320))
+    body: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str | None] = mapped_column(String(300))
+    # E-mail threading: this message's Message-ID and the ids it answers.
+    email_message_id: Mapped[str | None] = mapped_column(String(300))
+    in_reply_to: Mapped[list[str]]
+    attachments: Mapped[list[Any]]
+    # For calls and visits: direction, duration, outcome, recording link...
+    details: Mapped[dict[str, Any]]
+    sent_at: Mapped[datetime]
+    received_at: Mapped[datetime]
+    # Outbound: queued, sent, failed (with ``error``); inbound and notes: received.
+    delivery: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The event this message is on the customer's timeline.
+    event_id: Mapped[str | None] = mapped_column(String(40))
