@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
@@ -27,6 +28,7 @@ from parcours.config import Settings
 from parcours.db.base import Base
 from parcours.db.engine import Database
 from parcours.db.migrate import upgrade
+from parcours.inbox.outbound import Outbox
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -196,6 +198,7 @@ class Api:
     settings: Settings
     client: httpx.Client
     token: str
+    app: FastAPI
 
     def source(self, name: str, channel: str) -> str:
         with self.db.write() as session:
@@ -221,7 +224,8 @@ class Api:
 def api(live_server: LiveServer, db: Database, settings: Settings) -> Iterator[Api]:
     live_server.app.state.database = db
     live_server.app.state.settings = settings
+    live_server.app.state.outbox = Outbox()  # each test registers the senders it needs
     with db.write() as session:
         token = create_token(session, "tests")
     with httpx.Client(base_url=live_server.url, timeout=30) as client:
-        yield Api(live_server.url, db, settings, client, token)
+        yield Api(live_server.url, db, settings, client, token, live_server.app)

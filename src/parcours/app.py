@@ -29,6 +29,8 @@ from parcours.errors import (
 )
 from parcours.identity.endpoints import router as identity_router
 from parcours.identity.resolution import GraphCache
+from parcours.inbox.endpoints import router as inbox_router
+from parcours.inbox.outbound import Outbox
 from parcours.ingest.endpoints import router as ingest_router
 
 STATUS_BY_ERROR: dict[type[ParcoursError], int] = {
@@ -77,6 +79,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.database = database or Database(settings.sqlalchemy_url)
     app.state.token_cache = TokenCache()
+    app.state.outbox = Outbox()  # channel adapters register their senders here
     app.state.graph_cache = GraphCache(settings.identity_cache_size) if settings.identity_cache_size else None
 
     @app.exception_handler(ParcoursError)
@@ -100,6 +103,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     app.include_router(ingest_router)
     app.include_router(identity_router)
+    app.include_router(inbox_router)
     app.add_middleware(AccessLog)
     return app
 

@@ -18,11 +18,13 @@ app = typer.Typer(help="Parcours: one customer, one history, every channel.", no
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 source_app = typer.Typer(help="Event sources and their write keys.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens for reading profiles.", no_args_is_help=True)
+agent_app = typer.Typer(help="Agents of the customer-service inbox.", no_args_is_help=True)
 identity_app = typer.Typer(help="Identifier kinds, merge rules, unmerge.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(source_app, name="source")
 app.add_typer(token_app, name="token")
 app.add_typer(identity_app, name="identity")
+app.add_typer(agent_app, name="agent")
 
 
 def _database(settings: Settings) -> Database:
@@ -300,6 +302,31 @@ def identity_dedupe(
     clusters = len(set(linkage.clusters.values()))
     typer.echo(f"{len(records)} records -> {clusters} people ({len(linkage.pairs)} pairs compared); wrote {out}",
                err=True)  # fmt: skip
+
+
+@agent_app.command("create")
+def agent_create(
+    name: str,
+    role: Annotated[str, typer.Option(help="agent, supervisor or admin")] = "agent",
+    email: Annotated[str | None, typer.Option(help="The agent's e-mail address.")] = None,
+    language: Annotated[
+        list[str] | None, typer.Option(help="A language the agent answers in (repeatable).")
+    ] = None,
+    skill: Annotated[list[str] | None, typer.Option(help="A skill used by routing (repeatable).")] = None,
+) -> None:
+    """Create an agent; prints the agent's token alone on the last line (shown once)."""
+    from parcours.inbox.agents import create_agent
+
+    try:
+        with _database(get_settings()).write() as session:
+            agent, token = create_agent(
+                session, name, role=role, email=email, languages=language, skills=skill
+            )
+            agent_id = agent.id
+    except ParcoursError as error:
+        _fail(error)
+    typer.echo(f"agent {name!r} ({role}) created: {agent_id}; its token (shown once):", err=True)
+    typer.echo(token)
 
 
 def main() -> None:

@@ -70,6 +70,11 @@ class Settings(BaseSettings):
         description="A resolved conversation reopens when the customer writes again within this many hours; "
         "after that a new conversation starts. Unresolved conversations always continue.",
     )
+    inbox_email_domain: str = Field(
+        default="parcours.localhost",
+        description="The domain of the Message-IDs of e-mails the inbox sends.",
+        pattern=r"^[A-Za-z0-9.-]{1,200}$",
+    )
     log_level: str = Field(default="INFO")
 
     @model_validator(mode="after")

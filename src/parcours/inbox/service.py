@@ -19,6 +19,7 @@ from parcours.config import Settings
 from parcours.db.types import utcnow
 from parcours.errors import Conflict, InvalidInput, NotFound
 from parcours.identity import service as identity
+from parcours.identity.kinds import InvalidIdentifier
 from parcours.identity.resolution import GraphCache
 from parcours.ids import new_id
 from parcours.ingest.parse import InvalidEvent, parse_message
@@ -41,6 +42,8 @@ class Inbound:
     provider_message_id: str  # unique per provider: a replay is recognised and ignored
     # The sender's identifiers as the channel knows them: ("email", "Ana <ana@x.fr>" parsed to the
     # address by the adapter), ("phone", "+33…"), ("whatsapp", "+33…"), ("messenger", psid)…
+    # A WhatsApp number is a phone number: adapters give both ("whatsapp" and "phone"), so a message
+    # from the mobile on a profile lands on that profile.
     identifiers: list[tuple[str, str]]
     body: str
     sent_at: datetime | None = None
@@ -111,40 +114,19 @@ def receive(
 
     message_id = new_id("msg")
     sent_at = min(inbound.sent_at or now, now)
-    source = inbox_source(session, inbound.channel)
-    registry = identity.load_registry(session, settings.default_phone_region)
-    event = {
-        "type": "track",
-        "event": "Message Received" if inbound.direction == "inbound" else "Message Sent",
-        "messageId": f"inbox:{inbound.provider}:{inbound.provider_message_id}"[:200],
-        "timestamp": sent_at.isoformat(),
-        "properties": {"inbox_message_id": message_id, "provider": inbound.provider, **(
-            {"subject": inbound.subject} if inbound.subject else {})},
-        "context": {
-            "channel": inbound.channel,
-            "externalIds": [{"type": kind, "id": value} for kind, value in inbound.identifiers],
-            **({"traits": inbound.traits} if inbound.traits else {}),
-        },
-    }  # fmt: skip
-    try:
-        touchpoint = parse_message(
-            event,
-            expected_type=None,
-            source_id=source.id,
-            default_channel=inbound.channel,
-            registry=registry,
-            received_at=now,
-            batch_sent_at=None,
-            limits=limits_from(settings),
-        )
-    except InvalidEvent as error:
-        raise InvalidInput(f"sender: {error}") from None
-    outcome = identity.record_touchpoints(
-        session, registry, [touchpoint], cache=cache, matching=load_policy(session, settings)
+    event_id, profile_id = record_event(
+        session,
+        settings,
+        channel=inbound.channel,
+        identifiers=inbound.identifiers,
+        name="Message Received" if inbound.direction == "inbound" else "Message Sent",
+        key=f"{inbound.provider}:{inbound.provider_message_id}",
+        at=sent_at,
+        now=now,
+        properties={"inbox_message_id": message_id, "provider": inbound.provider},
+        traits=inbound.traits,
+        cache=cache,
     )
-    profile_id = outcome.profile_ids[0]
-    if profile_id is None:  # replay of an erased person's message: keep nothing
-        raise Conflict("the sender's data was erased; the message is not kept")
 
     conversation, created = _conversation_for(session, settings, profile_id, inbound, sent_at)
     session.add(
@@ -168,7 +150,7 @@ def receive(
             delivery="received",
             error=None,
             attempts=0,
-            event_id=outcome.event_ids[0],
+            event_id=event_id,
         )
     )
     if inbound.direction == "inbound":
@@ -180,6 +162,63 @@ def receive(
     conversation.last_message_at = max(sent_at, conversation.last_message_at)
     session.flush()
     return Received(conversation.id, message_id, profile_id, new_conversation=created)
+
+
+def record_event(
+    session: Session,
+    settings: Settings,
+    *,
+    channel: str,
+    identifiers: list[tuple[str, str]],
+    name: str,
+    key: str,
+    at: datetime,
+    now: datetime,
+    properties: dict[str, Any],
+    traits: dict[str, Any] | None = None,
+    cache: GraphCache | None = None,
+) -> tuple[str, str]:
+    """Put a message on the customer's timeline through identity resolution (the core links the
+    channel's identifiers to the unified profile); returns the event id and the profile id."""
+    source = inbox_source(session, channel)
+    registry = identity.load_registry(session, settings.default_phone_region)
+    for kind, value in identifiers:
+        try:
+            registry.normalize(kind, value)
+        except InvalidIdentifier as error:
+            raise InvalidInput(f"sender {kind} {str(value)[:80]!r}: {error}") from None
+    event = {
+        "type": "track",
+        "event": name,
+        "messageId": f"inbox:{key}"[:200],
+        "timestamp": at.isoformat(),
+        "properties": properties,
+        "context": {
+            "channel": channel,
+            "externalIds": [{"type": kind, "id": value} for kind, value in identifiers],
+            **({"traits": traits} if traits else {}),
+        },
+    }
+    try:
+        touchpoint = parse_message(
+            event,
+            expected_type=None,
+            source_id=source.id,
+            default_channel=channel,
+            registry=registry,
+            received_at=now,
+            batch_sent_at=None,
+            limits=limits_from(settings),
+        )
+    except InvalidEvent as error:
+        raise InvalidInput(f"sender: {error}") from None
+    outcome = identity.record_touchpoints(
+        session, registry, [touchpoint], cache=cache, matching=load_policy(session, settings)
+    )
+    event_id, profile_id = outcome.event_ids[0], outcome.profile_ids[0]
+    if event_id is None or profile_id is None:  # a replay, or an erased person's message
+        raise Conflict("the message was already recorded, or the sender's data was erased")
+    return event_id, profile_id
 
 
 def _conversation_for(
