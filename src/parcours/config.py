@@ -75,6 +75,10 @@ class Settings(BaseSettings):
         description="The domain of the Message-IDs of e-mails the inbox sends.",
         pattern=r"^[A-Za-z0-9.-]{1,200}$",
     )
+    # --- channel settings: email ---
+    # --- channel settings: meta ---
+    # --- channel settings: twilio ---
+    # --- channel settings: widget ---
     log_level: str = Field(default="INFO")
 
     @model_validator(mode="after")
