@@ -12,7 +12,19 @@ from parcours.models.identity import (
     Profile,
     Tombstone,
 )
-from parcours.models.inbox import Agent, Conversation, Message, Team, TeamMember
+from parcours.models.inbox import (
+    Agent,
+    AutomationRule,
+    Conversation,
+    CsatSurvey,
+    InboxEvent,
+    Macro,
+    Message,
+    SlaClock,
+    SlaPolicy,
+    Team,
+    TeamMember,
+)
 from parcours.models.instance import InstanceSetting
 from parcours.models.matching import MatchKey, MatchReview
 from parcours.models.sources import ApiToken, Source
@@ -20,20 +32,26 @@ from parcours.models.sources import ApiToken, Source
 __all__ = [
     "Agent",
     "ApiToken",
+    "AutomationRule",
     "Consent",
     "Conversation",
+    "CsatSurvey",
     "Event",
     "Identifier",
     "IdentifierKind",
     "IdentityConflict",
     "IdentityGraphVersion",
+    "InboxEvent",
     "InstanceSetting",
+    "Macro",
     "MatchKey",
     "MatchReview",
     "Merge",
     "MergeBlock",
     "Message",
     "Profile",
+    "SlaClock",
+    "SlaPolicy",
     "Source",
     "Team",
     "TeamMember",

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from parcours.db.base import Base
@@ -115,3 +115,96 @@ class Message(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # The event this message is on the customer's timeline.
     event_id: Mapped[str | None] = mapped_column(String(40))
+
+
+class InboxEvent(Base):
+    """Something that happened to a conversation (assigned, SLA warning or breach, CSAT answered...):
+    the agents' live feed and the automation rules read these."""
+
+    __tablename__ = "inbox_events"
+    __table_args__ = (Index("ix_inbox_events_conversation", "conversation_id", "seq"),)
+
+    seq: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(String(40))
+    type: Mapped[str] = mapped_column(String(40))
+    agent_id: Mapped[str | None] = mapped_column(String(40))
+    data: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+
+
+class SlaPolicy(Base):
+    """Response and resolution targets for one priority, counted in business hours."""
+
+    __tablename__ = "sla_policies"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    priority: Mapped[str] = mapped_column(String(16), unique=True)
+    first_response_minutes: Mapped[int] = mapped_column(Integer)
+    next_response_minutes: Mapped[int] = mapped_column(Integer)
+    resolution_minutes: Mapped[int] = mapped_column(Integer)
+    # Share of a target after which a warning is raised (0.8: at 80 % of the time allowed).
+    warn_at: Mapped[float] = mapped_column(Float)
+
+
+class SlaClock(Base):
+    """The SLA targets running on a conversation, and what was raised about them."""
+
+    __tablename__ = "sla_clocks"
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "target"),
+        Index("ix_sla_clocks_due", "state", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(String(40))
+    target: Mapped[str] = mapped_column(String(24))  # first_response, next_response, resolution
+    started_at: Mapped[datetime]
+    warn_at: Mapped[datetime]
+    due_at: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(16))  # running, warned, breached, met
+    met_at: Mapped[datetime | None]
+
+
+class Macro(Base):
+    """A canned response with variables ({{customer.first_name}}, {{last_order.order_id}}...) and the
+    actions applied with it (tags, priority, status)."""
+
+    __tablename__ = "macros"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    body: Mapped[str] = mapped_column(Text)
+    actions: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+
+
+class AutomationRule(Base):
+    """When ``event`` happens and every condition holds, apply the actions (in ``position`` order)."""
+
+    __tablename__ = "automation_rules"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    event: Mapped[str] = mapped_column(String(40))  # conversation_created, message_received
+    conditions: Mapped[dict[str, Any]]
+    actions: Mapped[dict[str, Any]]
+    position: Mapped[int] = mapped_column(Integer)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime]
+
+
+class CsatSurvey(Base):
+    """A satisfaction question sent on the conversation's channel after it was resolved, and the answer."""
+
+    __tablename__ = "csat_surveys"
+    __table_args__ = (Index("ix_csat_profile", "profile_id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(String(40), unique=True)
+    profile_id: Mapped[str] = mapped_column(String(40))
+    channel: Mapped[str] = mapped_column(String(40))
+    agent_id: Mapped[str | None] = mapped_column(String(40))
+    sent_at: Mapped[datetime]
+    score: Mapped[int | None] = mapped_column(Integer)  # 1-5
+    comment: Mapped[str | None] = mapped_column(Text)
+    answered_at: Mapped[datetime | None]
