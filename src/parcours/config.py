@@ -77,7 +77,84 @@ class Settings(BaseSettings):
     )
     # --- channel settings: email ---
     # --- channel settings: meta ---
+    meta_app_secret: str = Field(
+        default="",
+        description="Meta app secret: webhooks are accepted only with a valid X-Hub-Signature-256 made "
+        "with it (empty: Meta webhooks are refused).",
+    )
+    meta_verify_token: str = Field(
+        default="",
+        description="The verify token typed in the Meta app's webhook settings, checked by the "
+        "subscription handshake (empty: the handshake is refused).",
+    )
+    meta_graph_base_url: str = Field(
+        default="https://graph.facebook.com",
+        description="Base URL of the Graph API that replies are sent to.",
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+    )
+    meta_graph_api_version: str = Field(
+        default="v21.0", description="Graph API version of the send calls.", pattern=r"^v\d{1,3}\.\d{1,3}$"
+    )
+    meta_whatsapp_phone_number_id: str = Field(
+        default="",
+        description="WhatsApp Cloud API phone number id that replies are sent from (empty: none).",
+        pattern=r"^\d{0,40}$",
+    )
+    meta_whatsapp_access_token: str = Field(
+        default="", description="Access token (system user) for the WhatsApp Cloud API (empty: none)."
+    )
+    meta_page_access_token: str = Field(
+        default="", description="Page access token that Messenger replies are sent with (empty: none)."
+    )
+    meta_instagram_access_token: str = Field(
+        default="",
+        description="Access token that Instagram replies are sent with (empty: the page access token, "
+        "for an Instagram account linked to the page).",
+    )
+    meta_timeout_seconds: float = Field(
+        default=10.0, ge=0.5, le=120, description="Timeout of each call to the Graph API, in seconds."
+    )
+    whatsapp_provider: str = Field(
+        default="auto",
+        pattern=r"^(auto|twilio|meta)$",
+        description="Which adapter sends WhatsApp replies: twilio, meta, or auto (Twilio when its "
+        "WhatsApp sender is configured, else Meta when its WhatsApp sender is configured).",
+    )
     # --- channel settings: twilio ---
+    twilio_account_sid: str = Field(
+        default="", description="Twilio Account SID (AC…) that replies are sent with (empty: none)."
+    )
+    twilio_auth_token: str = Field(
+        default="",
+        description="Twilio auth token: signs webhooks (X-Twilio-Signature) and authenticates sends "
+        "(empty: Twilio webhooks are refused and nothing is sent).",
+    )
+    twilio_sms_from: str = Field(
+        default="",
+        description="Number (E.164) or Messaging Service SID (MG…) that SMS replies are sent from "
+        "(empty: no SMS replies).",
+        pattern=r"^(\+[1-9]\d{4,14}|MG[0-9a-fA-F]{32})?$",
+    )
+    twilio_whatsapp_from: str = Field(
+        default="",
+        description="WhatsApp sender number (E.164, with or without 'whatsapp:') that WhatsApp replies are "
+        "sent from (empty: no WhatsApp replies through Twilio).",
+        pattern=r"^(whatsapp:)?(\+[1-9]\d{4,14})?$",
+    )
+    twilio_api_base_url: str = Field(
+        default="https://api.twilio.com",
+        description="Base URL of the Twilio REST API.",
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+    )
+    twilio_webhook_base_url: str = Field(
+        default="",
+        description="Public base URL Twilio calls (e.g. https://parcours.example.com), used to check "
+        "signatures behind a proxy; empty: the URL of the request as received.",
+        pattern=r"^(https?://[^\s/?#]+(/[^\s?#]*)?)?$",
+    )
+    twilio_timeout_seconds: float = Field(
+        default=10.0, ge=0.5, le=120, description="Timeout of each call to the Twilio API, in seconds."
+    )
     # --- channel settings: widget ---
     log_level: str = Field(default="INFO")
 
