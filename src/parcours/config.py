@@ -76,6 +76,85 @@ class Settings(BaseSettings):
         pattern=r"^[A-Za-z0-9.-]{1,200}$",
     )
     # --- channel settings: email ---
+    email_smtp_host: str = Field(
+        default="127.0.0.1",
+        description="Interface the inbound SMTP server of `parcours serve` listens on (put it behind the "
+        "organisation's MX, which checks SPF/DKIM/DMARC).",
+    )
+    email_smtp_port: int = Field(
+        default=2525, ge=0, le=65535, description="TCP port of the inbound SMTP server (0: no SMTP server)."
+    )
+    email_inbox_domains: str = Field(
+        default="",
+        description="Comma-separated domains whose addresses the SMTP server accepts mail for (any local "
+        "part); empty: the domain of inbox_email_domain. Other recipients are refused (550).",
+        pattern=r"^[A-Za-z0-9., -]{0,2000}$",
+    )
+    email_max_message_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=1024,
+        le=100 * 1024 * 1024,
+        description="Largest accepted e-mail, as transmitted (bigger: refused with 552).",
+    )
+    email_max_attachment_bytes: int = Field(
+        default=5 * 1024 * 1024, ge=0, le=100 * 1024 * 1024, description="Largest attachment kept, decoded."
+    )
+    email_max_attachments_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=0,
+        le=100 * 1024 * 1024,
+        description="Largest total of the attachments kept from one e-mail, decoded.",
+    )
+    email_max_attachments: int = Field(
+        default=20, ge=0, le=1000, description="Most attachments kept from one e-mail."
+    )
+    email_allowed_attachment_types: str = Field(
+        default="image/jpeg,image/png,image/gif,image/webp,application/pdf,text/plain,text/csv,"
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document,"
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet,"
+        "application/vnd.oasis.opendocument.text,application/vnd.oasis.opendocument.spreadsheet,"
+        "application/msword,application/vnd.ms-excel",
+        description="Comma-separated content types of the attachments kept (checked against the bytes).",
+    )
+    email_attachments_dir: str = Field(
+        default="",
+        description="Directory attachments are stored in; empty: 'attachments' beside the SQLite file, or "
+        "$XDG_DATA_HOME/parcours/attachments (~/.local/share/…) with PostgreSQL.",
+    )
+    email_relay_host: str = Field(
+        default="", description="SMTP relay that e-mail replies are sent through (empty: no e-mail replies)."
+    )
+    email_relay_port: int = Field(default=587, ge=1, le=65535, description="Port of the SMTP relay.")
+    email_relay_security: str = Field(
+        default="starttls",
+        pattern=r"^(starttls|tls|none)$",
+        description="starttls (submission, port 587), tls (implicit TLS, port 465) or none (a relay on "
+        "loopback; credentials are then never sent to another host).",
+    )
+    email_relay_username: str = Field(default="", description="Relay login (empty: no authentication).")
+    email_relay_password: str = Field(default="", repr=False, description="Relay password.")
+    email_relay_ca_file: str = Field(
+        default="",
+        description="CA bundle (PEM) that the relay's certificate is checked against (empty: the system's).",
+    )
+    email_relay_timeout_seconds: float = Field(
+        default=20.0, ge=0.5, le=300, description="Timeout of each exchange with the relay, in seconds."
+    )
+    email_from_address: str = Field(
+        default="",
+        description="Address e-mail replies come from (empty: support@ the first inbox domain); customers' "
+        "answers to it come back through the SMTP server.",
+        pattern=r"^([^\s@<>,;\"]{1,64}@[A-Za-z0-9.-]{1,200})?$",
+    )
+    email_from_name: str = Field(
+        default="", max_length=100, pattern=r"^[^\r\n]*$", description="Display name of the From address."
+    )
+    email_default_subject: str = Field(
+        default="Your request",
+        max_length=200,
+        pattern=r"^[^\r\n]*$",
+        description="Subject of an e-mail reply in a conversation that has none.",
+    )
     # --- channel settings: meta ---
     meta_app_secret: str = Field(
         default="",
