@@ -22,6 +22,7 @@ from parcours.db.engine import Database
 from parcours.db.types import utcnow
 from parcours.errors import Conflict, InvalidInput
 from parcours.ids import new_id
+from parcours.inbox import feed, sla
 from parcours.inbox.agents import AgentInfo
 from parcours.inbox.service import MAX_BODY, get_conversation, record_event
 from parcours.models import Identifier, Message
@@ -106,7 +107,7 @@ def customer_address(session: Session, profile_id: str, channel: str) -> tuple[s
 def write_reply(
     session: Session,
     settings: Settings,
-    outbox: Outbox,
+    outbox: Outbox | None,
     conversation_id: str,
     agent: AgentInfo,
     body: str,
@@ -116,7 +117,9 @@ def write_reply(
     now: datetime | None = None,
 ) -> Message:
     """Store an agent's reply (``queued`` for delivery, or ``logged``) or private note. The reply goes
-    on ``channel``, by default the channel of the customer's latest message."""
+    on ``channel``, by default the channel of the customer's latest message. With an ``outbox``, a
+    channel it has no sender for is refused at once; without (automation), the reply is queued and the
+    delivery worker records why it could not go."""
     now = now or utcnow()
     body = body.strip()
     if not body:
@@ -135,7 +138,7 @@ def write_reply(
             raise Conflict(f"the customer has no address on {channel}; choose another channel")
         if channel in LOGGED_CHANNELS:
             delivery = "logged"
-        elif outbox.sender(channel) is None:
+        elif outbox is not None and outbox.sender(channel) is None:
             raise Conflict(
                 f"replies on {channel} are not configured on this server (configured: "
                 f"{', '.join(outbox.channels()) or 'none'})"
@@ -197,6 +200,15 @@ def write_reply(
         conversation.first_response_at = conversation.first_response_at or now
         if conversation.status == "open":
             conversation.status = "pending"  # waiting for the customer
+        sla.agent_answered(session, conversation.id, now)
+    feed.record(
+        session,
+        conversation.id,
+        "note_added" if private else "message_sent",
+        now,
+        agent_id=agent.id,
+        data={"message_id": message_id, "channel": channel},
+    )
     conversation.last_message_at = max(now, conversation.last_message_at)
     session.flush()
     return message
@@ -242,3 +254,20 @@ def deliver(db: Database, outbox: Outbox, message_id: str) -> Message:
             log.warning("delivery failed", extra={"channel": outgoing.channel, "message_id": message_id})
         session.flush()
         return stored
+
+
+def deliver_pending(db: Database, outbox: Outbox, *, limit: int = 100) -> int:
+    """Deliver replies still queued (automation replies, and any whose delivery a stopped process never
+    finished), oldest first; returns how many were tried. Run by the server's background worker."""
+    with db.read() as session:
+        queued = list(
+            session.scalars(
+                select(Message.id)
+                .where(Message.delivery == "queued", Message.direction == "outbound")
+                .order_by(Message.seq)
+                .limit(limit)
+            )
+        )
+    for message_id in queued:
+        deliver(db, outbox, message_id)
+    return len(queued)

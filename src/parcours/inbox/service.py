@@ -22,6 +22,7 @@ from parcours.identity import service as identity
 from parcours.identity.kinds import InvalidIdentifier
 from parcours.identity.resolution import GraphCache
 from parcours.ids import new_id
+from parcours.inbox import feed
 from parcours.ingest.parse import InvalidEvent, parse_message
 from parcours.ingest.service import limits_from
 from parcours.matching.realtime import load_policy
@@ -161,7 +162,40 @@ def receive(
             conversation.resolved_at = None
     conversation.last_message_at = max(sent_at, conversation.last_message_at)
     session.flush()
+    if inbound.direction == "inbound":
+        _after_customer_message(session, settings, conversation, message_id, inbound.channel, created, now)
     return Received(conversation.id, message_id, profile_id, new_conversation=created)
+
+
+def _after_customer_message(
+    session: Session,
+    settings: Settings,
+    conversation: Conversation,
+    message_id: str,
+    channel: str,
+    created: bool,
+    now: datetime,
+) -> None:
+    """Automation rules, routing and SLA clocks, and the live feed, for a new customer message."""
+    from parcours.inbox import automation, routing, sla
+
+    if created:
+        automation.run(
+            session, "conversation_created", conversation, now, message_id=message_id, settings=settings
+        )
+    automation.run(session, "message_received", conversation, now, message_id=message_id, settings=settings)
+    sla.customer_wrote(session, conversation, now, new=created)
+    if conversation.assignee_id is None:
+        routing.route(session, conversation, now)
+    feed.record(
+        session,
+        conversation.id,
+        "message_received",
+        now,
+        agent_id=conversation.assignee_id,
+        data={"message_id": message_id, "channel": channel, "new_conversation": created},
+    )
+    session.flush()
 
 
 def record_event(
@@ -380,9 +414,15 @@ def set_status(
     if status == "snoozed" and (snoozed_until is None or snoozed_until <= now):
         raise InvalidInput("snoozed_until: a snoozed conversation needs a time in the future")
     conversation = get_conversation(session, conversation_id)
+    from parcours.inbox import sla
+
+    previous = conversation.status
     conversation.status = status
     conversation.snoozed_until = snoozed_until if status == "snoozed" else None
     conversation.resolved_at = now if status == "resolved" else None
+    if status == "resolved" and previous != "resolved":
+        sla.resolved(session, conversation.id, now)
+    feed.record(session, conversation.id, f"status_{status}", now, agent_id=conversation.assignee_id)
     session.flush()
     return conversation
 

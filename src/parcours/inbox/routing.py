@@ -1,0 +1,139 @@
+"""Who answers: a conversation goes to an available agent of its team who speaks the customer's
+language and has the skills its tags call for, within that agent's capacity on the channel; the team
+chooses round robin (the member assigned longest ago) or least busy (the fewest conversations)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from parcours.inbox import feed
+from parcours.models import Agent, Conversation, Profile, Team, TeamMember
+
+ACTIVE = ("open", "pending")
+
+
+def _language(session: Session, profile_id: str) -> str | None:
+    traits = session.scalar(select(Profile.traits).where(Profile.id == profile_id))
+    value = (traits or {}).get("language")
+    return str(value).lower()[:2] if value else None
+
+
+def load(session: Session, agent_id: str, channel: str | None = None) -> int:
+    """Active conversations assigned to an agent (on one channel, if given)."""
+    query = (
+        select(func.count())
+        .select_from(Conversation)
+        .where(Conversation.assignee_id == agent_id, Conversation.status.in_(ACTIVE))
+    )
+    if channel is not None:
+        query = query.where(Conversation.last_inbound_channel == channel)
+    return int(session.scalar(query) or 0)
+
+
+def _capacity(agent: Agent, channel: str) -> int:
+    return int(agent.capacity.get(channel, agent.capacity.get("*", 0)))
+
+
+def route(
+    session: Session, conversation: Conversation, now: datetime, *, exclude: str | None = None
+) -> str | None:
+    """Assign an unassigned conversation; returns the agent id, or None when nobody fits (it waits in its
+    team's queue and is routed again when an agent becomes available)."""
+    if conversation.assignee_id is not None:
+        return conversation.assignee_id
+    team = session.get(Team, conversation.team_id) if conversation.team_id else None
+    available = (Agent.available.is_(True), Agent.disabled_at.is_(None))
+    candidates: list[tuple[Agent, TeamMember | None]]
+    if team is not None:
+        candidates = [
+            (agent, member)
+            for agent, member in session.execute(
+                select(Agent, TeamMember)
+                .join(TeamMember, TeamMember.agent_id == Agent.id)
+                .where(TeamMember.team_id == team.id, *available)
+            )
+        ]
+    else:  # no team: every available agent
+        candidates = [(agent, None) for agent in session.scalars(select(Agent).where(*available))]
+    language = _language(session, conversation.profile_id)
+    tags = set(conversation.tags)
+    channel = conversation.last_inbound_channel
+    fitting = []
+    for agent, member in candidates:
+        if agent.id == exclude:
+            continue
+        if language and agent.languages and language not in agent.languages:
+            continue
+        needed = tags & _known_skills(session)
+        if not needed <= set(agent.skills):
+            continue
+        if load(session, agent.id, channel) >= _capacity(agent, channel):
+            continue
+        fitting.append((agent, member))
+    if not fitting:
+        return None
+    if team is not None and team.assignment == "round_robin":
+        oldest = datetime.min.replace(tzinfo=now.tzinfo)
+
+        def last(pair: tuple[Agent, TeamMember | None]) -> tuple[datetime, str]:
+            member = pair[1]
+            return (member.last_assigned_at if member and member.last_assigned_at else oldest, pair[0].id)
+
+        chosen, member = min(fitting, key=last)
+    else:
+        chosen, member = min(fitting, key=lambda pair: (load(session, pair[0].id), pair[0].id))
+    conversation.assignee_id = chosen.id
+    if member is not None:
+        member.last_assigned_at = now
+    feed.record(session, conversation.id, "assigned", now, agent_id=chosen.id, data={"by": "routing"})
+    session.flush()
+    return chosen.id
+
+
+def _known_skills(session: Session) -> set[str]:
+    skills: set[str] = set()
+    for (values,) in session.execute(select(Agent.skills).where(Agent.disabled_at.is_(None))):
+        skills.update(values)
+    return skills
+
+
+def set_availability(session: Session, agent_id: str, available: bool, now: datetime) -> list[str]:
+    """An agent comes online or goes offline. Going offline hands their active conversations to the
+    others (or back to the queue); coming online takes waiting ones. Returns the conversations moved."""
+    agent = session.get(Agent, agent_id)
+    if agent is None:
+        from parcours.errors import NotFound
+
+        raise NotFound(f"agent {agent_id} not found")
+    agent.available = available
+    session.flush()
+    moved: list[str] = []
+    if not available:
+        for conversation in session.scalars(
+            select(Conversation).where(Conversation.assignee_id == agent_id, Conversation.status.in_(ACTIVE))
+        ):
+            conversation.assignee_id = None
+            feed.record(
+                session, conversation.id, "unassigned", now, agent_id=agent_id, data={"reason": "offline"}
+            )
+            route(session, conversation, now, exclude=agent_id)
+            moved.append(conversation.id)
+    else:
+        moved = route_waiting(session, now)
+    return moved
+
+
+def route_waiting(session: Session, now: datetime) -> list[str]:
+    """Route the unassigned active conversations, oldest first; returns those assigned."""
+    assigned = []
+    for conversation in session.scalars(
+        select(Conversation)
+        .where(Conversation.assignee_id.is_(None), Conversation.status.in_(ACTIVE))
+        .order_by(Conversation.created_at)
+    ):
+        if route(session, conversation, now) is not None:
+            assigned.append(conversation.id)
+    return assigned
