@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///parcours.db"
@@ -235,6 +235,39 @@ class Settings(BaseSettings):
         default=10.0, ge=0.5, le=120, description="Timeout of each call to the Twilio API, in seconds."
     )
     # --- channel settings: widget ---
+    widget_identity_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="Secret of the web chat widget's identity verification: a site's back end signs each "
+        "logged-in visitor's identity with HMAC-SHA256 (see docs/channels.md); empty: signed identities are "
+        "refused and only anonymous chat works.",
+    )
+    widget_allowed_origins: str = Field(
+        default="",
+        max_length=4000,
+        description="Comma-separated origins (https://shop.example.com) whose pages may open the web chat; "
+        "'*' for any. The server's own host and localhost are always allowed.",
+    )
+    widget_max_frame_bytes: int = Field(
+        default=16 * 1024, ge=1024, le=1024 * 1024, description="Largest web chat frame accepted, in bytes."
+    )
+    widget_max_body_chars: int = Field(
+        default=4000,
+        ge=1,
+        le=100_000,
+        description="Longest web chat message a visitor may send, in characters.",
+    )
+    widget_messages_per_minute: int = Field(
+        default=30,
+        ge=1,
+        le=6000,
+        description="Frames a web chat connection may send per minute (bursts of up to 10 beyond the pace).",
+    )
+    widget_history_limit: int = Field(
+        default=50,
+        ge=0,
+        le=500,
+        description="Recent chat messages sent to the widget when a visitor (re)connects.",
+    )
     log_level: str = Field(default="INFO")
 
     @model_validator(mode="after")
