@@ -70,6 +70,9 @@ class Settings(BaseSettings):
         description="A resolved conversation reopens when the customer writes again within this many hours; "
         "after that a new conversation starts. Unresolved conversations always continue.",
     )
+    inbox_csat: bool = Field(
+        default=True, description="Ask customers to rate the help on the conversation's channel once resolved."
+    )
     inbox_email_domain: str = Field(
         default="parcours.localhost",
         description="The domain of the Message-IDs of e-mails the inbox sends.",

@@ -22,7 +22,7 @@ from parcours.identity import service as identity
 from parcours.identity.kinds import InvalidIdentifier
 from parcours.identity.resolution import GraphCache
 from parcours.ids import new_id
-from parcours.inbox import feed
+from parcours.inbox import csat, feed
 from parcours.ingest.parse import InvalidEvent, parse_message
 from parcours.ingest.service import limits_from
 from parcours.matching.realtime import load_policy
@@ -130,30 +130,41 @@ def receive(
     )
 
     conversation, created = _conversation_for(session, settings, profile_id, inbound, sent_at)
-    session.add(
-        Message(
-            id=message_id,
-            conversation_id=conversation.id,
-            direction=inbound.direction,
-            channel=inbound.channel,
-            provider=inbound.provider,
-            provider_message_id=inbound.provider_message_id,
-            author_agent_id=None,
-            customer_address=inbound.customer_address,
-            body=inbound.body[:MAX_BODY],
-            subject=inbound.subject,
-            email_message_id=inbound.email_message_id,
-            in_reply_to=list(inbound.in_reply_to),
-            attachments=list(inbound.attachments),
-            details=dict(inbound.details),
-            sent_at=sent_at,
-            received_at=now,
-            delivery="received",
-            error=None,
-            attempts=0,
-            event_id=event_id,
-        )
+    message = Message(
+        id=message_id,
+        conversation_id=conversation.id,
+        direction=inbound.direction,
+        channel=inbound.channel,
+        provider=inbound.provider,
+        provider_message_id=inbound.provider_message_id,
+        author_agent_id=None,
+        customer_address=inbound.customer_address,
+        body=inbound.body[:MAX_BODY],
+        subject=inbound.subject,
+        email_message_id=inbound.email_message_id,
+        in_reply_to=list(inbound.in_reply_to),
+        attachments=list(inbound.attachments),
+        details=dict(inbound.details),
+        sent_at=sent_at,
+        received_at=now,
+        delivery="received",
+        error=None,
+        attempts=0,
+        event_id=event_id,
     )
+    session.add(message)
+    if inbound.direction == "inbound" and conversation.status == "resolved" and not created:
+        survey = csat.answer(session, conversation, message, now)
+        if survey is not None:  # a satisfaction score: recorded, the conversation stays resolved
+            conversation.last_message_at = max(sent_at, conversation.last_message_at)
+            record_event(
+                session, settings, channel=inbound.channel, identifiers=inbound.identifiers,
+                name="CSAT Answered", key=f"csat:{survey.id}", at=sent_at, now=now,
+                properties={"score": survey.score, "conversation_id": conversation.id},
+                traits={"csatScore": survey.score, "csatAnsweredAt": sent_at.isoformat()},
+            )  # fmt: skip
+            session.flush()
+            return Received(conversation.id, message_id, profile_id)
     if inbound.direction == "inbound":
         conversation.last_inbound_channel = inbound.channel
         conversation.last_inbound_at = max(sent_at, conversation.last_inbound_at or sent_at)
