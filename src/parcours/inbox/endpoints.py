@@ -3,10 +3,11 @@ assignment and status. Authenticated per agent (``Authorization: Bearer agt_…`
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -15,8 +16,9 @@ from parcours.db.engine import Database
 from parcours.db.types import as_utc, utcnow
 from parcours.deps import JsonResponse, database, settings
 from parcours.errors import InvalidInput, NotAuthenticated
-from parcours.inbox import service
+from parcours.inbox import agents, automation, feed, metrics, routing, service, sla
 from parcours.inbox.agents import AgentInfo, agent_for_token
+from parcours.inbox.csat import ask as ask_csat
 from parcours.inbox.outbound import Outbox, deliver, write_reply
 
 router = APIRouter(tags=["inbox"])
@@ -137,6 +139,8 @@ def update_conversation(
     body: ConversationUpdate,
     agent: AgentInfo = Depends(current_agent),
     db: Database = Depends(database),
+    config: Settings = Depends(settings),
+    senders: Outbox = Depends(outbox),
 ) -> JsonResponse:
     """Status (open, pending, snoozed with ``snoozed_until``, resolved), priority, tags, assignment.
     Agents assign to themselves; supervisors and admins to anyone."""
@@ -154,8 +158,10 @@ def update_conversation(
             team_id=changes.get("team_id"),
             unassign=assignee == "none",
         )
+        survey_message = None
         if "status" in changes:
             until = changes.get("snoozed_until")
+            was_resolved = conversation.status == "resolved"
             conversation = service.set_status(
                 session,
                 conversation_id,
@@ -163,6 +169,219 @@ def update_conversation(
                 snoozed_until=as_utc(until) if until else None,
                 now=utcnow(),
             )
+            if conversation.status == "resolved" and not was_resolved:
+                survey_message = ask_csat(session, config, conversation, utcnow())
         elif "snoozed_until" in changes:
             raise InvalidInput("snoozed_until: goes with status 'snoozed'")
-        return JsonResponse(service.conversation_view(conversation))
+        view = service.conversation_view(conversation)
+    if survey_message is not None and senders.sender(view["reply_channel"]) is not None:
+        deliver(db, senders, survey_message)  # otherwise the outbox worker records why it cannot go
+    return JsonResponse(view)
+
+
+# ------------------------------------------------------------------------------- macros and automation
+class MacroIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    body: str
+    actions: dict[str, Any] = Field(default_factory=dict)
+
+
+class RuleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    event: str
+    conditions: dict[str, Any] = Field(default_factory=dict)
+    actions: dict[str, Any]
+
+
+class ApplyMacroIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    macro_id: str
+    channel: str | None = None
+
+
+@router.post("/v1/inbox/macros", status_code=201)
+def post_macro(
+    body: MacroIn, agent: AgentInfo = Depends(current_agent), db: Database = Depends(database)
+) -> JsonResponse:
+    agent.require("supervisor")
+    with db.write() as session:
+        macro = automation.create_macro(session, body.name, body.body, body.actions)
+        return JsonResponse(
+            {"id": macro.id, "name": macro.name, "body": macro.body, "actions": macro.actions}, 201
+        )
+
+
+@router.post("/v1/inbox/conversations/{conversation_id}/macro", status_code=201)
+def post_apply_macro(
+    conversation_id: str,
+    body: ApplyMacroIn,
+    agent: AgentInfo = Depends(current_agent),
+    db: Database = Depends(database),
+    config: Settings = Depends(settings),
+    senders: Outbox = Depends(outbox),
+) -> JsonResponse:
+    """Answer with a macro: its text with the customer's and the latest order's values, and its actions."""
+    with db.write() as session:
+        message = automation.apply_macro(
+            session, config, senders, conversation_id, body.macro_id, agent, channel=body.channel
+        )
+        message_id, delivery, view = message.id, message.delivery, service.message_view(message)
+    if delivery == "queued":
+        view = service.message_view(deliver(db, senders, message_id))
+    return JsonResponse(view, status_code=201)
+
+
+@router.post("/v1/inbox/rules", status_code=201)
+def post_rule(
+    body: RuleIn, agent: AgentInfo = Depends(current_agent), db: Database = Depends(database)
+) -> JsonResponse:
+    agent.require("admin")
+    with db.write() as session:
+        rule = automation.create_rule(session, body.name, body.event, body.conditions, body.actions)
+        return JsonResponse(
+            {"id": rule.id, "name": rule.name, "event": rule.event, "conditions": rule.conditions,
+             "actions": rule.actions, "position": rule.position}, 201,
+        )  # fmt: skip
+
+
+# ------------------------------------------------------------------------------- teams, agents, SLA
+class TeamIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    assignment: str = "round_robin"
+    members: list[str] = Field(default_factory=list)
+
+
+class AvailabilityIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    available: bool
+
+
+class SlaPolicyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    priority: str
+    first_response_minutes: int
+    next_response_minutes: int
+    resolution_minutes: int
+    warn_at: float = 0.8
+
+
+@router.post("/v1/inbox/teams", status_code=201)
+def post_team(
+    body: TeamIn, agent: AgentInfo = Depends(current_agent), db: Database = Depends(database)
+) -> JsonResponse:
+    agent.require("admin")
+    with db.write() as session:
+        team = agents.create_team(session, body.name, assignment=body.assignment)
+        for member in body.members:
+            agents.add_member(session, team.id, member)
+        return JsonResponse({"id": team.id, "name": team.name, "assignment": team.assignment,
+                             "members": body.members}, 201)  # fmt: skip
+
+
+@router.put("/v1/inbox/agents/{agent_id}/availability")
+def put_availability(
+    agent_id: str,
+    body: AvailabilityIn,
+    agent: AgentInfo = Depends(current_agent),
+    db: Database = Depends(database),
+) -> JsonResponse:
+    """An agent goes online or offline (agents for themselves, supervisors for anyone); going offline
+    hands their active conversations to others."""
+    if agent_id != agent.id:
+        agent.require("supervisor")
+    with db.write() as session:
+        moved = routing.set_availability(session, agent_id, body.available, utcnow())
+        return JsonResponse({"agent_id": agent_id, "available": body.available, "conversations_moved": moved})
+
+
+@router.put("/v1/inbox/sla/policies")
+def put_sla_policy(
+    body: SlaPolicyIn, agent: AgentInfo = Depends(current_agent), db: Database = Depends(database)
+) -> JsonResponse:
+    agent.require("admin")
+    with db.write() as session:
+        policy = sla.set_policy(session, **body.model_dump())
+        return JsonResponse({"priority": policy.priority, "first_response_minutes": policy.first_response_minutes,
+                             "next_response_minutes": policy.next_response_minutes,
+                             "resolution_minutes": policy.resolution_minutes, "warn_at": policy.warn_at})  # fmt: skip
+
+
+@router.put("/v1/inbox/sla/business-hours")
+def put_business_hours(
+    body: dict[str, Any], agent: AgentInfo = Depends(current_agent), db: Database = Depends(database)
+) -> JsonResponse:
+    """{"timezone": "Europe/Paris", "hours": {"mon": ["09:00", "18:00"], …}, "holidays": ["2026-12-25"]}"""
+    agent.require("admin")
+    with db.write() as session:
+        return JsonResponse(sla.set_calendar(session, body).as_json())
+
+
+@router.get("/v1/inbox/metrics")
+def get_metrics(
+    since: datetime = Query(description="start of the period (ISO 8601)"),
+    until: datetime | None = Query(default=None, description="end of the period; default now"),
+    agent: AgentInfo = Depends(current_agent),
+    db: Database = Depends(database),
+) -> JsonResponse:
+    """First response and resolution times, CSAT and volume, per channel and per agent."""
+    agent.require("supervisor")
+    with db.read() as session:
+        return JsonResponse(
+            metrics.inbox_metrics(session, as_utc(since), as_utc(until) if until else utcnow())
+        )
+
+
+# ------------------------------------------------------------------------------------ live feed
+@router.websocket("/v1/inbox/live")
+async def live_feed(websocket: WebSocket) -> None:
+    """The agent's live feed: committed events of the conversations assigned to them (and, for
+    supervisors and admins, of every conversation). Authenticate with the first frame
+    {"token": "agt_…"} (browsers cannot set headers on WebSockets)."""
+    await websocket.accept()
+    db: Database = websocket.app.state.database
+    try:
+        hello = await asyncio.wait_for(websocket.receive_json(), timeout=10)
+        token = str(hello.get("token", "")) if isinstance(hello, dict) else ""
+        agent = await run_in_threadpool(_agent_from_header, db, f"Bearer {token}")
+    except (TimeoutError, ValueError, KeyError, NotAuthenticated, WebSocketDisconnect):
+        await _close(websocket, 4401, 'an agent token is required as the first frame: {"token": "agt_…"}')
+        return
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
+    loop = asyncio.get_running_loop()
+    everything = agent.role in ("supervisor", "admin")
+
+    def listener(item: dict[str, Any]) -> None:
+        if everything or item.get("agent_id") == agent.id:
+            loop.call_soon_threadsafe(_offer, queue, item)
+
+    subscription = feed.FEED.subscribe(listener)
+    try:
+        await websocket.send_json({"type": "ready", "agent_id": agent.id})
+        while True:
+            await websocket.send_json(await queue.get())
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        feed.FEED.unsubscribe(subscription)
+
+
+def _offer(queue: asyncio.Queue[dict[str, Any]], item: dict[str, Any]) -> None:
+    if not queue.full():  # a feed that does not keep up loses old items, never blocks the server
+        queue.put_nowait(item)
+
+
+async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+    try:
+        await websocket.send_json({"type": "error", "error": reason})
+        await websocket.close(code=code)
+    except (WebSocketDisconnect, RuntimeError):
+        pass
