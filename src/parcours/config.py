@@ -71,7 +71,8 @@ class Settings(BaseSettings):
         "after that a new conversation starts. Unresolved conversations always continue.",
     )
     inbox_csat: bool = Field(
-        default=True, description="Ask customers to rate the help on the conversation's channel once resolved."
+        default=True,
+        description="Ask customers to rate the help on the conversation's channel once resolved.",
     )
     inbox_email_domain: str = Field(
         default="parcours.localhost",

@@ -44,7 +44,7 @@ def inbox_metrics(session: Session, since: datetime, until: datetime) -> dict[st
     ):
         first_channel[conversation_id] = channel  # the last written is the earliest
     scores: dict[str, int] = {
-        conversation_id: int(score)
+        conversation_id: score or 0
         for conversation_id, score in session.execute(
             select(CsatSurvey.conversation_id, CsatSurvey.score).where(
                 CsatSurvey.conversation_id.in_([c.id for c in conversations]), CsatSurvey.score.is_not(None)
