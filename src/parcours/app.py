@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import time
@@ -30,6 +31,7 @@ from parcours.errors import (
 )
 from parcours.identity.endpoints import router as identity_router
 from parcours.identity.resolution import GraphCache
+from parcours.inbox import worker as inbox_worker
 from parcours.inbox.endpoints import router as inbox_router
 from parcours.inbox.outbound import Outbox
 from parcours.ingest.endpoints import router as ingest_router
@@ -65,10 +67,16 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     settings = settings or get_settings()
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
         tune_garbage_collector()
-        yield
+        worker = asyncio.create_task(
+            inbox_worker.run_forever(app.state.database, app.state.outbox, settings.inbox_worker_seconds)
+        )
+        try:
+            yield
+        finally:
+            worker.cancel()
 
     app = FastAPI(
         lifespan=lifespan,

@@ -70,6 +70,12 @@ class Settings(BaseSettings):
         description="A resolved conversation reopens when the customer writes again within this many hours; "
         "after that a new conversation starts. Unresolved conversations always continue.",
     )
+    inbox_worker_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=3600,
+        description="How often the server delivers queued replies and checks SLAs.",
+    )
     inbox_csat: bool = Field(
         default=True,
         description="Ask customers to rate the help on the conversation's channel once resolved.",
