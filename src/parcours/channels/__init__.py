@@ -14,7 +14,11 @@ from parcours.config import Settings
 def install(app: FastAPI, settings: Settings) -> None:
     # Each adapter's install line (one per adapter module, in alphabetical order of modules):
     # email
-    # meta
-    # twilio
+    from parcours.channels import meta
+
+    meta.install(app, settings)
+    from parcours.channels import twilio
+
+    twilio.install(app, settings)
     # widget
     return None
