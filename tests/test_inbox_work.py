@@ -1,0 +1,267 @@
+"""Routing, SLA with a controlled clock, macros, automation, CSAT, metrics and the agents' live feed."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from websockets.sync.client import connect
+
+from parcours.config import Settings
+from parcours.db.engine import Database
+from parcours.errors import InvalidInput
+from parcours.inbox import automation, routing, sla
+from parcours.inbox.agents import add_member, create_agent, create_team
+from parcours.inbox.feed import FEED
+from parcours.inbox.outbound import deliver_pending
+from parcours.inbox.service import Inbound, read_conversation, receive
+from parcours.models import Conversation
+from tests.conftest import Api
+from tests.helpers import ingest, make_source
+from tests.test_inbox import FakeSender
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
+
+
+def message(pid: str, email: str, at: datetime, body: str = "Bonjour", channel: str = "email") -> Inbound:
+    return Inbound(channel, "smtp", pid, [("email", email)], body, sent_at=at)
+
+
+def customer(db: Database, settings: Settings, email: str, **traits: Any) -> None:
+    web = make_source(db, f"web {email}", "web")
+    ingest(db, settings, web, [{"type": "identify", "messageId": f"id-{email}", "userId": f"u-{email}",
+                                "timestamp": (T0 - timedelta(days=5)).isoformat(),
+                                "traits": {"email": email, **traits}}])  # fmt: skip
+
+
+def agent(db: Database, name: str, **options: Any) -> str:
+    with db.write() as session:
+        made, _ = create_agent(session, name, **options)
+        return made.id
+
+
+def conversation(db: Database, conversation_id: str) -> Conversation:
+    with db.read() as session:
+        found = session.get(Conversation, conversation_id)
+        assert found is not None
+        return found
+
+
+# ------------------------------------------------------------------------------------------ routing
+def test_routing_follows_language_skills_capacity_and_round_robin(db: Database, settings: Settings) -> None:
+    customer(db, settings, "en@example.com", language="en-GB")
+    sonia = agent(db, "Sonia", languages=["fr"], capacity={"*": 5})
+    karim = agent(db, "Karim", languages=["fr", "en"], capacity={"*": 1})
+    audrey = agent(db, "Audrey", languages=["fr", "en"], skills=["machines"], capacity={"*": 5})
+    with db.write() as session:
+        team = create_team(session, "Service client", assignment="round_robin")
+        for member in (sonia, karim, audrey):
+            add_member(session, team.id, member)
+        automation.create_rule(
+            session, "all to the team", "conversation_created", {}, {"assign_team": team.id}
+        )
+        automation.create_rule(session, "machines", "conversation_created", {"body_contains": ["machine"]},
+                               {"add_tags": ["machines"]})  # fmt: skip
+    with db.write() as session:  # English speaker: Karim or Audrey; round robin starts with either
+        first = receive(session, settings, message("a", "en@example.com", T0))
+    assert conversation(db, first.conversation_id).assignee_id in (karim, audrey)
+    with db.write() as session:  # a machine question needs the skill: Audrey only
+        machine = receive(session, settings, message("b", "fr@example.com", T0, "Ma machine fuit"))
+    assert conversation(db, machine.conversation_id).assignee_id == audrey
+    with db.write() as session:
+        others = [receive(session, settings, message(f"c{i}", f"c{i}@example.com", T0)).conversation_id
+                  for i in range(4)]  # fmt: skip
+    assigned = [conversation(db, c).assignee_id for c in others]
+    assert assigned.count(karim) <= 1  # his capacity is one conversation at a time
+    assert set(assigned) <= {sonia, karim, audrey}
+    # Sonia goes offline: her conversations go to the others.
+    with db.write() as session:
+        moved = routing.set_availability(session, sonia, False, T0)
+    for conversation_id in moved:
+        assert conversation(db, conversation_id).assignee_id != sonia
+
+
+def test_least_busy_assignment(db: Database, settings: Settings) -> None:
+    one, two = agent(db, "One"), agent(db, "Two")
+    with db.write() as session:
+        team = create_team(session, "Team", assignment="least_busy")
+        add_member(session, team.id, one)
+        add_member(session, team.id, two)
+        automation.create_rule(session, "team", "conversation_created", {}, {"assign_team": team.id})
+    with db.write() as session:
+        for i in range(6):
+            receive(session, settings, message(f"m{i}", f"p{i}@example.com", T0))
+    with db.read() as session:
+        assert [routing.load(session, a) for a in (one, two)] == [3, 3]
+
+
+# ----------------------------------------------------------------------------------------------- SLA
+def test_sla_counts_business_hours_and_raises_warnings_then_breaches(
+    db: Database, settings: Settings
+) -> None:
+    with db.write() as session:
+        sla.set_calendar(session, {"timezone": "Europe/Paris", "hours": {d: ["09:00", "18:00"] for d in
+                                   ("mon", "tue", "wed", "thu", "fri")}, "holidays": ["2026-03-03"]})  # fmt: skip
+        sla.set_policy(session, "normal", first_response_minutes=120, next_response_minutes=60,
+                       resolution_minutes=600, warn_at=0.5)  # fmt: skip
+    friday_evening = datetime(2026, 3, 6, 16, 30, tzinfo=UTC)  # 17:30 in Paris: 30 minutes of business left
+    with db.write() as session:
+        received = receive(
+            session, settings, message("s1", "sla@example.com", friday_evening), now=friday_evening
+        )
+    events: list[dict[str, Any]] = []
+    token = FEED.subscribe(events.append)
+    try:
+        with db.write() as session:  # the weekend does not count
+            assert sla.check(session, datetime(2026, 3, 8, 12, 0, tzinfo=UTC)) == []
+        with db.write() as session:  # Monday 9:30 Paris: 60 of 120 minutes used -> warning
+            raised = sla.check(session, datetime(2026, 3, 9, 8, 30, tzinfo=UTC))
+        assert (received.conversation_id, "first_response", "sla_warning") in raised
+        with db.write() as session:  # Monday 10:30 Paris: 120 minutes used -> breach
+            raised = sla.check(session, datetime(2026, 3, 9, 9, 30, tzinfo=UTC))
+        assert (received.conversation_id, "first_response", "sla_breached") in raised
+    finally:
+        FEED.unsubscribe(token)
+    assert {"sla_warning", "sla_breached"} <= {e["type"] for e in events}
+    calendar = sla.Calendar.from_json({"timezone": "Europe/Paris", "hours": {"mon": ["09:00", "18:00"]},
+                                       "holidays": ["2026-03-09"]})  # fmt: skip
+    # Monday 9 March is a holiday: two hours from Monday 2 March 17:00 end on Monday 16 March 10:00 Paris.
+    assert calendar.add(datetime(2026, 3, 2, 16, 0, tzinfo=UTC), 120) == datetime(
+        2026, 3, 16, 9, 0, tzinfo=UTC
+    )
+    for bad, error in [({"timezone": "Mars/Olympus"}, "unknown time zone"), ({"hours": {"mon": ["18:00", "09:00"]}},
+                       "closes before it opens"), ({"hours": {"xyz": ["09:00", "10:00"]}}, "unknown day")]:  # fmt: skip
+        with pytest.raises(InvalidInput, match=error):
+            sla.Calendar.from_json(bad)
+
+
+def test_an_answer_in_time_meets_the_target(db: Database, settings: Settings, api: Api) -> None:
+    with api.db.write() as session:
+        sla.set_policy(
+            session, "normal", first_response_minutes=30, next_response_minutes=30, resolution_minutes=600
+        )
+    api.app.state.outbox.register("email", FakeSender())
+    with api.db.write() as session:
+        received = receive(session, api.settings, message("t1", "fast@example.com", datetime.now(UTC)))
+    with api.db.write() as session:
+        _, token = create_agent(session, "Quick")
+    reply = api.client.post(f"/v1/inbox/conversations/{received.conversation_id}/messages",
+                            json={"body": "Voilà"}, headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+    assert reply.status_code == 201
+    with api.db.write() as session:
+        raised = sla.check(session, datetime.now(UTC) + timedelta(hours=2))
+    assert (received.conversation_id, "first_response", "sla_breached") not in raised
+
+
+# --------------------------------------------------------------------------------- macros, automation
+def test_macros_fill_in_customer_and_order_and_apply_actions(api: Api) -> None:
+    customer(api.db, api.settings, "ana@example.fr", firstName="Ana")
+    web = make_source(api.db, "shop", "web")
+    ingest(api.db, api.settings, web, [{"type": "track", "event": "Order Completed", "messageId": "o1",
+                                        "userId": "u-ana@example.fr", "timestamp": T0.isoformat(),
+                                        "properties": {"order_id": "CMD-100231", "total": 42.5,
+                                                       "currency": "EUR"}}])  # fmt: skip
+    sender = FakeSender()
+    api.app.state.outbox.register("email", sender)
+    with api.db.write() as session:
+        received = receive(session, api.settings, message("q1", "ana@example.fr", T0, "Où est ma commande ?"))
+        _, token = create_agent(session, "Sonia", role="supervisor")
+    headers = {"Authorization": f"Bearer {token}"}
+    bad = api.client.post(
+        "/v1/inbox/macros", json={"name": "x", "body": "{{customer.shoe}}"}, headers=headers
+    )
+    assert bad.status_code == 400 and "unknown variable(s) customer.shoe" in bad.text
+    macro = api.client.post("/v1/inbox/macros", headers=headers, json={
+        "name": "suivi", "body": "Bonjour {{customer.first_name}}, votre commande {{last_order.order_id}} "
+        "({{last_order.total}} {{last_order.currency}}) part demain. {{agent.name}}",
+        "actions": {"add_tags": ["suivi"], "set_status": "resolved"}}).json()  # fmt: skip
+    sent = api.client.post(f"/v1/inbox/conversations/{received.conversation_id}/macro",
+                           json={"macro_id": macro["id"]}, headers=headers)  # fmt: skip
+    assert sent.status_code == 201 and sent.json()["delivery"] == "sent"
+    assert sender.sent[0].body == "Bonjour Ana, votre commande CMD-100231 (42.5 EUR) part demain. Sonia"
+    with api.db.read() as session:
+        thread = read_conversation(session, received.conversation_id)
+    assert thread["tags"] == ["suivi"] and thread["status"] == "resolved"
+
+
+def test_automation_rules_tag_prioritise_and_reply(db: Database, settings: Settings) -> None:
+    with db.write() as session:
+        macro = automation.create_macro(
+            session, "accusé", "Bien reçu {{customer.first_name}}, nous revenons vers vous."
+        )
+        automation.create_rule(session, "urgent", "message_received", {"body_contains": ["urgent", "remboursement"]},
+                               {"set_priority": "urgent", "add_tags": ["escalade"]})  # fmt: skip
+        automation.create_rule(session, "accusé", "conversation_created", {"channel": ["email"]},
+                               {"reply_macro": macro.id})  # fmt: skip
+        with pytest.raises(InvalidInput, match="unknown condition"):
+            automation.create_rule(
+                session, "bad", "message_received", {"weather": ["sunny"]}, {"add_tags": ["x"]}
+            )
+        with pytest.raises(InvalidInput, match="event: must be one of"):
+            automation.create_rule(session, "bad2", "order_shipped", {}, {"add_tags": ["x"]})
+    customer(db, settings, "zoe@example.fr", firstName="Zoé")
+    with db.write() as session:
+        received = receive(session, settings, message("u1", "zoe@example.fr", T0, "C'est URGENT"))
+    with db.read() as session:
+        thread = read_conversation(session, received.conversation_id)
+    assert thread["priority"] == "urgent" and thread["tags"] == ["escalade"]
+    auto = [m for m in thread["messages"] if m["direction"] == "outbound"]
+    assert (
+        auto
+        and auto[0]["body"] == "Bien reçu Zoé, nous revenons vers vous."
+        and auto[0]["delivery"] == "queued"
+    )
+    from parcours.inbox.outbound import Outbox
+
+    outbox, sender = Outbox(), FakeSender()
+    outbox.register("email", sender)
+    assert deliver_pending(db, outbox) == 1 and sender.sent[0].to == "zoe@example.fr"
+
+
+# ---------------------------------------------------------------------------------------------- CSAT
+def test_csat_is_asked_on_the_channel_and_stored_on_the_profile(api: Api) -> None:
+    sender = FakeSender()
+    api.app.state.outbox.register("sms", sender)
+    with api.db.write() as session:
+        received = receive(session, api.settings, Inbound("sms", "twilio", "S1", [("phone", "+33612345678")],
+                                                          "Bonjour", sent_at=datetime.now(UTC)))  # fmt: skip
+        _, token = create_agent(session, "Malik")
+    headers = {"Authorization": f"Bearer {token}"}
+    url = f"/v1/inbox/conversations/{received.conversation_id}"
+    assert api.client.patch(url, json={"status": "resolved"}, headers=headers).json()["status"] == "resolved"
+    assert "de 1 (pas satisfait) à 5" in sender.sent[-1].body and sender.sent[-1].to == "+33612345678"
+    with api.db.write() as session:
+        receive(session, api.settings, Inbound("sms", "twilio", "S2", [("phone", "+33612345678")],
+                                               "5 merci beaucoup !", sent_at=datetime.now(UTC)))  # fmt: skip
+    thread = api.client.get(url, headers=headers).json()
+    assert thread["status"] == "resolved"  # the score does not reopen it
+    assert thread["customer"]["traits"]["csatScore"] == 5
+    with api.db.write() as session:
+        _, boss = create_agent(session, "Boss", role="supervisor")
+    since = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+    figures = api.client.get("/v1/inbox/metrics", params={"since": since},
+                             headers={"Authorization": f"Bearer {boss}"}).json()  # fmt: skip
+    assert figures["by_channel"]["sms"]["csat"] == {"answers": 1, "average": 5.0}
+    assert figures["all"]["resolved"] == 1
+    assert api.client.get("/v1/inbox/metrics", params={"since": since}, headers=headers).status_code == 403
+
+
+# ------------------------------------------------------------------------------------------ live feed
+def test_the_assigned_agent_sees_new_messages_live(api: Api) -> None:
+    with api.db.write() as session:
+        made, token = create_agent(session, "Nadège")
+    ws_url = api.url.replace("http", "ws") + "/v1/inbox/live"
+    with connect(ws_url) as socket:
+        socket.send(json.dumps({"token": "agt_wrong"}))
+        assert json.loads(socket.recv(timeout=5))["type"] == "error"
+    with connect(ws_url) as socket:
+        socket.send(json.dumps({"token": token}))
+        assert json.loads(socket.recv(timeout=5)) == {"type": "ready", "agent_id": made.id}
+        with api.db.write() as session:
+            received = receive(session, api.settings, message("live1", "live@example.fr", datetime.now(UTC)))
+        item = json.loads(socket.recv(timeout=5))
+        while item["type"] != "message_received":
+            item = json.loads(socket.recv(timeout=5))
+        assert item["conversation_id"] == received.conversation_id and item["agent_id"] == made.id
