@@ -208,3 +208,20 @@ class CsatSurvey(Base):
     score: Mapped[int | None] = mapped_column(Integer)  # 1-5
     comment: Mapped[str | None] = mapped_column(Text)
     answered_at: Mapped[datetime | None]
+
+
+class KnowledgeArticle(Base):
+    """One answer of the knowledge base (delivery, returns, opening hours...), in one language: the
+    bot answers from it on every channel, and the help pages show the same text."""
+
+    __tablename__ = "kb_articles"
+    __table_args__ = (UniqueConstraint("slug", "language"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    slug: Mapped[str] = mapped_column(String(80))
+    language: Mapped[str] = mapped_column(String(8))
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    # How customers ask it ("combien coûte la livraison", "delivery cost"...): what the bot matches.
+    questions: Mapped[list[str]]
+    updated_at: Mapped[datetime]
