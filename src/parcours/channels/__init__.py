@@ -20,5 +20,7 @@ def install(app: FastAPI, settings: Settings) -> None:
     from parcours.channels import twilio
 
     twilio.install(app, settings)
-    # widget
+    from parcours.channels import widget
+
+    widget.install(app, settings)
     return None
