@@ -265,3 +265,70 @@ def test_the_assigned_agent_sees_new_messages_live(api: Api) -> None:
         while item["type"] != "message_received":
             item = json.loads(socket.recv(timeout=5))
         assert item["conversation_id"] == received.conversation_id and item["agent_id"] == made.id
+
+
+# ----------------------------------------------------------------------------------------------- bot
+def arrive(session: Any, settings: Settings, inbound: Inbound) -> Any:
+    """Receive a message at the moment it was sent (the bot answers at that moment too)."""
+    return receive(session, settings, inbound, now=inbound.sent_at)
+
+
+def test_the_bot_answers_from_the_knowledge_base_and_hands_off(db: Database, settings: Settings) -> None:
+    from parcours.inbox import bot
+
+    settings = settings.model_copy(update={"inbox_bot": True})
+    with db.write() as session:
+        bot.save_article(session, "livraison", "fr", "Livraison", "La livraison est offerte dès 49 €, en 48 h.",
+                         ["combien coûte la livraison", "délai de livraison", "frais de port"])  # fmt: skip
+        bot.save_article(session, "delivery", "en", "Delivery", "Delivery is free from €49, within 48 hours.",
+                         ["how much is delivery", "delivery time", "shipping cost"])  # fmt: skip
+    human = agent(db, "Thibault")
+    customer(db, settings, "fr@example.fr")
+    with db.write() as session:
+        first = arrive(
+            session, settings, message("b1", "fr@example.fr", T0, "Bonjour, combien coûte la livraison ?")
+        )
+    with db.read() as session:
+        thread = read_conversation(session, first.conversation_id)
+    assert thread["messages"][-1]["body"].startswith("La livraison est offerte dès 49 €")
+    assert thread["assignee_id"] is None and thread["first_response_at"] is None  # the bot is not an agent
+    with db.write() as session:  # English, by its words
+        english = arrive(
+            session, settings, message("b2", "en@example.com", T0, "Hi, what is the delivery time?")
+        )
+    with db.read() as session:
+        assert read_conversation(session, english.conversation_id)["messages"][-1]["body"].startswith(
+            "Delivery is"
+        )
+    with db.write() as session:  # asked for a human: handed off, routed, the exchange stays in the thread
+        arrive(session, settings, message("b3", "fr@example.fr", T0 + timedelta(minutes=2),
+                                           "Je voudrais parler à un conseiller"))  # fmt: skip
+    with db.read() as session:
+        thread = read_conversation(session, first.conversation_id)
+    assert "bot_handoff" in thread["tags"] and thread["assignee_id"] == human
+    assert [m["direction"] for m in thread["messages"]] == ["inbound", "outbound", "inbound", "outbound"]
+    assert "conseiller" in thread["messages"][-1]["body"]
+    with db.write() as session:  # unsure: hands off too
+        unsure = arrive(
+            session, settings, message("b4", "q@example.fr", T0, "Ma machine fait un bruit bizarre")
+        )
+    with db.read() as session:
+        assert "bot_handoff" in read_conversation(session, unsure.conversation_id)["tags"]
+
+
+def test_the_bot_tells_the_order_status_from_the_timeline(db: Database, settings: Settings) -> None:
+    settings = settings.model_copy(update={"inbox_bot": True})
+    customer(db, settings, "order@example.fr", language="fr")
+    web = make_source(db, "shop", "web")
+    ingest(db, settings, web, [
+        {"type": "track", "event": "Order Completed", "messageId": "o1", "userId": "u-order@example.fr",
+         "timestamp": T0.isoformat(), "properties": {"order_id": "CMD-7"}},
+        {"type": "track", "event": "Order Shipped", "messageId": "o2", "userId": "u-order@example.fr",
+         "timestamp": (T0 + timedelta(days=1)).isoformat(), "properties": {"order_id": "CMD-7"}},
+    ])  # fmt: skip
+    with db.write() as session:
+        received = arrive(session, settings, message("o", "order@example.fr", T0 + timedelta(days=2),
+                                                      "Où en est ma commande ?"))  # fmt: skip
+    with db.read() as session:
+        answer = read_conversation(session, received.conversation_id)["messages"][-1]["body"]
+    assert answer.startswith("Votre commande CMD-7 du 03/03/2026 : elle a été expédiée.")

@@ -76,6 +76,11 @@ class Settings(BaseSettings):
         le=3600,
         description="How often the server delivers queued replies and checks SLAs.",
     )
+    inbox_bot: bool = Field(
+        default=False,
+        description="Let the bot answer new messages from the knowledge base before a human "
+        "(it hands off when unsure or when asked).",
+    )
     inbox_csat: bool = Field(
         default=True,
         description="Ask customers to rate the help on the conversation's channel once resolved.",

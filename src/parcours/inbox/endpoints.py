@@ -16,7 +16,7 @@ from parcours.db.engine import Database
 from parcours.db.types import as_utc, utcnow
 from parcours.deps import JsonResponse, database, settings
 from parcours.errors import InvalidInput, NotAuthenticated
-from parcours.inbox import agents, automation, feed, metrics, routing, service, sla
+from parcours.inbox import agents, automation, bot, feed, metrics, routing, service, sla
 from parcours.inbox.agents import AgentInfo, agent_for_token
 from parcours.inbox.csat import ask as ask_csat
 from parcours.inbox.outbound import Outbox, deliver, write_reply
@@ -385,3 +385,36 @@ async def _close(websocket: WebSocket, code: int, reason: str) -> None:
         await websocket.close(code=code)
     except (WebSocketDisconnect, RuntimeError):
         pass
+
+
+# ------------------------------------------------------------------------------------ knowledge base
+class ArticleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str
+    body: str
+    questions: list[str]
+
+
+@router.put("/v1/inbox/kb/{slug}/{language}")
+def put_article(
+    slug: str,
+    language: str,
+    body: ArticleIn,
+    agent: AgentInfo = Depends(current_agent),
+    db: Database = Depends(database),
+) -> JsonResponse:
+    """Create or replace a knowledge-base article; the bot answers from it on every channel."""
+    agent.require("supervisor")
+    with db.write() as session:
+        return JsonResponse(bot.article_view(bot.save_article(session, slug, language, body.title, body.body,
+                                                              body.questions)))  # fmt: skip
+
+
+@router.get("/v1/help/articles", tags=["help"])
+def help_articles(
+    language: str | None = Query(default=None), db: Database = Depends(database)
+) -> JsonResponse:
+    """The knowledge base, public: what the help pages, the app and the bot all show."""
+    with db.read() as session:
+        return JsonResponse({"data": bot.list_articles(session, language)})

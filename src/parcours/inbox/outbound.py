@@ -40,7 +40,11 @@ ADDRESS_KINDS: dict[str, tuple[str, ...]] = {
     "chat": ("user_id", "anonymous_id"),
     "phone": ("phone",),
 }
-LOGGED_CHANNELS = ("phone", "store")  # the agent called or met the customer: nothing to transmit
+LOGGED_CHANNELS = ("phone", "store")
+AUTOMATIC_AUTHORS = (
+    "bot",
+    "system",
+)  # replies written by the bot and by automation rules  # the agent called or met the customer: nothing to transmit
 
 
 @dataclass
@@ -197,10 +201,11 @@ def write_reply(
     )
     session.add(message)
     if not private:
-        conversation.first_response_at = conversation.first_response_at or now
         if conversation.status == "open":
             conversation.status = "pending"  # waiting for the customer
-        sla.agent_answered(session, conversation.id, now)
+        if agent.id not in AUTOMATIC_AUTHORS:  # the bot and automation do not stop the service clocks
+            conversation.first_response_at = conversation.first_response_at or now
+            sla.agent_answered(session, conversation.id, now)
     feed.record(
         session,
         conversation.id,

@@ -174,7 +174,7 @@ def receive(
     conversation.last_message_at = max(sent_at, conversation.last_message_at)
     session.flush()
     if inbound.direction == "inbound":
-        _after_customer_message(session, settings, conversation, message_id, inbound.channel, created, now)
+        _after_customer_message(session, settings, conversation, message, created, now)
     return Received(conversation.id, message_id, profile_id, new_conversation=created)
 
 
@@ -182,21 +182,22 @@ def _after_customer_message(
     session: Session,
     settings: Settings,
     conversation: Conversation,
-    message_id: str,
-    channel: str,
+    message: Message,
     created: bool,
     now: datetime,
 ) -> None:
-    """Automation rules, routing and SLA clocks, and the live feed, for a new customer message."""
-    from parcours.inbox import automation, routing, sla
+    """Automation rules, SLA clocks, the bot or routing, and the live feed, for a new customer message."""
+    from parcours.inbox import automation, bot, routing, sla
 
+    message_id, channel = message.id, message.channel
     if created:
         automation.run(
             session, "conversation_created", conversation, now, message_id=message_id, settings=settings
         )
     automation.run(session, "message_received", conversation, now, message_id=message_id, settings=settings)
     sla.customer_wrote(session, conversation, now, new=created)
-    if conversation.assignee_id is None:
+    answered = bot.handle(session, settings, conversation, message.body, now)
+    if conversation.assignee_id is None and not answered:
         routing.route(session, conversation, now)
     feed.record(
         session,
