@@ -173,6 +173,8 @@ def test_a_signed_in_visitor_continues_her_conversation(chat: Api) -> None:
         (lambda: {**signed("u-ana"), "email": "boss@example.fr"}, "invalid_identity", "does not match"),
         (lambda: {**signed("u-ana"), "signature": "forged"}, "invalid_identity", "not a hex"),
         (lambda: {**signed("u-ana"), "role": "admin"}, "invalid_identity", "identity.role: unknown field"),
+        (lambda: signed(" u-ana"), "invalid_hello", "surrounding spaces"),
+        (lambda: signed("u-ana", "not an e-mail"), "invalid_identity", "identity email"),
     ],
 )
 def test_forged_or_missing_signatures_are_refused_and_nothing_is_written(
@@ -226,6 +228,23 @@ def test_an_agent_reply_reaches_the_visitor_live(chat: Api) -> None:
                 assert pushed["sent_at"]
             with pytest.raises(TimeoutError):
                 stranger.recv(timeout=0.5)  # another visitor sees nothing
+
+
+def test_after_logging_in_she_still_gets_replies_to_her_anonymous_chat(chat: Api) -> None:
+    configure(chat, widget_identity_secret=SecretStr(SECRET))
+    headers = agent_headers(chat)
+    anonymous_id = str(uuid.uuid4())
+    with visitor(chat, anonymous_id) as (ws, _):
+        ack = say(ws, "Une question avant de créer mon compte")
+    with chat.db.read() as session:
+        conversation_id = session.scalar(select(Message.conversation_id).where(Message.id == ack["id"]))
+    with visitor(chat, anonymous_id, signed("u-new")) as (ws, history):
+        assert history["identified"] and history["messages"] == []  # u-new has no chat yet
+        reply = chat.client.post(
+            f"/v1/inbox/conversations/{conversation_id}/messages", json={"body": "Bien sûr"}, headers=headers
+        ).json()
+        assert reply["customer_address"] == anonymous_id and reply["delivery"] == "sent"
+        assert recv(ws)["id"] == reply["id"]
 
 
 def test_a_reply_to_a_user_id_never_reaches_an_anonymous_id_that_copies_it(chat: Api) -> None:

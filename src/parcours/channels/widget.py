@@ -31,6 +31,7 @@ import hashlib
 import hmac
 import logging
 import re
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -125,6 +126,12 @@ class Visitor:
             return ("user_id", self.user_id)
         return ("anonymous_id", self.anonymous_id)
 
+    @property
+    def addresses(self) -> list[Address]:
+        """Where the hub files the visitor's sockets: a signed-in visitor's browser is hers, so replies
+        to its anonymous id (a conversation from before she logged in) reach her too."""
+        return [self.address] + ([("anonymous_id", self.anonymous_id)] if self.identified else [])
+
     def identifiers(self) -> list[tuple[str, str]]:
         found = [("anonymous_id", self.anonymous_id)]
         if self.user_id is not None:
@@ -137,10 +144,12 @@ class Visitor:
 def _text(value: object, field: str, *, max_length: int) -> str:
     if not isinstance(value, str):
         raise FrameError("invalid_hello", f"{field}: must be a string", fatal=True)
-    value = value.strip()
-    if not value or len(value) > max_length or any(ord(c) < 32 for c in value):
+    # Checked as sent, never trimmed: the signature covers these exact characters.
+    if not value or len(value) > max_length or value != value.strip() or any(ord(c) < 32 for c in value):
         raise FrameError(
-            "invalid_hello", f"{field}: 1 to {max_length} characters, no control characters", fatal=True
+            "invalid_hello",
+            f"{field}: 1 to {max_length} characters, no control characters or surrounding spaces",
+            fatal=True,
         )
     return value
 
@@ -446,6 +455,11 @@ def _message_frame(message: dict[str, Any]) -> dict[str, Any]:
     return frame
 
 
+def _error_name() -> str:
+    error = sys.exc_info()[1]
+    return type(error).__name__ if error is not None else "unknown"
+
+
 def _store(database: Database, settings: Settings, inbound: Inbound) -> Received:
     with database.write() as session:
         return receive(session, settings, inbound)
@@ -479,8 +493,10 @@ async def chat_socket(websocket: WebSocket) -> None:
     except FrameError as error:
         await refuse(error)
         return
-    address = visitor.address
-    if not hub.add(address, connection):
+    addresses = visitor.addresses
+    if not all([hub.add(address, connection) for address in addresses]):
+        for address in addresses:
+            hub.remove(address, connection)
         await refuse(FrameError("too_many_connections", "too many open chats for this visitor", fatal=True))
         return
     try:
@@ -492,7 +508,7 @@ async def chat_socket(websocket: WebSocket) -> None:
             await refuse(error)
             return
         except Exception:
-            log.exception("chat history not read")
+            log.error("chat history not read", extra={"error": _error_name()})
             await connection.send(
                 FrameError("unavailable", "the chat is unavailable for a moment; reconnecting").frame()
             )
@@ -519,7 +535,8 @@ async def chat_socket(websocket: WebSocket) -> None:
             except FrameError as error:
                 await connection.send(error.frame())
     finally:
-        hub.remove(address, connection)
+        for address in addresses:
+            hub.remove(address, connection)
 
 
 async def _handle_message(
@@ -546,7 +563,8 @@ async def _handle_message(
     except (InvalidInput, Conflict) as error:
         raise FrameError(error.code, error.message, client_id=client_id) from None
     except Exception:
-        log.exception("chat message not stored", extra={"client_id": client_id})
+        # Not the exception's text: a database error quotes its parameters (the message body).
+        log.error("chat message not stored", extra={"client_id": client_id, "error": _error_name()})
         raise FrameError(
             "unavailable", "the message could not be stored now; send it again later", client_id=client_id
         ) from None
