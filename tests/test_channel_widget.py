@@ -5,9 +5,12 @@ validation, the widget's script."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -397,3 +400,122 @@ def test_the_widget_script_is_served_as_javascript(live_server: LiveServer) -> N
         f"{live_server.url}/widget.js", headers={"If-None-Match": response.headers["etag"]}, timeout=10
     )
     assert again.status_code == 304
+
+
+# --------------------------------------------------------------------- the script, run (Node, fake DOM)
+FAKE_DOM = r"""
+const server = process.argv[2];
+class FakeNode {
+  constructor(tag) {
+    this.tag = tag; this.children = []; this.attrs = {}; this.listeners = {}; this.own = ""; this.hidden = false;
+    this.value = ""; this.title = ""; this.scrollTop = 0; this.scrollHeight = 0;
+    const classes = new Set();
+    this.classList = {
+      add: (...names) => names.forEach((n) => classes.add(n)),
+      remove: (...names) => names.forEach((n) => classes.delete(n)),
+      replace: (a, b) => { if (classes.delete(a)) classes.add(b); },
+      contains: (n) => classes.has(n),
+      toString: () => [...classes].join(" "),
+    };
+  }
+  setAttribute(key, value) {
+    this.attrs[key] = value;
+    if (key === "hidden") this.hidden = true;
+    if (key === "class") value.split(" ").forEach((c) => this.classList.add(c));
+  }
+  append(...nodes) { this.children.push(...nodes.map((n) => (typeof n === "string" ? { textContent: n } : n))); }
+  replaceChildren(...nodes) { this.children = nodes; }
+  set textContent(value) { this.own = String(value); this.children = []; }
+  get textContent() { return this.own + this.children.map((c) => c.textContent).join(""); }
+  addEventListener(type, listener) { (this.listeners[type] ||= []).push(listener); }
+  dispatch(type, extra = {}) { for (const l of this.listeners[type] || []) l({ preventDefault() {}, ...extra }); }
+  attachShadow() { this.shadow = new FakeNode("#shadow"); return this.shadow; }
+  requestSubmit() { this.dispatch("submit"); }
+  focus() {}
+  all() { return [this, ...this.children.flatMap((c) => (c instanceof FakeNode ? c.all() : []))]; }
+}
+const store = new Map();
+const body = new FakeNode("body");
+Object.assign(globalThis, {
+  window: globalThis,
+  location: { href: server + "/page.html" },
+  localStorage: { getItem: (k) => store.get(k) ?? null, setItem: (k, v) => store.set(k, String(v)), removeItem: (k) => store.delete(k) },
+  addEventListener() {},
+  document: {
+    body,
+    createElement: (tag) => new FakeNode(tag),
+    currentScript: { src: server + "/widget.js", dataset: { parcoursSite: "shop" } },
+  },
+});
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const until = async (test) => { for (let i = 0; i < 200; i++) { if (test()) return; await sleep(50); } throw new Error("timeout"); };
+(async () => {
+  const source = await (await fetch(server + "/widget.js")).text();
+  new Function(source)();
+  const root = body.children[0].shadow;
+  const find = (tag) => root.all().find((n) => n.tag === tag);
+  const bubbles = () => root.all().filter((n) => n.classList.contains("m"));
+  ParcoursChat.open();
+  find("textarea").value = "  Bonjour <b>ici</b>  ";
+  find("form").dispatch("submit");
+  await until(() => bubbles().length === 1 && !bubbles()[0].classList.contains("wait"));
+  console.log(JSON.stringify({ step: "acked", anonymous_id: store.get("parcours.anonymous_id") }));
+  await until(() => bubbles().length === 2);
+  console.log(JSON.stringify({ step: "done", bubbles: bubbles().map((n) => [String(n.classList), n.textContent]) }));
+  process.exit(0);
+})().catch((e) => { console.log(JSON.stringify({ step: "error", error: String(e) })); process.exit(1); });
+"""
+
+
+def node_with_websocket() -> list[str] | None:
+    """The command that runs Node with a global WebSocket (built in since Node 22, a flag in 20-21)."""
+    node = shutil.which("node")
+    if node is None:
+        return None
+    for command in ([node], [node, "--experimental-websocket"]):
+        check = subprocess.run(
+            [*command, "-e", "process.exit(typeof WebSocket === 'function' ? 0 : 1)"],
+            capture_output=True,
+            timeout=30,
+        )
+        if check.returncode == 0:
+            return command
+    return None
+
+
+def test_the_widget_script_chats_in_a_fake_page(chat: Api, tmp_path: Path) -> None:
+    """The served script, run by Node against a minimal fake DOM: the visitor writes (shown as text,
+    never markup), the server acknowledges, an agent's reply appears live. (A real browser is not
+    available here: no Chromium package.)"""
+    command = node_with_websocket()
+    if command is None:
+        pytest.skip("Node.js with a WebSocket client (Node 20+) is not installed")
+    page = tmp_path / "page.js"
+    page.write_text(FAKE_DOM)
+    headers = agent_headers(chat)
+    with subprocess.Popen(
+        [*command, str(page), chat.url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        try:
+            assert process.stdout is not None
+            acked = json.loads(process.stdout.readline() or '{"step": "no output"}')
+            assert acked["step"] == "acked", (acked, process.stderr.read() if process.stderr else "")
+            with chat.db.read() as session:
+                message = session.scalars(select(Message).where(Message.provider == "widget")).one()
+            assert message.body == "Bonjour <b>ici</b>" and message.customer_address == acked["anonymous_id"]
+            assert message.details["site"] == "shop"
+            reply = chat.client.post(
+                f"/v1/inbox/conversations/{message.conversation_id}/messages",
+                json={"body": "Réponse <script>alert(1)</script>"},
+                headers=headers,
+            ).json()
+            assert reply["delivery"] == "sent"
+            done = json.loads(process.stdout.readline() or '{"step": "no output"}')
+            assert done == {
+                "step": "done",
+                "bubbles": [["m me", "Bonjour <b>ici</b>"], ["m them", "Réponse <script>alert(1)</script>"]],
+            }
+            assert process.wait(timeout=30) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
