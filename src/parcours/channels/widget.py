@@ -319,8 +319,7 @@ class ChatHub:
         self._token: anyio.lowlevel.EventLoopToken | None = None
 
     def add(self, address: Address, connection: Connection) -> bool:
-        if self._token is None:
-            self._token = anyio.lowlevel.current_token()
+        self._token = anyio.lowlevel.current_token()  # the loop serving the sockets (the latest one)
         sockets = self._sockets.setdefault(address, set())
         if len(sockets) >= MAX_SOCKETS_PER_VISITOR:
             return False
