@@ -208,11 +208,18 @@ class ServerProcess:
 
 
 @contextmanager
-def run_server(database_url: str, workdir: Path, *, startup_timeout: float = 60.0) -> Iterator[ServerProcess]:
-    """``python -m uvicorn --factory parcours.app:create_app``: one worker, a free loopback port."""
+def run_server(
+    database_url: str,
+    workdir: Path,
+    *,
+    startup_timeout: float = 60.0,
+    environment: dict[str, str] | None = None,
+) -> Iterator[ServerProcess]:
+    """``python -m uvicorn --factory parcours.app:create_app``: one worker, a free loopback port;
+    ``environment`` adds settings (``PARCOURS_…``)."""
     port = free_port()
     log_path = workdir / f"uvicorn-{port}.log"
-    env = {**os.environ, "PARCOURS_DATABASE_URL": database_url}
+    env = {**os.environ, **(environment or {}), "PARCOURS_DATABASE_URL": database_url}
     command = [
         sys.executable,
         "-m",

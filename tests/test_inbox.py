@@ -103,7 +103,6 @@ def test_email_replies_thread_by_message_id(db: Database, settings: Settings) ->
     [
         ({"channel": "fax"}, "unknown channel"),
         ({"identifiers": []}, "no identifier"),
-        ({"identifiers": [("email", "not an email")]}, "sender email 'not an email': is not a valid email"),
         ({"identifiers": [("fax", "123")]}, "unknown identifier kind 'fax'"),
         ({"provider_message_id": ""}, "provider message id"),
     ],
@@ -206,3 +205,12 @@ def test_assignment_and_status_follow_roles(api: Api) -> None:
     assert api.client.patch(
         url, json={"priority": "high", "tags": ["Retour", "retour"]}, headers=agent
     ).json()["tags"] == ["retour"]
+
+
+def test_a_message_from_an_address_the_rules_cannot_use_is_kept(db: Database, settings: Settings) -> None:
+    with db.write() as session:
+        received = receive(session, settings, inbound("sms", "twilio", "S-odd", [("phone", "+3369")], T0))
+    with db.read() as session:
+        thread = read_conversation(session, received.conversation_id)
+    assert thread["messages"][0]["body"] == "Bonjour"
+    assert [i["value"] for i in thread["customer"]["identifiers"]] == ["sms:phone:+3369"]

@@ -205,7 +205,13 @@ def _after_customer_message(
         "message_received",
         now,
         agent_id=conversation.assignee_id,
-        data={"message_id": message_id, "channel": channel, "new_conversation": created},
+        data={
+            "message_id": message_id,
+            "channel": channel,
+            "provider": message.provider,
+            "provider_message_id": message.provider_message_id,
+            "new_conversation": created,
+        },
     )
     session.flush()
 
@@ -228,11 +234,21 @@ def record_event(
     channel's identifiers to the unified profile); returns the event id and the profile id."""
     source = inbox_source(session, channel)
     registry = identity.load_registry(session, settings.default_phone_region)
+    usable: list[tuple[str, str]] = []
     for kind, value in identifiers:
+        if kind not in registry:
+            raise InvalidInput(f"sender: unknown identifier kind {kind!r}")
         try:
             registry.normalize(kind, value)
-        except InvalidIdentifier as error:
-            raise InvalidInput(f"sender {kind} {str(value)[:80]!r}: {error}") from None
+            usable.append((kind, value))
+        except InvalidIdentifier:
+            continue  # an address the identity rules cannot use (an unknown phone range...): see below
+    if not usable:
+        # The customer's message is kept all the same, on a profile of its own keyed by the raw address
+        # (a person can merge it later); refusing it would lose it (providers do not resend on 4xx).
+        kind, value = identifiers[0]
+        usable = [("anonymous_id", f"{channel}:{kind}:{str(value).strip()[:150]}")]
+    identifiers = usable
     event = {
         "type": "track",
         "event": name,
