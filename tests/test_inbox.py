@@ -214,3 +214,46 @@ def test_a_message_from_an_address_the_rules_cannot_use_is_kept(db: Database, se
         thread = read_conversation(session, received.conversation_id)
     assert thread["messages"][0]["body"] == "Bonjour"
     assert [i["value"] for i in thread["customer"]["identifiers"]] == ["sms:phone:+3369"]
+
+
+def test_the_writer_stores_concurrent_messages_in_batches_and_a_bad_one_fails_alone(
+    db: Database, settings: Settings
+) -> None:
+    import threading
+
+    from parcours.inbox.feed import FEED
+    from parcours.inbox.writer import InboxWriter
+
+    writer = InboxWriter(lambda: (db, settings))
+    seen: list[dict[str, Any]] = []
+    token = FEED.subscribe(seen.append)
+    results: dict[int, Any] = {}
+
+    def send(n: int) -> None:
+        identifiers = [("fax", "1")] if n == 7 else [("phone", f"+3361234{n:04d}")]
+        try:
+            results[n] = writer.submit(inbound("sms", "twilio", f"W{n}", identifiers, T0))
+        except Exception as error:
+            results[n] = error
+
+    try:
+        threads = [threading.Thread(target=send, args=(n,)) for n in range(30)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        FEED.unsubscribe(token)
+    assert isinstance(results[7], InvalidInput)
+    stored = {n: r for n, r in results.items() if n != 7}
+    assert (
+        all(not r.duplicate for r in stored.values())
+        and len({r.conversation_id for r in stored.values()}) == 29
+    )
+    with db.read() as session:
+        for r in stored.values():
+            assert read_conversation(session, r.conversation_id)["messages"][0]["body"] == "Bonjour"
+    received = [e for e in seen if e["type"] == "message_received"]
+    assert len(received) == 29  # the refused message published nothing
+    again = writer.submit(inbound("sms", "twilio", "W3", [("phone", "+33612340003")], T0))
+    assert again.duplicate and again.message_id == stored[3].message_id

@@ -34,6 +34,7 @@ from parcours.identity.resolution import GraphCache
 from parcours.inbox import worker as inbox_worker
 from parcours.inbox.endpoints import router as inbox_router
 from parcours.inbox.outbound import Outbox
+from parcours.inbox.writer import InboxWriter
 from parcours.ingest.endpoints import router as ingest_router
 
 STATUS_BY_ERROR: dict[type[ParcoursError], int] = {
@@ -89,6 +90,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.database = database or Database(settings.sqlalchemy_url)
     app.state.token_cache = TokenCache()
     app.state.outbox = Outbox()  # channel adapters register their senders here
+    # Channel adapters store inbound messages through it (group commit).
+    app.state.inbox_writer = InboxWriter(lambda: (app.state.database, app.state.settings))
     app.state.graph_cache = GraphCache(settings.identity_cache_size) if settings.identity_cache_size else None
 
     @app.exception_handler(ParcoursError)

@@ -75,6 +75,16 @@ def record(
     )
 
 
+def mark(session: Session) -> int:
+    """How many events are waiting on this session (see ``discard_since``)."""
+    return len(session.info.get(_PENDING, []))
+
+
+def discard_since(session: Session, position: int) -> None:
+    """Forget the events recorded since ``mark`` gave ``position`` (their savepoint was rolled back)."""
+    del session.info.get(_PENDING, [])[position:]
+
+
 @event.listens_for(Session, "after_commit")
 def _publish(session: Session) -> None:
     for item in session.info.pop(_PENDING, []):

@@ -23,14 +23,19 @@ def _language(session: Session, profile_id: str) -> str | None:
 
 def load(session: Session, agent_id: str, channel: str | None = None) -> int:
     """Active conversations assigned to an agent (on one channel, if given)."""
+    return loads(session, [agent_id], channel).get(agent_id, 0)
+
+
+def loads(session: Session, agent_ids: list[str], channel: str | None = None) -> dict[str, int]:
+    """Active conversations assigned to each agent (on one channel, if given), in one query."""
     query = (
-        select(func.count())
-        .select_from(Conversation)
-        .where(Conversation.assignee_id == agent_id, Conversation.status.in_(ACTIVE))
+        select(Conversation.assignee_id, func.count())
+        .where(Conversation.assignee_id.in_(agent_ids), Conversation.status.in_(ACTIVE))
+        .group_by(Conversation.assignee_id)
     )
     if channel is not None:
         query = query.where(Conversation.last_inbound_channel == channel)
-    return int(session.scalar(query) or 0)
+    return {str(agent_id): int(count) for agent_id, count in session.execute(query)}
 
 
 def _capacity(agent: Agent, channel: str) -> int:
@@ -61,16 +66,18 @@ def route(
     language = _language(session, conversation.profile_id)
     tags = set(conversation.tags)
     channel = conversation.last_inbound_channel
+    ids = [agent.id for agent, _ in candidates]
+    on_channel, overall = loads(session, ids, channel), loads(session, ids)
+    needed = tags & _known_skills(session) if tags else set()
     fitting = []
     for agent, member in candidates:
         if agent.id == exclude:
             continue
         if language and agent.languages and language not in agent.languages:
             continue
-        needed = tags & _known_skills(session)
         if not needed <= set(agent.skills):
             continue
-        if load(session, agent.id, channel) >= _capacity(agent, channel):
+        if on_channel.get(agent.id, 0) >= _capacity(agent, channel):
             continue
         fitting.append((agent, member))
     if not fitting:
@@ -84,7 +91,7 @@ def route(
 
         chosen, member = min(fitting, key=last)
     else:
-        chosen, member = min(fitting, key=lambda pair: (load(session, pair[0].id), pair[0].id))
+        chosen, member = min(fitting, key=lambda pair: (overall.get(pair[0].id, 0), pair[0].id))
     conversation.assignee_id = chosen.id
     if member is not None:
         member.last_assigned_at = now

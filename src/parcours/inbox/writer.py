@@ -1,0 +1,92 @@
+"""Group commit for inbound messages: channel adapters hand their messages to one writer thread, which
+stores whatever is waiting in one transaction (a savepoint per message, so a bad message fails alone),
+commits once and answers every adapter. Under load one commit serves many messages; a lone message
+waits for nothing. The writer keeps the identity graph it touches in memory between batches
+(``GraphCache``), as ingestion does."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from parcours.config import Settings
+from parcours.db.engine import Database
+from parcours.identity.resolution import GraphCache
+from parcours.inbox import feed
+from parcours.inbox.service import Inbound, Received, receive
+
+log = logging.getLogger("parcours.inbox")
+MAX_BATCH = 200
+
+
+@dataclass
+class _Pending:
+    inbound: Inbound
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Received | None = None
+    error: BaseException | None = None
+
+
+class InboxWriter:
+    """``submit`` blocks until the message is committed (or refused) and returns what ``receive`` gave."""
+
+    def __init__(
+        self, context: Callable[[], tuple[Database, Settings]], *, max_batch: int = MAX_BATCH
+    ) -> None:
+        self.context = context  # read per batch: the app's database and settings may be replaced (tests)
+        self.max_batch = max_batch
+        self.cache = GraphCache()
+        self._queue: queue.Queue[_Pending] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, inbound: Inbound, *, timeout: float = 60.0) -> Received:
+        self._start()
+        pending = _Pending(inbound)
+        self._queue.put(pending)
+        if not pending.done.wait(timeout):
+            raise TimeoutError("the inbox writer did not store the message in time")
+        if pending.error is not None:
+            raise pending.error
+        assert pending.result is not None
+        return pending.result
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="parcours-inbox-writer", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._store(batch)
+
+    def _store(self, batch: list[_Pending]) -> None:
+        try:
+            database, settings = self.context()
+            with database.write() as session:
+                for pending in batch:
+                    position = feed.mark(session)
+                    try:
+                        with session.begin_nested():
+                            pending.result = receive(session, settings, pending.inbound, cache=self.cache)
+                    except Exception as error:  # this message alone is refused; the others go on
+                        pending.error, pending.result = error, None
+                        feed.discard_since(session, position)
+        except Exception as error:  # the whole transaction failed: nothing of the batch was stored
+            log.exception("inbox batch failed")
+            for pending in batch:
+                if pending.error is None:
+                    pending.error, pending.result = error, None
+        finally:
+            for pending in batch:
+                pending.done.set()
