@@ -24,10 +24,10 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from parcours.config import Settings
-from parcours.db.engine import Database
 from parcours.errors import Forbidden, InvalidInput, NotAuthenticated, PayloadTooLarge
 from parcours.inbox.outbound import DeliveryFailed, Outbox, Outgoing
-from parcours.inbox.service import Inbound, Received, receive
+from parcours.inbox.service import Inbound
+from parcours.inbox.writer import InboxWriter
 
 log = logging.getLogger("parcours.channels.twilio")
 router = APIRouter(tags=["channels"])
@@ -166,11 +166,6 @@ def parse_inbound(params: list[tuple[str, str]]) -> Inbound:
     )
 
 
-def _store(db: Database, settings: Settings, inbound: Inbound) -> Received:
-    with db.write() as session:
-        return receive(session, settings, inbound)
-
-
 @router.post(WEBHOOK_PATH, response_class=Response, summary="Twilio messaging webhook (SMS, WhatsApp)")
 async def twilio_message(request: Request) -> Response:
     """A message from a customer, as Twilio posts it; answered with empty TwiML."""
@@ -190,8 +185,8 @@ async def twilio_message(request: Request) -> Response:
     ):
         raise Forbidden("AccountSid: not the Twilio account configured on this server")
     inbound = parse_inbound(params)
-    database: Database = request.app.state.database
-    received = await run_in_threadpool(_store, database, settings, inbound)
+    writer: InboxWriter = request.app.state.inbox_writer  # group commit with other channels' messages
+    received = await run_in_threadpool(writer.submit, inbound)
     log.info(
         "message received",
         extra={
