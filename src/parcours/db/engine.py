@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import orjson
 from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+
+T = TypeVar("T")
 
 
 def _json_dumps(value: Any) -> str:
@@ -107,3 +109,19 @@ def _unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def memo(session: Session, key: str, load: Callable[[], T]) -> T:
+    """``load()`` once per transaction: the value is kept on the session until it commits or rolls
+    back (for reference data many statements of one unit of work need: kind registry, rules...)."""
+    cache: dict[str, Any] = session.info.setdefault("parcours_memo", {})
+    if key not in cache:
+        cache[key] = load()
+    return cast(T, cache[key])
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _forget_memo(session: Session) -> None:
+    if not session.in_nested_transaction():  # savepoints keep it: they only read reference data
+        session.info.pop("parcours_memo", None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from parcours.config import Settings
+from parcours.db.engine import memo
 from parcours.db.types import utcnow
 from parcours.errors import Conflict, InvalidInput, NotFound
 from parcours.ids import new_id
@@ -180,6 +182,7 @@ def create_rule(
     if session.scalar(select(AutomationRule.id).where(AutomationRule.name == name)) is not None:
         raise Conflict(f"a rule named {name!r} already exists")
     _check_rule(event, conditions, actions, session)
+    session.info.get("parcours_memo", {}).pop(f"automation_rules:{event}", None)
     position = len(list(session.scalars(select(AutomationRule.id))))
     rule = AutomationRule(
         id=new_id("rule"),
@@ -196,7 +199,15 @@ def create_rule(
     return rule
 
 
-def _matches(session: Session, rule: AutomationRule, conversation: Conversation, body: str) -> bool:
+@dataclass(frozen=True)
+class RuleData:
+    id: str
+    name: str
+    conditions: dict[str, Any]
+    actions: dict[str, Any]
+
+
+def _matches(session: Session, rule: RuleData, conversation: Conversation, body: str) -> bool:
     c = rule.conditions
     if "channel" in c and conversation.last_inbound_channel not in c["channel"]:
         return False
@@ -238,12 +249,17 @@ def run(
     """Apply every enabled rule of ``event`` whose conditions hold, in order; returns the rules applied."""
     from parcours.inbox.outbound import write_reply
 
-    rules = list(
-        session.scalars(
-            select(AutomationRule)
-            .where(AutomationRule.event == event, AutomationRule.enabled.is_(True))
-            .order_by(AutomationRule.position)
-        )
+    rules = memo(
+        session,
+        f"automation_rules:{event}",
+        lambda: [
+            RuleData(rule.id, rule.name, rule.conditions, rule.actions)
+            for rule in session.scalars(
+                select(AutomationRule)
+                .where(AutomationRule.event == event, AutomationRule.enabled.is_(True))
+                .order_by(AutomationRule.position)
+            )
+        ],
     )
     if not rules:
         return []

@@ -87,10 +87,13 @@ def discard_since(session: Session, position: int) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _publish(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint released: the transaction has not committed yet
     for item in session.info.pop(_PENDING, []):
         FEED.publish(item)
 
 
 @event.listens_for(Session, "after_rollback")
 def _forget(session: Session) -> None:
-    session.info.pop(_PENDING, None)
+    if not session.in_nested_transaction():  # a savepoint's events are discarded by its owner
+        session.info.pop(_PENDING, None)

@@ -16,11 +16,13 @@ from sqlalchemy.orm import Session
 
 from parcours.auth.service import SourceInfo, create_source
 from parcours.config import Settings
+from parcours.db.engine import memo
 from parcours.db.types import utcnow
 from parcours.errors import Conflict, InvalidInput, NotFound
 from parcours.identity import service as identity
 from parcours.identity.kinds import InvalidIdentifier
 from parcours.identity.resolution import GraphCache
+from parcours.identity.touchpoints import Touchpoint
 from parcours.ids import new_id
 from parcours.inbox import csat, feed
 from parcours.ingest.parse import InvalidEvent, parse_message
@@ -70,9 +72,19 @@ class Received:
 def inbox_source(session: Session, channel: str) -> SourceInfo:
     """The event source the inbox records a channel's messages under (made on first use)."""
     name = f"Inbox · {channel}"
-    row = session.execute(select(Source.id, Source.name, Source.channel).where(Source.name == name)).first()
-    if row is not None:
-        return SourceInfo(row.id, row.name, row.channel)
+
+    def existing() -> SourceInfo | None:
+        row = session.execute(
+            select(Source.id, Source.name, Source.channel).where(Source.name == name)
+        ).first()
+        return SourceInfo(row.id, row.name, row.channel) if row is not None else None
+
+    found = memo(session, f"inbox_source:{channel}", existing)
+    if found is not None:
+        return found
+    session.info.get("parcours_memo", {}).pop(
+        f"inbox_source:{channel}", None
+    )  # made below: look again next time
     source, _write_key = create_source(session, name, channel)  # the key is never used: nobody sends with it
     return source
 
@@ -100,35 +112,75 @@ def receive(
     profile through identity resolution (the message is an event on the timeline), the conversation
     found by e-mail threading or continuity (the customer's latest conversation, active within
     ``settings.inbox_continuity_hours``), or a new one. A replayed provider message id changes nothing."""
-    _check(inbound)
+    return receive_batch(session, settings, [inbound], cache=cache, now=now)[0]
+
+
+def receive_batch(
+    session: Session,
+    settings: Settings,
+    inbounds: list[Inbound],
+    *,
+    cache: GraphCache | None = None,
+    now: datetime | None = None,
+) -> list[Received]:
+    """``receive`` for several messages, with one identity-resolution pass for all. Any invalid message
+    fails the whole call (the inbox writer then stores them one by one)."""
     now = now or utcnow()
-    existing = session.execute(
-        select(Message.id, Message.conversation_id).where(
+    for inbound in inbounds:
+        _check(inbound)
+    keys = [(inbound.provider, inbound.provider_message_id) for inbound in inbounds]
+    if len(set(keys)) != len(keys):
+        raise Conflict("the same provider message twice in one batch")
+    results: list[Received | None] = [_existing(session, inbound) for inbound in inbounds]
+    fresh = [index for index, result in enumerate(results) if result is None]
+    message_ids = {index: new_id("msg") for index in fresh}
+    sent = {index: min(inbounds[index].sent_at or now, now) for index in fresh}
+    touchpoints = [
+        event_touchpoint(
+            session,
+            settings,
+            channel=inbounds[index].channel,
+            identifiers=inbounds[index].identifiers,
+            name="Message Received" if inbounds[index].direction == "inbound" else "Message Sent",
+            key=f"{inbounds[index].provider}:{inbounds[index].provider_message_id}",
+            at=sent[index],
+            now=now,
+            properties={"inbox_message_id": message_ids[index], "provider": inbounds[index].provider},
+            traits=inbounds[index].traits,
+        )
+        for index in fresh
+    ]
+    resolved = resolve(session, settings, touchpoints, cache=cache) if touchpoints else []
+    for index, (event_id, profile_id) in zip(fresh, resolved, strict=True):
+        results[index] = _store(
+            session, settings, inbounds[index], message_ids[index], sent[index], event_id, profile_id, now
+        )
+    return [result for result in results if result is not None]
+
+
+def _existing(session: Session, inbound: Inbound) -> Received | None:
+    row = session.execute(
+        select(Message.id, Message.conversation_id, Conversation.profile_id)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(
             Message.provider == inbound.provider, Message.provider_message_id == inbound.provider_message_id
         )
     ).first()
-    if existing is not None:
-        profile_id = session.scalar(
-            select(Conversation.profile_id).where(Conversation.id == existing.conversation_id)
-        )
-        return Received(existing.conversation_id, existing.id, str(profile_id), duplicate=True)
+    if row is None:
+        return None
+    return Received(row.conversation_id, row.id, row.profile_id, duplicate=True)
 
-    message_id = new_id("msg")
-    sent_at = min(inbound.sent_at or now, now)
-    event_id, profile_id = record_event(
-        session,
-        settings,
-        channel=inbound.channel,
-        identifiers=inbound.identifiers,
-        name="Message Received" if inbound.direction == "inbound" else "Message Sent",
-        key=f"{inbound.provider}:{inbound.provider_message_id}",
-        at=sent_at,
-        now=now,
-        properties={"inbox_message_id": message_id, "provider": inbound.provider},
-        traits=inbound.traits,
-        cache=cache,
-    )
 
+def _store(
+    session: Session,
+    settings: Settings,
+    inbound: Inbound,
+    message_id: str,
+    sent_at: datetime,
+    event_id: str,
+    profile_id: str,
+    now: datetime,
+) -> Received:
     conversation, created = _conversation_for(session, settings, profile_id, inbound, sent_at)
     message = Message(
         id=message_id,
@@ -216,7 +268,7 @@ def _after_customer_message(
     session.flush()
 
 
-def record_event(
+def event_touchpoint(
     session: Session,
     settings: Settings,
     *,
@@ -228,12 +280,12 @@ def record_event(
     now: datetime,
     properties: dict[str, Any],
     traits: dict[str, Any] | None = None,
-    cache: GraphCache | None = None,
-) -> tuple[str, str]:
-    """Put a message on the customer's timeline through identity resolution (the core links the
-    channel's identifiers to the unified profile); returns the event id and the profile id."""
+) -> Touchpoint:
+    """The timeline event of a message, validated, for identity resolution (``resolve``)."""
     source = inbox_source(session, channel)
-    registry = identity.load_registry(session, settings.default_phone_region)
+    registry = memo(
+        session, "registry", lambda: identity.load_registry(session, settings.default_phone_region)
+    )
     usable: list[tuple[str, str]] = []
     for kind, value in identifiers:
         if kind not in registry:
@@ -248,7 +300,6 @@ def record_event(
         # (a person can merge it later); refusing it would lose it (providers do not resend on 4xx).
         kind, value = identifiers[0]
         usable = [("anonymous_id", f"{channel}:{kind}:{str(value).strip()[:150]}")]
-    identifiers = usable
     event = {
         "type": "track",
         "event": name,
@@ -257,12 +308,12 @@ def record_event(
         "properties": properties,
         "context": {
             "channel": channel,
-            "externalIds": [{"type": kind, "id": value} for kind, value in identifiers],
+            "externalIds": [{"type": kind, "id": value} for kind, value in usable],
             **({"traits": traits} if traits else {}),
         },
     }
     try:
-        touchpoint = parse_message(
+        return parse_message(
             event,
             expected_type=None,
             source_id=source.id,
@@ -274,13 +325,40 @@ def record_event(
         )
     except InvalidEvent as error:
         raise InvalidInput(f"sender: {error}") from None
-    outcome = identity.record_touchpoints(
-        session, registry, [touchpoint], cache=cache, matching=load_policy(session, settings)
+
+
+def resolve(
+    session: Session, settings: Settings, touchpoints: list[Touchpoint], *, cache: GraphCache | None = None
+) -> list[tuple[str, str]]:
+    """Identity resolution of the events, in one pass: (event id, profile id) of each."""
+    registry = memo(
+        session, "registry", lambda: identity.load_registry(session, settings.default_phone_region)
     )
-    event_id, profile_id = outcome.event_ids[0], outcome.profile_ids[0]
-    if event_id is None or profile_id is None:  # a replay, or an erased person's message
-        raise Conflict("the message was already recorded, or the sender's data was erased")
-    return event_id, profile_id
+    outcome = identity.record_touchpoints(
+        session,
+        registry,
+        touchpoints,
+        cache=cache,
+        matching=memo(session, "match_policy", lambda: load_policy(session, settings)),
+    )
+    found = []
+    for event_id, profile_id in zip(outcome.event_ids, outcome.profile_ids, strict=True):
+        if event_id is None or profile_id is None:  # a replay, or an erased person's message
+            raise Conflict("the message was already recorded, or the sender's data was erased")
+        found.append((event_id, profile_id))
+    return found
+
+
+def record_event(
+    session: Session,
+    settings: Settings,
+    *,
+    cache: GraphCache | None = None,
+    **event: Any,
+) -> tuple[str, str]:
+    """Put a message on the customer's timeline through identity resolution (the core links the
+    channel's identifiers to the unified profile); returns the event id and the profile id."""
+    return resolve(session, settings, [event_touchpoint(session, settings, **event)], cache=cache)[0]
 
 
 def _conversation_for(

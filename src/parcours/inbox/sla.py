@@ -14,6 +14,7 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from parcours.db.engine import memo
 from parcours.errors import InvalidInput
 from parcours.ids import new_id
 from parcours.inbox import feed
@@ -94,12 +95,16 @@ class Calendar:
 
 
 def calendar(session: Session) -> Calendar:
-    stored = session.get(InstanceSetting, CALENDAR_SETTING)
-    return Calendar.from_json(orjson.loads(stored.value)) if stored else Calendar()
+    def load() -> Calendar:
+        stored = session.get(InstanceSetting, CALENDAR_SETTING)
+        return Calendar.from_json(orjson.loads(stored.value)) if stored else Calendar()
+
+    return memo(session, "sla_calendar", load)
 
 
 def set_calendar(session: Session, data: dict[str, Any]) -> Calendar:
     checked = Calendar.from_json(data)
+    session.info.get("parcours_memo", {}).pop("sla_calendar", None)
     value = orjson.dumps(checked.as_json()).decode()
     stored = session.get(InstanceSetting, CALENDAR_SETTING)
     if stored is None:
@@ -132,6 +137,7 @@ def set_policy(
             raise InvalidInput(f"{name}: must be from 1 minute to a year")
     if not 0 < warn_at < 1:
         raise InvalidInput("warn_at: must be between 0 and 1")
+    session.info.get("parcours_memo", {}).pop("sla_policies", None)
     policy = session.scalar(select(SlaPolicy).where(SlaPolicy.priority == priority))
     if policy is None:
         policy = SlaPolicy(id=new_id("sla"), priority=priority)
@@ -164,12 +170,20 @@ def _start(
 def customer_wrote(session: Session, conversation: Conversation, now: datetime, *, new: bool) -> None:
     """Start the clocks a customer message starts: resolution and first response on a new conversation,
     next response when an agent had answered and the customer writes again."""
-    policy = session.scalar(select(SlaPolicy).where(SlaPolicy.priority == conversation.priority))
-    if policy is None:
+    policies = memo(
+        session,
+        "sla_policies",
+        lambda: {
+            p.priority: (p.first_response_minutes, p.next_response_minutes, p.resolution_minutes, p.warn_at)
+            for p in session.scalars(select(SlaPolicy))
+        },
+    )
+    if conversation.priority not in policies:
         return
+    first_minutes, next_minutes, resolution_minutes, share = policies[conversation.priority]
     if new:
-        _start(session, conversation, "resolution", policy.resolution_minutes, policy.warn_at, now)
-        _start(session, conversation, "first_response", policy.first_response_minutes, policy.warn_at, now)
+        _start(session, conversation, "resolution", resolution_minutes, share, now)
+        _start(session, conversation, "first_response", first_minutes, share, now)
         return
     waiting = session.scalar(
         select(SlaClock.id).where(
@@ -179,7 +193,7 @@ def customer_wrote(session: Session, conversation: Conversation, now: datetime, 
         )
     )
     if waiting is None and conversation.first_response_at is not None:
-        _start(session, conversation, "next_response", policy.next_response_minutes, policy.warn_at, now)
+        _start(session, conversation, "next_response", next_minutes, share, now)
 
 
 def agent_answered(session: Session, conversation_id: str, now: datetime) -> None:
