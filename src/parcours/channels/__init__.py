@@ -13,7 +13,9 @@ from parcours.config import Settings
 
 def install(app: FastAPI, settings: Settings) -> None:
     # Each adapter's install line (one per adapter module, in alphabetical order of modules):
-    # email
+    from parcours.channels import email
+
+    email.install(app, settings)
     from parcours.channels import meta
 
     meta.install(app, settings)
