@@ -49,10 +49,23 @@ def _serve(settings: Settings, database: Database, host: str, port: int) -> None
     import uvicorn
 
     from parcours.app import create_app
+    from parcours.channels.email import start_smtp_server
     from parcours.logs import configure_logging
 
     configure_logging(settings.log_level)
-    uvicorn.run(create_app(settings, database), host=host, port=port, log_level="warning", access_log=False)
+    application = create_app(settings, database)
+    try:  # the e-mail channel's SMTP server, beside the HTTP server and stopped with it
+        smtp = start_smtp_server(settings, database, cache=application.state.graph_cache)
+    except OSError as error:
+        _fail(InvalidInput(f"SMTP server: {error} (PARCOURS_EMAIL_SMTP_PORT=0 turns it off)"))
+    if smtp is not None:
+        typer.echo(f"SMTP server for {settings.email_inbox_domains or settings.inbox_email_domain} "
+                   f"on {smtp.host}:{smtp.port}")  # fmt: skip
+    try:
+        uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        if smtp is not None:
+            smtp.stop()
 
 
 @app.command()
