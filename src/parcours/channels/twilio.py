@@ -21,7 +21,6 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import httpx
 from fastapi import APIRouter, FastAPI, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from parcours.config import Settings
 from parcours.errors import Forbidden, InvalidInput, NotAuthenticated, PayloadTooLarge
@@ -186,7 +185,7 @@ async def twilio_message(request: Request) -> Response:
         raise Forbidden("AccountSid: not the Twilio account configured on this server")
     inbound = parse_inbound(params)
     writer: InboxWriter = request.app.state.inbox_writer  # group commit with other channels' messages
-    received = await run_in_threadpool(writer.submit, inbound)
+    received = await writer.submit_async(inbound)
     log.info(
         "message received",
         extra={

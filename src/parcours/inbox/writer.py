@@ -6,6 +6,7 @@ waits for nothing. The writer keeps the identity graph it touches in memory betw
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -30,6 +31,8 @@ class _Pending:
     done: threading.Event = field(default_factory=threading.Event)
     result: Received | None = None
     error: BaseException | None = None
+    # Called (from the writer thread) once done: wakes an asyncio caller.
+    notify: Callable[[], None] | None = None
 
 
 class InboxWriter:
@@ -51,6 +54,28 @@ class InboxWriter:
         self._queue.put(pending)
         if not pending.done.wait(timeout):
             raise TimeoutError("the inbox writer did not store the message in time")
+        if pending.error is not None:
+            raise pending.error
+        assert pending.result is not None
+        return pending.result
+
+    async def submit_async(self, inbound: Inbound, *, timeout: float = 60.0) -> Received:
+        """``submit`` for an event loop: waits without holding a worker thread, so many webhook requests
+        can wait together and share one commit."""
+        self._start()
+        loop = asyncio.get_running_loop()
+        finished: asyncio.Future[None] = loop.create_future()
+
+        def finish() -> None:
+            if not finished.done():
+                finished.set_result(None)
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(finish)
+
+        pending = _Pending(inbound, notify=wake)
+        self._queue.put(pending)
+        await asyncio.wait_for(finished, timeout)
         if pending.error is not None:
             raise pending.error
         assert pending.result is not None
@@ -94,6 +119,8 @@ class InboxWriter:
         finally:
             for pending in batch:
                 pending.done.set()
+                if pending.notify is not None:
+                    pending.notify()
 
     def _store_together(self, session: Session, settings: Settings, batch: list[_Pending]) -> bool:
         """The fast way: the whole batch in one identity-resolution pass. False (and nothing written)
