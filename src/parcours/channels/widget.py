@@ -11,7 +11,7 @@ The protocol, one JSON object per text frame:
   the socket (error frame, close code 1008) and nothing is written.
 - server → visitor: ``{"type": "history", "identified", "messages": […]}`` (the chat's recent messages,
   so a reply that could not be pushed live is seen on the next visit).
-- visitor → server: ``{"type": "message", "client_id", "body"}``; stored with ``receive()`` (provider
+- visitor → server: ``{"type": "message", "client_id", "body"}``; stored through the inbox writer, ``receive()`` (provider
   ``widget``, provider message id ``<anonymous id>:<client id>``: a resent frame is a duplicate), answered
   by ``{"type": "ack", "client_id", "id", "duplicate", "sent_at"}``.
 - server → visitor: ``{"type": "message", "direction": "outbound" | "inbound", "id", "body", "sent_at"}``
@@ -57,7 +57,8 @@ from parcours.identity.kinds import InvalidIdentifier
 from parcours.ids import new_id
 from parcours.inbox import service as inbox
 from parcours.inbox.outbound import ADDRESS_KINDS, DeliveryFailed, Outgoing
-from parcours.inbox.service import Inbound, Received, receive
+from parcours.inbox.service import Inbound
+from parcours.inbox.writer import InboxWriter
 
 log = logging.getLogger("parcours.channels.widget")
 
@@ -459,16 +460,12 @@ def _error_name() -> str:
     return type(error).__name__ if error is not None else "unknown"
 
 
-def _store(database: Database, settings: Settings, inbound: Inbound) -> Received:
-    with database.write() as session:
-        return receive(session, settings, inbound)
-
-
 async def chat_socket(websocket: WebSocket) -> None:
     app = websocket.app
     settings: Settings = app.state.settings
     database: Database = app.state.database
     hub: ChatHub = app.state.chat_hub
+    writer: InboxWriter = app.state.inbox_writer
     await websocket.accept()
     connection = Connection(websocket)
 
@@ -530,7 +527,7 @@ async def chat_socket(websocket: WebSocket) -> None:
                     raise FrameError(
                         "invalid_frame", "type: a visitor sends only 'message' frames after hello"
                     )
-                await _handle_message(database, settings, hub, connection, visitor, frame)
+                await _handle_message(writer, settings, hub, connection, visitor, frame)
             except FrameError as error:
                 await connection.send(error.frame())
     finally:
@@ -539,7 +536,7 @@ async def chat_socket(websocket: WebSocket) -> None:
 
 
 async def _handle_message(
-    database: Database,
+    writer: InboxWriter,
     settings: Settings,
     hub: ChatHub,
     connection: Connection,
@@ -558,7 +555,7 @@ async def _handle_message(
         traits={"name": visitor.name} if visitor.name else {},
     )
     try:
-        received = await anyio.to_thread.run_sync(_store, database, settings, inbound)
+        received = await writer.submit_async(inbound)  # group commit with other channels' messages
     except (InvalidInput, Conflict) as error:
         raise FrameError(error.code, error.message, client_id=client_id) from None
     except Exception:
