@@ -28,7 +28,7 @@ from parcours.inbox import csat, feed
 from parcours.ingest.parse import InvalidEvent, parse_message
 from parcours.ingest.service import limits_from
 from parcours.matching.realtime import load_policy
-from parcours.models import Conversation, Message, Source
+from parcours.models import Conversation, Message, Profile, Source
 from parcours.vocabulary import CHANNELS
 
 STATUSES = ("open", "pending", "snoozed", "resolved")
@@ -131,7 +131,7 @@ def receive_batch(
     keys = [(inbound.provider, inbound.provider_message_id) for inbound in inbounds]
     if len(set(keys)) != len(keys):
         raise Conflict("the same provider message twice in one batch")
-    results: list[Received | None] = [_existing(session, inbound) for inbound in inbounds]
+    results: list[Received | None] = _existing(session, inbounds)
     fresh = [index for index, result in enumerate(results) if result is None]
     message_ids = {index: new_id("msg") for index in fresh}
     sent = {index: min(inbounds[index].sent_at or now, now) for index in fresh}
@@ -151,6 +151,7 @@ def receive_batch(
         for index in fresh
     ]
     resolved = resolve(session, settings, touchpoints, cache=cache) if touchpoints else []
+    _preload_latest(session, [profile_id for _, profile_id in resolved])
     for index, (event_id, profile_id) in zip(fresh, resolved, strict=True):
         results[index] = _store(
             session, settings, inbounds[index], message_ids[index], sent[index], event_id, profile_id, now
@@ -158,17 +159,58 @@ def receive_batch(
     return [result for result in results if result is not None]
 
 
-def _existing(session: Session, inbound: Inbound) -> Received | None:
-    row = session.execute(
-        select(Message.id, Message.conversation_id, Conversation.profile_id)
-        .join(Conversation, Conversation.id == Message.conversation_id)
-        .where(
-            Message.provider == inbound.provider, Message.provider_message_id == inbound.provider_message_id
+def _existing(session: Session, inbounds: list[Inbound]) -> list[Received | None]:
+    """For each message, what stored it before (a replay), or None."""
+    by_provider: dict[str, list[str]] = {}
+    for inbound in inbounds:
+        by_provider.setdefault(inbound.provider, []).append(inbound.provider_message_id)
+    found: dict[tuple[str, str], Received] = {}
+    for provider, ids in by_provider.items():
+        for row in session.execute(
+            select(Message.provider_message_id, Message.id, Message.conversation_id, Conversation.profile_id)
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .where(Message.provider == provider, Message.provider_message_id.in_(ids))
+        ):
+            found[(provider, row.provider_message_id)] = Received(
+                row.conversation_id, row.id, row.profile_id, duplicate=True
+            )
+    return [found.get((inbound.provider, inbound.provider_message_id)) for inbound in inbounds]
+
+
+LATEST = "inbox_latest_conversation"
+
+
+def _preload_latest(session: Session, profile_ids: list[str]) -> None:
+    """Each customer's latest conversation (theirs or of a profile merged into theirs), for the
+    messages of this transaction, in a few queries; kept up to date as messages open conversations."""
+    latest: dict[str, Conversation | None] = memo(session, LATEST, dict)
+    roots = [pid for pid in dict.fromkeys(profile_ids) if pid not in latest]
+    if not roots:
+        return
+    owner = {pid: pid for pid in roots}
+    frontier = list(roots)
+    while frontier:
+        rows = session.execute(
+            select(Profile.id, Profile.merged_into_id).where(Profile.merged_into_id.in_(frontier))
         )
-    ).first()
-    if row is None:
-        return None
-    return Received(row.conversation_id, row.id, row.profile_id, duplicate=True)
+        frontier = []
+        for merged, into in rows:
+            if merged not in owner and into is not None:
+                owner[merged] = owner[into]
+                frontier.append(merged)
+    for root in roots:
+        latest[root] = None
+    for conversation in session.scalars(
+        select(Conversation)
+        .where(Conversation.profile_id.in_(list(owner)))
+        .order_by(Conversation.last_message_at)
+    ):
+        latest[owner[conversation.profile_id]] = conversation  # in time order: the last one stays
+
+
+def forget_batch_state(session: Session) -> None:
+    """After a savepoint rolled back: what this transaction remembered of conversations may be gone."""
+    session.info.get("parcours_memo", {}).pop(LATEST, None)
 
 
 def _store(
@@ -378,12 +420,9 @@ def _conversation_for(
     # Continuity: the customer's latest conversation, whatever its channel, continues while it is not
     # resolved; a resolved one reopens when the customer writes again within the window.
     window = timedelta(hours=settings.inbox_continuity_hours)
-    latest = session.scalar(
-        select(Conversation)
-        .where(Conversation.profile_id.in_(_profile_ids(session, profile_id)))
-        .order_by(Conversation.last_message_at.desc())
-        .limit(1)
-    )
+    _preload_latest(session, [profile_id])
+    known: dict[str, Conversation | None] = memo(session, LATEST, dict)
+    latest = known[profile_id]
     if latest is not None and (latest.status != "resolved" or sent_at - latest.last_message_at <= window):
         if latest.profile_id != profile_id:
             latest.profile_id = profile_id  # its profile was merged into this one since
@@ -406,6 +445,7 @@ def _conversation_for(
         resolved_at=None,
     )
     session.add(conversation)
+    known[profile_id] = conversation
     return conversation, True
 
 
