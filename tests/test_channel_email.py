@@ -37,6 +37,7 @@ from parcours.db.types import utcnow
 from parcours.inbox.agents import create_agent
 from parcours.inbox.outbound import DeliveryFailed, Outgoing
 from parcours.inbox.service import read_conversation, set_status
+from parcours.inbox.writer import InboxWriter
 from parcours.models import Message
 from tests.conftest import Api, free_port
 from tests.helpers import profile_of
@@ -82,12 +83,12 @@ class Inbox:
 def make_inbox(db: Database, settings: Settings, tmp_path: Path) -> Iterator[Callable[..., Inbox]]:
     servers: list[SmtpServer] = []
 
-    def start(database: Database | None = None, **changes: Any) -> Inbox:
+    def start(database: Database | None = None, writer: InboxWriter | None = None, **changes: Any) -> Inbox:
         configured = settings.model_copy(
             update={"email_inbox_domains": "shop.test, Boutique.test",
                     "email_attachments_dir": str(tmp_path / "attachments"), **changes}
         )  # fmt: skip
-        handler = InboundMail(database or db, configured)
+        handler = InboundMail(database or db, configured, writer=writer)
         server = SmtpServer(handler, configured, host="127.0.0.1", port=free_port())
         server.start()
         servers.append(server)
@@ -313,7 +314,7 @@ def relay_settings(settings: Settings, port: int, **changes: Any) -> Settings:
 
 def test_agent_replies_reach_the_relay_threaded(api: Api, relay: tuple[Relay, int], make_inbox: Callable[..., Inbox]) -> None:  # fmt: skip
     recorder, port = relay
-    inbox = make_inbox()
+    inbox = make_inbox(writer=api.app.state.inbox_writer)  # as `parcours serve`: the app's group commit
     known_customer(api.db, api.settings)
     inbox.send(mail(message_id="<c1@mail.example.fr>", References="<older@mail.example.fr>"))
     conversation_id = inbox.stored("<c1@mail.example.fr>").conversation_id

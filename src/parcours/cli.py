@@ -55,7 +55,7 @@ def _serve(settings: Settings, database: Database, host: str, port: int) -> None
     configure_logging(settings.log_level)
     application = create_app(settings, database)
     try:  # the e-mail channel's SMTP server, beside the HTTP server and stopped with it
-        smtp = start_smtp_server(settings, database, cache=application.state.graph_cache)
+        smtp = start_smtp_server(settings, database, writer=application.state.inbox_writer)
     except OSError as error:
         _fail(InvalidInput(f"SMTP server: {error} (PARCOURS_EMAIL_SMTP_PORT=0 turns it off)"))
     if smtp is not None:

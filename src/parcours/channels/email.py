@@ -49,6 +49,7 @@ from parcours.errors import Conflict, InvalidInput
 from parcours.identity.resolution import GraphCache
 from parcours.inbox.outbound import DeliveryFailed, Outgoing
 from parcours.inbox.service import Inbound, receive
+from parcours.inbox.writer import InboxWriter
 
 log = logging.getLogger("parcours.channels.email")
 
@@ -173,7 +174,8 @@ class Accepted:
 
 class InboundMail:
     """aiosmtpd handler: recipients checked at RCPT, each e-mail read and stored in one write
-    transaction at DATA. Every outcome is an SMTP answer: 250 stored (or already stored), 550/554 for a
+    transaction at DATA (through the app's ``InboxWriter`` when given: one commit shared with the other
+    channels' messages). Every outcome is an SMTP answer: 250 stored (or already stored), 550/554 for a
     permanent problem (do not send it again), 451 for a temporary one (the sender's server retries)."""
 
     def __init__(
@@ -183,10 +185,12 @@ class InboundMail:
         *,
         cache: GraphCache | None = None,
         store: AttachmentStore | None = None,
+        writer: InboxWriter | None = None,
     ) -> None:
         self.database = database
         self.settings = settings
         self.cache = cache
+        self.writer = writer
         self.domains = frozenset(inbox_domains(settings))
         self.store = store or AttachmentStore(attachments_dir(settings), settings)
 
@@ -226,8 +230,11 @@ class InboundMail:
         try:
             kept, refused = self.store.keep(parsed.attachments, now)
             inbound = _inbound(parsed, kept, refused, recipients)
-            with self.database.write() as session:
-                received = receive(session, self.settings, inbound, cache=self.cache, now=now)
+            if self.writer is not None:
+                received = self.writer.submit(inbound)
+            else:
+                with self.database.write() as session:
+                    received = receive(session, self.settings, inbound, cache=self.cache, now=now)
         except InvalidInput as error:
             self.store.remove(kept)
             log.info("e-mail refused", extra={"reason": error.message[:200]})
@@ -316,13 +323,13 @@ class SmtpServer:
 
 
 def start_smtp_server(
-    settings: Settings, database: Database, *, cache: GraphCache | None = None
+    settings: Settings, database: Database, *, writer: InboxWriter | None = None
 ) -> SmtpServer | None:
-    """Start the inbound SMTP server of the settings (None when its port is 0). Raises ``OSError`` when
-    it cannot listen."""
+    """Start the inbound SMTP server of the settings (None when its port is 0), storing through
+    ``writer`` (the app's) when given. Raises ``OSError`` when it cannot listen."""
     if settings.email_smtp_port == 0:
         return None
-    handler = InboundMail(database, settings, cache=cache)
+    handler = InboundMail(database, settings, writer=writer)
     server = SmtpServer(handler, settings, host=settings.email_smtp_host, port=settings.email_smtp_port)
     try:
         server.start()

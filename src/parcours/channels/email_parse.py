@@ -266,7 +266,7 @@ def strip_quoted(text: str) -> str:
 def normalize_text(text: str) -> str:
     """Line ends as \\n, no control or invisible characters, no trailing spaces, at most one blank line."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = _CONTROL.sub(lambda m: "\t" if m.group() == "\t" else "", text)
+    text = _CONTROL.sub("", text)  # tabs and line ends are not in _CONTROL
     text = "\n".join(line.rstrip() for line in text.split("\n"))
     return re.sub(r"\n{3,}", "\n\n", text).strip("\n").strip()
 
