@@ -70,6 +70,11 @@ class Settings(BaseSettings):
         description="A resolved conversation reopens when the customer writes again within this many hours; "
         "after that a new conversation starts. Unresolved conversations always continue.",
     )
+    telephony_webhook_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="Shared secret of the telephony webhook (X-Parcours-Signature: sha256=HMAC of the body); "
+        "empty: the webhook is refused.",
+    )
     inbox_worker_seconds: float = Field(
         default=2.0,
         gt=0,

@@ -12,17 +12,8 @@ from parcours.config import Settings
 
 
 def install(app: FastAPI, settings: Settings) -> None:
-    # Each adapter's install line (one per adapter module, in alphabetical order of modules):
-    from parcours.channels import email
+    # Imported here: the adapters import the inbox, which the app factory imports first.
+    from parcours.channels import email, meta, telephony, twilio, widget
 
-    email.install(app, settings)
-    from parcours.channels import meta
-
-    meta.install(app, settings)
-    from parcours.channels import twilio
-
-    twilio.install(app, settings)
-    from parcours.channels import widget
-
-    widget.install(app, settings)
-    return None
+    for adapter in (email, meta, telephony, twilio, widget):
+        adapter.install(app, settings)
