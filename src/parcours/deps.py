@@ -1,7 +1,9 @@
-"""What every endpoint needs from the running app: the database and the settings."""
+"""What every endpoint needs from the running app: the database, the settings, the JSON response, the
+request body read within a limit."""
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 import orjson
@@ -9,6 +11,7 @@ from fastapi import Request, Response
 
 from parcours.config import Settings
 from parcours.db.engine import Database
+from parcours.errors import InvalidInput, PayloadTooLarge
 
 
 def database(request: Request) -> Database:
@@ -28,3 +31,36 @@ class JsonResponse(Response):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
+
+async def read_body(request: Request, limit: int, *, gzip: bool = False) -> bytes:
+    """The request body, refusing anything over ``limit`` bytes (before and after decompression).
+    ``gzip``: a gzip ``Content-Encoding`` is decompressed; otherwise (signed webhooks, whose signature
+    covers the bytes as sent) the body is returned as it came."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body is {int(declared)} bytes; the limit is {limit // 1024} KB")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(f"request body is over the {limit // 1024} KB limit")
+    if not gzip:
+        return bytes(body)
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding == "gzip":
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            data = inflater.decompress(bytes(body), limit + 1)
+        except zlib.error:
+            raise InvalidInput("body: Content-Encoding is gzip but the body is not valid gzip") from None
+        if len(data) > limit or inflater.unconsumed_tail:
+            raise PayloadTooLarge(f"decompressed body is over the {limit // 1024} KB limit")
+        if not inflater.eof:
+            raise InvalidInput("body: Content-Encoding is gzip but the gzip stream is truncated")
+        if inflater.unused_data:
+            raise InvalidInput("body: unexpected bytes after the end of the gzip stream")
+        return data
+    if encoding not in ("", "identity"):
+        raise InvalidInput(f"Content-Encoding: {encoding!r} is not supported; send gzip or uncompressed JSON")
+    return bytes(body)

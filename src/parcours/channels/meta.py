@@ -27,10 +27,10 @@ import orjson
 from fastapi import APIRouter, FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from parcours.channels.twilio import provider_error, read_body, whatsapp_provider
+from parcours.channels.twilio import provider_error, whatsapp_provider
 from parcours.config import Settings
 from parcours.db.engine import Database
-from parcours.deps import JsonResponse
+from parcours.deps import JsonResponse, read_body
 from parcours.errors import Forbidden, InvalidInput, NotAuthenticated
 from parcours.inbox.outbound import DeliveryFailed, Outbox, Outgoing
 from parcours.inbox.service import Inbound, Received, receive

@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from parcours.config import Settings
 from parcours.db.engine import Database
 from parcours.db.types import as_utc
-from parcours.deps import JsonResponse, database
-from parcours.errors import Forbidden, InvalidInput, NotAuthenticated, PayloadTooLarge
+from parcours.deps import JsonResponse, database, read_body
+from parcours.errors import Forbidden, InvalidInput, NotAuthenticated
 from parcours.inbox.agents import AgentInfo
 from parcours.inbox.endpoints import current_agent
 from parcours.inbox.service import Inbound, receive
@@ -95,9 +95,7 @@ async def telephony_call(request: Request) -> JsonResponse:
     """A call reported by the telephony system, signed with ``X-Parcours-Signature: sha256=<hex HMAC-SHA256
     of the raw body with PARCOURS_TELEPHONY_WEBHOOK_SECRET>``; stored in the customer's conversation."""
     settings: Settings = request.app.state.settings
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise PayloadTooLarge(f"body: at most {MAX_BODY} bytes")
+    body = await read_body(request, MAX_BODY)
     _check_signature(settings, body, request.headers.get("x-parcours-signature", ""))
     try:
         call = CallIn.model_validate_json(body)

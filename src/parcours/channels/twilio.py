@@ -23,7 +23,8 @@ import httpx
 from fastapi import APIRouter, FastAPI, Request, Response
 
 from parcours.config import Settings
-from parcours.errors import Forbidden, InvalidInput, NotAuthenticated, PayloadTooLarge
+from parcours.deps import read_body
+from parcours.errors import Forbidden, InvalidInput, NotAuthenticated
 from parcours.inbox.outbound import DeliveryFailed, Outbox, Outgoing
 from parcours.inbox.service import Inbound
 from parcours.inbox.writer import InboxWriter
@@ -94,18 +95,6 @@ def check_signature(request: Request, settings: Settings, params: list[tuple[str
 
 
 # ------------------------------------------------------------------------------------------- inbound
-async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body is {int(declared)} bytes; the limit is {limit // 1024} KB")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise PayloadTooLarge(f"request body is over the {limit // 1024} KB limit")
-    return bytes(body)
-
-
 def parse_form(body: bytes) -> list[tuple[str, str]]:
     try:
         text = body.decode("utf-8")

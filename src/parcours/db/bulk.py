@@ -12,28 +12,18 @@ Only for tables and columns named in code: the names are written into the SQL te
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
 from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 
+from parcours.db.types import sqlite_moment
+
 Row = Sequence[Any]
 # SQL text by (dialect, verb, table, columns, key columns): built once per process.
 _STATEMENTS: dict[tuple[str, str, str, tuple[str, ...], tuple[str, ...]], str] = {}
-
-
-def _sqlite_moment(value: datetime | None) -> str | None:
-    """SQLite stores UTC as fixed-width ISO text (see ``parcours.db.types.UTCDateTime``)."""
-    if value is None:
-        return None
-    offset = value.utcoffset()
-    if offset is None:
-        raise ValueError("naive datetime given; Parcours stores timezone-aware UTC only")
-    if offset:
-        value = value.astimezone(UTC)
-    return value.isoformat(" ", "microseconds")[:26]
 
 
 def _postgres_moment(value: datetime | None) -> datetime | None:
@@ -56,7 +46,7 @@ class BulkWriter:
         self.connection = connection
         self.dialect = connection.dialect.name
         self.mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-        self.moment = _sqlite_moment if self.dialect == "sqlite" else _postgres_moment
+        self.moment = sqlite_moment if self.dialect == "sqlite" else _postgres_moment
         self.document = _document
 
     def insert(self, table: Table, columns: Sequence[str], rows: Sequence[Row]) -> None:

@@ -10,6 +10,18 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 
+def sqlite_moment(value: datetime | None) -> str | None:
+    """A timezone-aware datetime as SQLite stores it: fixed-width UTC ISO text (``2026-01-31 09:30:00.000000``)."""
+    if value is None:
+        return None
+    offset = value.utcoffset()
+    if offset is None:
+        raise ValueError("naive datetime given; Parcours stores timezone-aware UTC only")
+    if offset:
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:26]
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes.
 
@@ -29,29 +41,14 @@ class UTCDateTime(TypeDecorator[datetime]):
     def bind_processor(self, dialect: Dialect) -> Any:
         if dialect.name != "sqlite":
             return super().bind_processor(dialect)
-
-        def to_text(value: datetime | None) -> str | None:  # the hot path of every insert on SQLite
-            if value is None:
-                return None
-            offset = value.utcoffset()
-            if offset is None:
-                raise ValueError("naive datetime given; Parcours stores timezone-aware UTC only")
-            if offset:
-                value = value.astimezone(UTC)
-            return value.isoformat(" ", "microseconds")[:26]
-
-        return to_text
+        return sqlite_moment  # the hot path of every insert on SQLite
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given; Parcours stores timezone-aware UTC only")
-        if value.utcoffset():
-            value = value.astimezone(UTC)
         if dialect.name == "sqlite":
-            return value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-        return value
+            return sqlite_moment(value)
+        if value is not None and value.utcoffset() is None:
+            raise ValueError("naive datetime given; Parcours stores timezone-aware UTC only")
+        return value.astimezone(UTC) if value is not None and value.utcoffset() else value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:

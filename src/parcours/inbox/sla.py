@@ -18,7 +18,8 @@ from parcours.db.engine import memo
 from parcours.errors import InvalidInput
 from parcours.ids import new_id
 from parcours.inbox import feed
-from parcours.models import Conversation, InstanceSetting, SlaClock, SlaPolicy
+from parcours.models import Conversation, SlaClock, SlaPolicy
+from parcours.models.instance import read_setting, write_setting
 
 CALENDAR_SETTING = "inbox_business_hours"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -96,8 +97,8 @@ class Calendar:
 
 def calendar(session: Session) -> Calendar:
     def load() -> Calendar:
-        stored = session.get(InstanceSetting, CALENDAR_SETTING)
-        return Calendar.from_json(orjson.loads(stored.value)) if stored else Calendar()
+        stored = read_setting(session, CALENDAR_SETTING)
+        return Calendar.from_json(orjson.loads(stored)) if stored else Calendar()
 
     return memo(session, "sla_calendar", load)
 
@@ -105,13 +106,7 @@ def calendar(session: Session) -> Calendar:
 def set_calendar(session: Session, data: dict[str, Any]) -> Calendar:
     checked = Calendar.from_json(data)
     session.info.get("parcours_memo", {}).pop("sla_calendar", None)
-    value = orjson.dumps(checked.as_json()).decode()
-    stored = session.get(InstanceSetting, CALENDAR_SETTING)
-    if stored is None:
-        session.add(InstanceSetting(key=CALENDAR_SETTING, value=value))
-    else:
-        stored.value = value
-    session.flush()
+    write_setting(session, CALENDAR_SETTING, orjson.dumps(checked.as_json()).decode())
     return checked
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import zlib
 from typing import Any
 
 import orjson
@@ -14,8 +13,8 @@ from parcours.auth import service as auth
 from parcours.auth.endpoints import write_key_from
 from parcours.config import Settings
 from parcours.db.engine import Database
-from parcours.deps import JsonResponse, database, settings
-from parcours.errors import InvalidInput, NotAuthenticated, PayloadTooLarge
+from parcours.deps import JsonResponse, database, read_body, settings
+from parcours.errors import InvalidInput, NotAuthenticated
 from parcours.identity import service as identity
 from parcours.identity.resolution import GraphCache
 from parcours.ingest.parse import InvalidEvent, parse_time
@@ -23,35 +22,6 @@ from parcours.ingest.service import IngestResult, parse_messages, record_valid
 
 router = APIRouter(tags=["tracking"])
 log = logging.getLogger("parcours.ingest")
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, decompressed if gzip, refusing anything over ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body is {int(declared)} bytes; the limit is {limit // 1024} KB")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise PayloadTooLarge(f"request body is over the {limit // 1024} KB limit")
-    encoding = request.headers.get("content-encoding", "").strip().lower()
-    if encoding == "gzip":
-        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        try:
-            data = inflater.decompress(bytes(body), limit + 1)
-        except zlib.error:
-            raise InvalidInput("body: Content-Encoding is gzip but the body is not valid gzip") from None
-        if len(data) > limit or inflater.unconsumed_tail:
-            raise PayloadTooLarge(f"decompressed body is over the {limit // 1024} KB limit")
-        if not inflater.eof:
-            raise InvalidInput("body: Content-Encoding is gzip but the gzip stream is truncated")
-        if inflater.unused_data:
-            raise InvalidInput("body: unexpected bytes after the end of the gzip stream")
-        return data
-    if encoding not in ("", "identity"):
-        raise InvalidInput(f"Content-Encoding: {encoding!r} is not supported; send gzip or uncompressed JSON")
-    return bytes(body)
 
 
 def parse_json(body: bytes) -> Any:
@@ -91,7 +61,7 @@ async def _handle(
 ) -> JsonResponse:
     write_key = write_key_from(request)
     limit = config.max_batch_bytes if expected_type is None else config.max_event_bytes
-    payload = parse_json(await read_body(request, limit))
+    payload = parse_json(await read_body(request, limit, gzip=True))
     if not isinstance(payload, dict):
         raise InvalidInput(f"body: must be a JSON object, not {type(payload).__name__}")
     if write_key is None and isinstance(payload.get("writeKey"), str):

@@ -20,6 +20,7 @@ from parcours.matching.model import MatchModel
 from parcours.matching.normalize import prepare
 from parcours.matching.records import PersonRecord
 from parcours.models import InstanceSetting, MatchKey, Profile
+from parcours.models.instance import write_setting
 
 MODEL_SETTING = "match_model"
 MAX_CANDIDATES = 200  # candidates scored for one profile (the most keys shared first)
@@ -80,12 +81,7 @@ def load_policy(session: Session, settings: Settings) -> MatchPolicy | None:
 
 
 def save_model(session: Session, model: MatchModel) -> None:
-    value = orjson.dumps(model.as_json()).decode()
-    stored = session.get(InstanceSetting, MODEL_SETTING)
-    if stored is None:
-        session.add(InstanceSetting(key=MODEL_SETTING, value=value))
-    else:
-        stored.value = value
+    write_setting(session, MODEL_SETTING, orjson.dumps(model.as_json()).decode())
 
 
 @dataclass(frozen=True)
