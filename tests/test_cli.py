@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import smtplib
 import subprocess
 import sys
 import time
@@ -69,8 +70,13 @@ def test_kinds_can_be_added_and_changed(sqlite_env: str) -> None:
 
 
 def test_serve_migrates_and_answers(tmp_path: Path) -> None:
-    port = free_port()
-    env = {**os.environ, "PARCOURS_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}"}
+    port, smtp_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "PARCOURS_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
+        "PARCOURS_EMAIL_SMTP_PORT": str(smtp_port),  # never the default 2525, which may be taken
+        "PARCOURS_EMAIL_ATTACHMENTS_DIR": str(tmp_path / "attachments"),
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "parcours.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env,
@@ -90,6 +96,8 @@ def test_serve_migrates_and_answers(tmp_path: Path) -> None:
         assert response.json()["status"] == "ok"
         unauthenticated = httpx.post(f"http://127.0.0.1:{port}/v1/track", json={"event": "x", "userId": "u"})
         assert unauthenticated.status_code == 401
+        with smtplib.SMTP("127.0.0.1", smtp_port, timeout=10) as smtp:  # the e-mail channel listens too
+            assert smtp.noop()[0] == 250
     finally:
         process.terminate()
         process.wait(timeout=10)

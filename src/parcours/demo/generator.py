@@ -43,6 +43,7 @@ from parcours.demo.helpers import DemoError
 from parcours.demo.journey import Pending, World
 from parcours.demo.people import DemoCustomer, Registry, make_customer
 from parcours.demo.personas import live
+from parcours.demo.service_desk import seed_service_desk
 from parcours.errors import ParcoursError
 from parcours.identity import service as identity
 from parcours.ingest.service import ingest_messages
@@ -85,6 +86,9 @@ class DemoInfo:
     identifiers: int
     consents: int
     conflicts: int
+    conversations: int  # customer-service conversations in the inbox
+    waiting: int  # of which still waiting for a first answer
+    agent_token: str  # the supervisor's (Sonia Martin) token for the agent API
     match_merges: int  # merges made by probabilistic matching (no identifier shared)
     match_reviews: int  # pairs waiting in the review queue
     seconds: float
@@ -105,6 +109,8 @@ class DemoInfo:
             "identifiers": self.identifiers,
             "consents": self.consents,
             "conflicts": self.conflicts,
+            "conversations": self.conversations,
+            "waiting": self.waiting,
             "match_merges": self.match_merges,
             "match_reviews": self.match_reviews,
         }
@@ -123,6 +129,10 @@ class DemoInfo:
             f"  Identifiers         {self.identifiers:,} (e-mails, phones, loyalty cards, till and web ids, …)",
             f"  Consent records     {self.consents:,}",
         ]
+        lines.append(
+            f"  Service client      {self.conversations:,} conversations in the inbox, {self.waiting:,} waiting "
+            "for an answer (GET /v1/inbox/conversations)"
+        )
         if self.match_merges:
             lines.append(f"  Matched by name     {self.match_merges:,} profiles merged by probabilistic matching "
                          "(paper coupons: no identifier shared)")  # fmt: skip
@@ -135,6 +145,7 @@ class DemoInfo:
             f"  API                 {base}",
             f"  API docs            {base}/docs",
             f"  API token           {self.api_token}   (read profiles: Authorization: Bearer …)",
+            f"  Agent token         {self.agent_token}   (Sonia Martin, supervisor: the inbox API)",
             f"  Web shop write key  {self.web_write_key}   (send events: HTTP Basic, the key as user name)",
             "  Other write keys",
         ]
@@ -258,6 +269,7 @@ def populate(
         live(world, customer, rng)
 
     _ingest(database, settings, sources, world.pending, batch_size)
+    desk = seed_service_desk(database, settings, population, end, seed)
 
     with database.read() as session:
         by_channel = Counter(
@@ -296,6 +308,9 @@ def populate(
         identifiers=identifiers or 0,
         consents=consents or 0,
         conflicts=conflicts or 0,
+        conversations=desk.conversations,
+        waiting=desk.waiting,
+        agent_token=desk.agent_token,
         match_merges=match_merges or 0,
         match_reviews=match_reviews or 0,
         seconds=time.perf_counter() - started,
