@@ -243,7 +243,7 @@ def run(
     conversation: Conversation,
     now: datetime,
     *,
-    message_id: str,
+    body: str,
     settings: Settings,
 ) -> list[str]:
     """Apply every enabled rule of ``event`` whose conditions hold, in order; returns the rules applied."""
@@ -263,7 +263,6 @@ def run(
     )
     if not rules:
         return []
-    body = session.scalar(select(Message.body).where(Message.id == message_id)) or ""
     applied = []
     for rule in rules:
         if not _matches(session, rule, conversation, body):

@@ -130,6 +130,7 @@ def write_reply(
         raise InvalidInput("body: must not be empty")
     if len(body) > MAX_BODY:
         raise InvalidInput(f"body: at most {MAX_BODY} characters")
+    session.flush()  # a conversation this transaction just opened must be found
     conversation = get_conversation(session, conversation_id)
     channel = channel or conversation.last_inbound_channel
     if channel not in CHANNELS:

@@ -156,6 +156,7 @@ def receive_batch(
         results[index] = _store(
             session, settings, inbounds[index], message_ids[index], sent[index], event_id, profile_id, now
         )
+    session.flush()  # the batch's messages, conversations and feed events, written together
     return [result for result in results if result is not None]
 
 
@@ -266,7 +267,6 @@ def _store(
             conversation.status, conversation.snoozed_until = "open", None
             conversation.resolved_at = None
     conversation.last_message_at = max(sent_at, conversation.last_message_at)
-    session.flush()
     if inbound.direction == "inbound":
         _after_customer_message(session, settings, conversation, message, created, now)
     return Received(conversation.id, message_id, profile_id, new_conversation=created)
@@ -286,9 +286,9 @@ def _after_customer_message(
     message_id, channel = message.id, message.channel
     if created:
         automation.run(
-            session, "conversation_created", conversation, now, message_id=message_id, settings=settings
+            session, "conversation_created", conversation, now, body=message.body, settings=settings
         )
-    automation.run(session, "message_received", conversation, now, message_id=message_id, settings=settings)
+    automation.run(session, "message_received", conversation, now, body=message.body, settings=settings)
     sla.customer_wrote(session, conversation, now, new=created)
     answered = bot.handle(session, settings, conversation, message.body, now)
     if conversation.assignee_id is None and not answered:
@@ -307,7 +307,6 @@ def _after_customer_message(
             "new_conversation": created,
         },
     )
-    session.flush()
 
 
 def event_touchpoint(
