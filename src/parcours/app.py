@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from parcours import __version__
 from parcours.auth.endpoints import TokenCache
 from parcours.channels import install as install_channels
+from parcours.commerce import install as install_commerce
 from parcours.config import Settings, get_settings
 from parcours.db.engine import Database
 from parcours.deps import JsonResponse
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(identity_router)
     app.include_router(inbox_router)
     install_channels(app, settings)
+    install_commerce(app)
     app.add_middleware(AccessLog)
     return app
 

@@ -1,0 +1,15 @@
+"""Omnichannel commerce: offers, locations and stock, reservations, orders, payments, returns, loyalty.
+
+``install(app)`` adds each part's routes (called once by ``create_app``)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+
+def install(app: FastAPI) -> None:
+    # One line per part (its module's router), in alphabetical order of modules:
+    # loyalty
+    # offers
+    # stock
+    return None
