@@ -46,3 +46,9 @@ class Conflict(ParcoursError):
     """The request is valid but the current state does not allow it."""
 
     code = "conflict"
+
+
+class InsufficientStock(Conflict):
+    """Not enough available units where they were asked for; nothing was reserved or sold."""
+
+    code = "insufficient_stock"

@@ -1,0 +1,275 @@
+"""Orders from any channel, attached to the unified profile, fulfilled by shipping from a warehouse or a
+store, click & collect (from the store's shelf, or transferred there from another location with a later
+pickup date) or a relay point; endless aisle: a store orders for the customer what it lacks. Returns are
+taken anywhere: restocked where they are received, refund computed, the return policy enforced."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from parcours.commerce import reservations, stock
+from parcours.commerce.events import timeline_event
+from parcours.errors import Conflict, InsufficientStock, InvalidInput, NotFound
+from parcours.identity.service import resolve_profile_id
+from parcours.ids import new_id
+from parcours.models import Location, Order, OrderLine, Price, Return, ReturnPolicy, StockLevel
+from parcours.vocabulary import CHANNELS
+
+FULFILMENTS = ("ship_from_warehouse", "ship_from_store", "click_collect", "relay")
+CENT = Decimal("0.01")
+DEFAULT_RETURN_DAYS = 30
+
+
+def _unit_price(session: Session, sku: str, currency: str, channel: str) -> Decimal:
+    """The price book's price for the channel (its explicit rule if it has one, else the common price)."""
+    rows = dict(
+        session.execute(
+            select(Price.channel, Price.amount).where(Price.sku == sku, Price.currency == currency)
+        ).all()
+    )
+    price = rows.get(channel, rows.get(None))
+    if price is None:
+        raise InvalidInput(f"lines: no {currency} price for SKU {sku!r}")
+    return Decimal(price)
+
+
+def _source_for(
+    session: Session, sku: str, quantity: int, kinds: tuple[str, ...], exclude: str | None
+) -> str:
+    """A location of one of ``kinds`` with ``quantity`` available (warehouses before stores, then the
+    most available), or InsufficientStock."""
+    rows = session.execute(
+        select(StockLevel.location_id, Location.kind, StockLevel.on_hand - StockLevel.reserved)
+        .join(Location, Location.id == StockLevel.location_id)
+        .where(StockLevel.sku == sku, Location.kind.in_(kinds), Location.active.is_(True))
+    ).all()
+    usable = [(kind != "warehouse", -free, location) for location, kind, free in rows
+              if free >= quantity and location != exclude]  # fmt: skip
+    if not usable:
+        raise InsufficientStock(f"insufficient stock: no location has {quantity} of {sku} available",
+                                details={"sku": sku, "asked": quantity})  # fmt: skip
+    return min(usable)[2]
+
+
+def view(session: Session, order: Order) -> dict[str, Any]:
+    lines = session.scalars(select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.id))
+    return {
+        "id": order.id,
+        "number": order.number,
+        "profile_id": order.profile_id,
+        "channel": order.channel,
+        "fulfilment": order.fulfilment,
+        "source_location_id": order.source_location_id,
+        "pickup_location_id": order.pickup_location_id,
+        "ordering_location_id": order.ordering_location_id,
+        "status": order.status,
+        "currency": order.currency,
+        "subtotal": str(order.subtotal),
+        "discount": str(order.discount),
+        "delivery_cost": str(order.delivery_cost),
+        "total": str(order.total),
+        "ready_on": order.ready_on.isoformat() if order.ready_on else None,
+        "created_at": order.created_at.isoformat(),
+        "lines": [
+            {"sku": line.sku, "quantity": line.quantity, "unit_price": str(line.unit_price),
+             "discount": str(line.discount), "returned": line.returned}
+            for line in lines
+        ],
+    }  # fmt: skip
+
+
+def place(
+    session: Session,
+    *,
+    channel: str,
+    request_id: str,
+    lines: list[dict[str, Any]],
+    fulfilment: str,
+    profile_id: str | None,
+    now: datetime,
+    source_location_id: str | None = None,
+    pickup_location_id: str | None = None,
+    ordering_location_id: str | None = None,
+    currency: str = "EUR",
+    delivery_cost: Decimal = Decimal("0"),
+) -> tuple[Order, bool]:
+    """Place an order: the goods are taken from stock at once (all lines or none). Idempotent on
+    (channel, request_id). ``ordering_location_id``: the store that ordered it for the customer
+    (endless aisle)."""
+    if channel not in CHANNELS:
+        raise InvalidInput(f"channel: unknown channel {channel!r}")
+    if fulfilment not in FULFILMENTS:
+        raise InvalidInput(f"fulfilment: must be one of {', '.join(FULFILMENTS)}")
+    if not request_id or len(request_id) > 100:
+        raise InvalidInput("request_id: 1 to 100 characters")
+    if delivery_cost < 0:
+        raise InvalidInput("delivery_cost: must not be negative")
+    lines = reservations.check_lines(lines)
+    existing = session.scalar(select(Order).where(Order.channel == channel, Order.request_id == request_id))
+    if existing is not None:
+        return existing, False
+    if profile_id is not None:
+        profile_id = resolve_profile_id(session, profile_id)
+    if ordering_location_id is not None:
+        ordering = session.get(Location, ordering_location_id)
+        if ordering is None or ordering.kind != "store":
+            raise InvalidInput(f"ordering_location_id: {ordering_location_id!r} is not a store")
+    pickup = session.get(Location, pickup_location_id) if pickup_location_id else None
+    if fulfilment in ("click_collect", "relay"):
+        wanted = "store" if fulfilment == "click_collect" else "relay"
+        if pickup is None or pickup.kind != wanted:
+            raise InvalidInput(f"pickup_location_id: a {wanted} is needed for {fulfilment}")
+    order_id = new_id("ord")
+    ready_on: datetime | None = None
+    plan: list[tuple[dict[str, Any], str, bool]] = []  # (line, source, reserved at pickup store)
+    for line in lines:
+        sku, quantity = line["sku"], line["quantity"]
+        if fulfilment == "ship_from_warehouse":
+            source = source_location_id or _source_for(session, sku, quantity, ("warehouse",), None)
+            ready = now + timedelta(days=2)
+        elif fulfilment == "ship_from_store":
+            if source_location_id is None:
+                raise InvalidInput("source_location_id: the store that ships is needed for ship_from_store")
+            source, ready = source_location_id, now + timedelta(days=2)
+        elif fulfilment == "click_collect":
+            assert pickup is not None
+            if stock.available(session, sku, pickup.id) >= quantity:
+                source, ready = pickup.id, now + timedelta(hours=stock.READY_HOURS)
+            else:  # transferred from a warehouse or another store
+                source = _source_for(session, sku, quantity, ("warehouse", "store"), pickup.id)
+                ready = now + timedelta(days=stock.TRANSFER_DAYS)
+        else:  # relay
+            source = source_location_id or _source_for(session, sku, quantity, ("warehouse",), None)
+            ready = now + timedelta(days=stock.RELAY_DAYS)
+        plan.append((line, source, False))
+        ready_on = max(ready_on or ready, ready)
+    priced = [
+        (line, source, _unit_price(session, line["sku"], currency, channel)) for line, source, _ in plan
+    ]
+    subtotal = sum((price * line["quantity"] for line, _, price in priced), Decimal("0")).quantize(CENT)
+    order = Order(
+        id=order_id,
+        number=_next_number(session),
+        profile_id=profile_id,
+        channel=channel,
+        request_id=request_id,
+        fulfilment=fulfilment,
+        source_location_id=priced[0][1],
+        pickup_location_id=pickup.id if pickup else None,
+        ordering_location_id=ordering_location_id,
+        status="placed",
+        currency=currency,
+        subtotal=subtotal,
+        discount=Decimal("0.00"),
+        delivery_cost=delivery_cost.quantize(CENT),
+        total=(subtotal + delivery_cost).quantize(CENT),
+        ready_on=ready_on,
+        created_at=now,
+    )
+    try:
+        with session.begin_nested():  # all lines or none
+            for line, source, _ in priced:
+                reason = (
+                    "transfer_out"
+                    if fulfilment == "click_collect" and pickup and source != pickup.id
+                    else "sale"
+                )
+                stock.take(session, line["sku"], source, line["quantity"], reserved=False, reference=order_id,
+                           reason=reason, now=now)  # fmt: skip
+            session.add(order)
+            session.flush()
+            for line, _, price in priced:
+                session.add(OrderLine(order_id=order_id, sku=line["sku"], quantity=line["quantity"],
+                                      unit_price=price, discount=Decimal("0.00"), returned=0))  # fmt: skip
+            session.flush()
+    except IntegrityError:  # the same request twice at once: the other one won
+        return place(session, channel=channel, request_id=request_id, lines=lines, fulfilment=fulfilment,
+                     profile_id=profile_id, now=now, source_location_id=source_location_id,
+                     pickup_location_id=pickup_location_id, ordering_location_id=ordering_location_id,
+                     currency=currency, delivery_cost=delivery_cost)  # fmt: skip
+    timeline_event(session, profile_id, "Order Completed", channel,
+                   {"order_id": order.number, "total": str(order.total), "currency": currency,
+                    "fulfilment": fulfilment, "pickup_location_id": order.pickup_location_id}, now)  # fmt: skip
+    return order, True
+
+
+def _next_number(session: Session) -> str:
+    count = session.scalar(select(func.count()).select_from(Order)) or 0
+    return f"CMD-{200_001 + count}"
+
+
+def get(session: Session, order_id: str) -> Order:
+    order = session.get(Order, order_id) or session.scalar(select(Order).where(Order.number == order_id))
+    if order is None:
+        raise NotFound(f"order {order_id} not found")
+    return order
+
+
+def orders_of(session: Session, profile_id: str) -> list[dict[str, Any]]:
+    """Every order of the customer, from every channel, newest first."""
+    from parcours.identity.service import _people
+
+    ids = _people(session, resolve_profile_id(session, profile_id))
+    return [view(session, o) for o in session.scalars(
+        select(Order).where(Order.profile_id.in_(ids)).order_by(Order.created_at.desc()))]  # fmt: skip
+
+
+# -------------------------------------------------------------------------------------------- returns
+def return_items(
+    session: Session,
+    order_id: str,
+    *,
+    location_id: str,
+    lines: list[dict[str, Any]],
+    channel: str,
+    request_id: str,
+    reason: str,
+    now: datetime,
+) -> tuple[Return, bool]:
+    """Goods of an order brought back to any store or warehouse: within the return policy's days, no
+    more than bought and not yet returned; restocked at ``location_id``; the refund is the price paid."""
+    order = get(session, order_id)
+    existing = session.scalar(
+        select(Return).where(Return.channel == channel, Return.request_id == request_id)
+    )
+    if existing is not None:
+        return existing, False
+    location = session.get(Location, location_id)
+    if location is None or location.kind == "relay":
+        raise InvalidInput(f"location_id: {location_id!r} is not a store or warehouse taking returns")
+    policy = session.scalar(select(ReturnPolicy).where(ReturnPolicy.channel.is_(None)))
+    days = policy.days if policy else DEFAULT_RETURN_DAYS
+    if now - order.created_at > timedelta(days=days):
+        raise Conflict(f"the return period of {days} days for order {order.number} is over")
+    lines = reservations.check_lines(lines)
+    bought = {
+        line.sku: line for line in session.scalars(select(OrderLine).where(OrderLine.order_id == order.id))
+    }
+    refund = Decimal("0")
+    for line in lines:
+        ordered = bought.get(line["sku"])
+        if ordered is None:
+            raise InvalidInput(f"lines: {line['sku']} is not in order {order.number}")
+        if ordered.returned + line["quantity"] > ordered.quantity:
+            raise Conflict(
+                f"lines: only {ordered.quantity - ordered.returned} of {line['sku']} can still be returned"
+            )
+        ordered.returned += line["quantity"]
+        refund += (ordered.unit_price - ordered.discount / ordered.quantity) * line["quantity"]
+        stock.receive(session, line["sku"], location_id, line["quantity"], reason="return", reference=order.id,
+                      now=now)  # fmt: skip
+    record = Return(id=new_id("ret"), order_id=order.id, location_id=location_id, channel=channel,
+                    request_id=request_id, lines=lines, refund_amount=refund.quantize(CENT, ROUND_HALF_UP),
+                    reason=reason[:300], created_at=now)  # fmt: skip
+    session.add(record)
+    session.flush()
+    timeline_event(session, order.profile_id, "Order Refunded", channel,
+                   {"order_id": order.number, "return_id": record.id, "refund": str(record.refund_amount),
+                    "location_id": location_id}, now)  # fmt: skip
+    return record, True

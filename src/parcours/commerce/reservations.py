@@ -1,0 +1,165 @@
+"""Reserve online, pay and pick up in store: units set aside at one location for a time, then collected
+(an order, paid in store), cancelled, or expired automatically (the units go back on the shelf).
+Notifications are events on the customer's timeline."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from parcours.commerce import stock
+from parcours.commerce.events import timeline_event
+from parcours.errors import Conflict, InvalidInput, NotFound
+from parcours.identity.service import resolve_profile_id
+from parcours.ids import new_id
+from parcours.models import Location, Reservation
+from parcours.vocabulary import CHANNELS
+
+DEFAULT_HOLD_HOURS = 48
+MAX_LINES = 50
+
+
+def check_lines(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """[{"sku", "quantity"}]: validated, one line per SKU (quantities of repeated SKUs added)."""
+    if not lines or len(lines) > MAX_LINES:
+        raise InvalidInput(f"lines: 1 to {MAX_LINES} lines")
+    merged: dict[str, int] = {}
+    for position, line in enumerate(lines):
+        sku, quantity = line.get("sku"), line.get("quantity")
+        if not isinstance(sku, str) or not sku:
+            raise InvalidInput(f"lines[{position}].sku: required")
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= 1000:
+            raise InvalidInput(f"lines[{position}].quantity: a whole number from 1 to 1,000")
+        merged[sku] = merged.get(sku, 0) + quantity
+    return [{"sku": sku, "quantity": quantity} for sku, quantity in sorted(merged.items())]
+
+
+def view(reservation: Reservation) -> dict[str, Any]:
+    return {
+        "id": reservation.id,
+        "profile_id": reservation.profile_id,
+        "location_id": reservation.location_id,
+        "channel": reservation.channel,
+        "status": reservation.status,
+        "lines": reservation.lines,
+        "created_at": reservation.created_at.isoformat(),
+        "expires_at": reservation.expires_at.isoformat(),
+        "closed_at": reservation.closed_at.isoformat() if reservation.closed_at else None,
+        "order_id": reservation.order_id,
+    }
+
+
+def reserve(
+    session: Session,
+    *,
+    location_id: str,
+    lines: list[dict[str, Any]],
+    channel: str,
+    request_id: str,
+    profile_id: str | None,
+    now: datetime,
+    hold_hours: float = DEFAULT_HOLD_HOURS,
+) -> tuple[Reservation, bool]:
+    """Set the lines aside at a store until ``now + hold_hours``. All lines or none (InsufficientStock
+    names the line that is short). Idempotent on (channel, request_id): a retry returns the same
+    reservation (created False)."""
+    if channel not in CHANNELS:
+        raise InvalidInput(f"channel: unknown channel {channel!r}")
+    if not request_id or len(request_id) > 100:
+        raise InvalidInput("request_id: 1 to 100 characters")
+    if not 0 < hold_hours <= 24 * 30:
+        raise InvalidInput("hold_hours: more than 0 and at most 30 days")
+    lines = check_lines(lines)
+    existing = session.scalar(
+        select(Reservation).where(Reservation.channel == channel, Reservation.request_id == request_id)
+    )
+    if existing is not None:
+        if existing.lines != lines or existing.location_id != location_id:
+            raise Conflict(f"request_id {request_id!r} was already used for another reservation")
+        return existing, False
+    location = session.get(Location, location_id)
+    if location is None or location.kind != "store" or "click_collect" not in location.services:
+        raise InvalidInput(f"location_id: {location_id!r} is not a store taking reservations")
+    if profile_id is not None:
+        profile_id = resolve_profile_id(session, profile_id)
+    reservation_id = new_id("rsv")
+    reservation = Reservation(
+        id=reservation_id,
+        profile_id=profile_id,
+        location_id=location_id,
+        channel=channel,
+        request_id=request_id,
+        status="held",
+        lines=lines,
+        created_at=now,
+        expires_at=now + timedelta(hours=hold_hours),
+        closed_at=None,
+        order_id=None,
+    )
+    try:
+        with session.begin_nested():  # all lines or none
+            for line in lines:
+                stock.reserve(session, line["sku"], location_id, line["quantity"], reference=reservation_id,
+                              now=now)  # fmt: skip
+            session.add(reservation)
+            session.flush()
+    except IntegrityError:  # the same request, sent twice at once: the other one won (nothing kept here)
+        return reserve(session, location_id=location_id, lines=lines, channel=channel, request_id=request_id,
+                       profile_id=profile_id, now=now, hold_hours=hold_hours)  # fmt: skip
+    timeline_event(session, profile_id, "Reservation Held", channel,
+                   {"reservation_id": reservation_id, "location_id": location_id, "lines": lines,
+                    "expires_at": reservation.expires_at.isoformat()}, now)  # fmt: skip
+    return reservation, True
+
+
+def get(session: Session, reservation_id: str) -> Reservation:
+    reservation = session.get(Reservation, reservation_id)
+    if reservation is None:
+        raise NotFound(f"reservation {reservation_id} not found")
+    return reservation
+
+
+def _close(session: Session, reservation: Reservation, status: str, now: datetime) -> None:
+    if reservation.status != "held":
+        raise Conflict(f"reservation {reservation.id} is {reservation.status}")
+    for line in reservation.lines:
+        stock.release(session, line["sku"], reservation.location_id, line["quantity"], reference=reservation.id,
+                      reason=status, now=now)  # fmt: skip
+    reservation.status, reservation.closed_at = status, now
+    timeline_event(session, reservation.profile_id, f"Reservation {status.capitalize()}", reservation.channel,
+                   {"reservation_id": reservation.id, "location_id": reservation.location_id}, now)  # fmt: skip
+    session.flush()
+
+
+def cancel(session: Session, reservation_id: str, now: datetime) -> Reservation:
+    reservation = get(session, reservation_id)
+    _close(session, reservation, "cancelled", now)
+    return reservation
+
+
+def expire_due(session: Session, now: datetime) -> list[str]:
+    """Release every reservation whose hold has run out; returns their ids."""
+    due = list(
+        session.scalars(
+            select(Reservation).where(Reservation.status == "held", Reservation.expires_at <= now).limit(500)
+        )
+    )
+    for reservation in due:
+        _close(session, reservation, "expired", now)
+    return [r.id for r in due]
+
+
+def mark_collected(session: Session, reservation: Reservation, order_id: str, now: datetime) -> None:
+    """The customer took the goods (the order of the collection took them from the reserved units)."""
+    if reservation.status != "held":
+        raise Conflict(f"reservation {reservation.id} is {reservation.status}")
+    if reservation.expires_at <= now:
+        raise Conflict(f"reservation {reservation.id} expired at {reservation.expires_at.isoformat()}")
+    reservation.status, reservation.closed_at, reservation.order_id = "collected", now, order_id
+    timeline_event(session, reservation.profile_id, "Reservation Collected", "store",
+                   {"reservation_id": reservation.id, "order_id": order_id}, now)  # fmt: skip
+    session.flush()

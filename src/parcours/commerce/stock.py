@@ -1,0 +1,246 @@
+"""Locations and their stock. Every change of a stock level is one conditional UPDATE that the database
+applies atomically (``available >= quantity`` checked in the statement itself), backed by CHECK
+constraints (never negative, never more reserved than on hand): no caller, and no two concurrent
+callers, can oversell. Every change is also a ``StockMovement`` with its reason."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from parcours.errors import InsufficientStock, InvalidInput, NotFound
+from parcours.ids import new_id
+from parcours.models import Location, StockLevel, StockMovement, Variant
+
+KINDS = ("warehouse", "store", "relay")
+SERVICES = ("click_collect", "ship_from_store", "returns", "endless_aisle", "relay_pickup")
+# Days until goods are ready for pickup, when they are not on the shelf of the pickup location.
+TRANSFER_DAYS = 2
+RELAY_DAYS = 3
+READY_HOURS = 2  # click & collect from the store's own shelf
+
+
+def add_location(
+    session: Session,
+    *,
+    kind: str,
+    name: str,
+    street: str,
+    postal_code: str,
+    city: str,
+    latitude: float,
+    longitude: float,
+    opening_hours: str = "",
+    services: list[str] | None = None,
+    location_id: str | None = None,
+) -> Location:
+    if kind not in KINDS:
+        raise InvalidInput(f"kind: must be one of {', '.join(KINDS)}")
+    if not -90 <= latitude <= 90 or not -180 <= longitude <= 180:
+        raise InvalidInput("latitude/longitude: out of range")
+    unknown = sorted(set(services or []) - set(SERVICES))
+    if unknown:
+        raise InvalidInput(f"services: unknown {', '.join(unknown)}; known: {', '.join(SERVICES)}")
+    if not name.strip():
+        raise InvalidInput("name: required")
+    location = Location(
+        id=location_id or new_id("loc"),
+        kind=kind,
+        name=name.strip(),
+        street=street,
+        postal_code=postal_code,
+        city=city,
+        latitude=latitude,
+        longitude=longitude,
+        opening_hours=opening_hours,
+        services=sorted(set(services or [])),
+        active=True,
+    )
+    session.add(location)
+    session.flush()
+    return location
+
+
+def _variant(session: Session, sku: str) -> None:
+    if session.scalar(select(Variant.sku).where(Variant.sku == sku)) is None:
+        raise NotFound(f"SKU {sku!r} not found")
+
+
+def _location(session: Session, location_id: str) -> Location:
+    location = session.get(Location, location_id)
+    if location is None or not location.active:
+        raise NotFound(f"location {location_id!r} not found")
+    return location
+
+
+def _move(session: Session, sku: str, location_id: str, on_hand: int, reserved: int, reason: str,
+          reference: str | None, now: datetime) -> None:  # fmt: skip
+    session.execute(insert(StockMovement).values(
+        sku=sku, location_id=location_id, on_hand_change=on_hand, reserved_change=reserved, reason=reason,
+        reference=reference, created_at=now))  # fmt: skip
+
+
+def _quantity(quantity: int) -> int:
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= 100_000:
+        raise InvalidInput("quantity: a whole number from 1 to 100,000")
+    return quantity
+
+
+def receive(session: Session, sku: str, location_id: str, quantity: int, *, reason: str = "receipt",
+            reference: str | None = None, now: datetime) -> None:  # fmt: skip
+    """Goods arrive (a delivery, a return, a transfer in)."""
+    _quantity(quantity)
+    _variant(session, sku)
+    location = _location(session, location_id)
+    if location.kind == "relay":
+        raise InvalidInput("a relay point holds no stock: goods for it are shipped to it")
+    updated = session.execute(
+        update(StockLevel)
+        .where(StockLevel.sku == sku, StockLevel.location_id == location_id)
+        .values(on_hand=StockLevel.on_hand + quantity, updated_at=now)
+    )
+    if updated.rowcount == 0:  # type: ignore[attr-defined]
+        session.add(
+            StockLevel(sku=sku, location_id=location_id, on_hand=quantity, reserved=0, updated_at=now)
+        )
+        session.flush()
+    _move(session, sku, location_id, quantity, 0, reason, reference, now)
+
+
+def _change(session: Session, sku: str, location_id: str, quantity: int, *, on_hand: int, reserved: int,
+            guard: Any, reason: str, reference: str | None, now: datetime) -> None:  # fmt: skip
+    changed = session.execute(
+        update(StockLevel)
+        .where(StockLevel.sku == sku, StockLevel.location_id == location_id, guard)
+        .values(on_hand=StockLevel.on_hand + on_hand, reserved=StockLevel.reserved + reserved, updated_at=now)
+    )
+    if changed.rowcount != 1:  # type: ignore[attr-defined]
+        level = session.execute(
+            select(StockLevel.on_hand, StockLevel.reserved).where(
+                StockLevel.sku == sku, StockLevel.location_id == location_id
+            )
+        ).first()
+        available = (level.on_hand - level.reserved) if level else 0
+        raise InsufficientStock(
+            f"insufficient stock: {sku} at {location_id}: {available} available, {quantity} asked",
+            details={"sku": sku, "location_id": location_id, "available": available, "asked": quantity},
+        )
+    _move(session, sku, location_id, on_hand, reserved, reason, reference, now)
+
+
+def reserve(session: Session, sku: str, location_id: str, quantity: int, *, reference: str,
+            now: datetime) -> None:  # fmt: skip
+    """Set units aside (a reservation, an order waiting for pickup)."""
+    _quantity(quantity)
+    _change(session, sku, location_id, quantity, on_hand=0, reserved=quantity,
+            guard=StockLevel.on_hand - StockLevel.reserved >= quantity, reason="reserve", reference=reference,
+            now=now)  # fmt: skip
+
+
+def release(session: Session, sku: str, location_id: str, quantity: int, *, reference: str, reason: str,
+            now: datetime) -> None:  # fmt: skip
+    """Units set aside go back to the shelf (a reservation expired or was cancelled)."""
+    _change(session, sku, location_id, quantity, on_hand=0, reserved=-quantity,
+            guard=StockLevel.reserved >= quantity, reason=reason, reference=reference, now=now)  # fmt: skip
+
+
+def take(session: Session, sku: str, location_id: str, quantity: int, *, reserved: bool, reference: str,
+         reason: str, now: datetime) -> None:  # fmt: skip
+    """Units leave (sold, shipped, collected, transferred out): from those set aside, or from the shelf."""
+    _quantity(quantity)
+    if reserved:
+        _change(session, sku, location_id, quantity, on_hand=-quantity, reserved=-quantity,
+                guard=StockLevel.reserved >= quantity, reason=reason, reference=reference, now=now)  # fmt: skip
+    else:
+        _change(session, sku, location_id, quantity, on_hand=-quantity, reserved=0,
+                guard=StockLevel.on_hand - StockLevel.reserved >= quantity, reason=reason, reference=reference,
+                now=now)  # fmt: skip
+
+
+def available(session: Session, sku: str, location_id: str) -> int:
+    level = session.execute(
+        select(StockLevel.on_hand, StockLevel.reserved).where(
+            StockLevel.sku == sku, StockLevel.location_id == location_id
+        )
+    ).first()
+    return (level.on_hand - level.reserved) if level else 0
+
+
+# -------------------------------------------------------------------------------------- availability
+def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance (haversine)."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 6371.0 * 2 * math.asin(math.sqrt(a))
+
+
+@dataclass(frozen=True)
+class _Place:
+    id: str
+    kind: str
+    name: str
+    city: str
+    latitude: float
+    longitude: float
+    services: tuple[str, ...]
+
+
+def _places(session: Session) -> list[_Place]:
+    rows = session.execute(
+        select(Location.id, Location.kind, Location.name, Location.city, Location.latitude, Location.longitude,
+               Location.services).where(Location.active.is_(True)).order_by(Location.id)
+    ).all()  # fmt: skip
+    return [_Place(r.id, r.kind, r.name, r.city, r.latitude, r.longitude, tuple(r.services)) for r in rows]
+
+
+def availability(session: Session, sku: str, *, near: tuple[float, float] | None, now: datetime,
+                 limit: int = 50) -> list[dict[str, Any]]:  # fmt: skip
+    """Where the SKU can be picked up, nearest first: stores with their own available units (ready in a
+    couple of hours), stores without (ready once transferred from a warehouse or another store that has
+    it), relay points (shipped from a warehouse)."""
+    _variant(session, sku)
+    levels = {
+        location_id: on_hand - reserved
+        for location_id, on_hand, reserved in session.execute(
+            select(StockLevel.location_id, StockLevel.on_hand, StockLevel.reserved).where(
+                StockLevel.sku == sku
+            )
+        )
+    }
+    places = _places(session)
+    warehouse_stock = sum(max(0, levels.get(p.id, 0)) for p in places if p.kind == "warehouse")
+    network = sum(max(0, v) for v in levels.values())
+    result = []
+    for place in places:
+        if place.kind == "warehouse":
+            continue
+        here = max(0, levels.get(place.id, 0)) if place.kind == "store" else 0
+        if place.kind == "store":
+            if here > 0:
+                ready = now + timedelta(hours=READY_HOURS)
+            elif network > 0 and "click_collect" in place.services:
+                ready = now + timedelta(days=TRANSFER_DAYS)
+            else:
+                ready = None
+        else:
+            ready = now + timedelta(days=RELAY_DAYS) if warehouse_stock > 0 else None
+        entry: dict[str, Any] = {
+            "location_id": place.id,
+            "kind": place.kind,
+            "name": place.name,
+            "city": place.city,
+            "available_here": here,
+            "pickup_from": ready.isoformat() if ready else None,
+        }
+        if near is not None:
+            entry["distance_km"] = round(distance_km(near[0], near[1], place.latitude, place.longitude), 1)
+        result.append(entry)
+    if near is not None:
+        result.sort(key=lambda e: (e["distance_km"], e["location_id"]))
+    return result[:limit]

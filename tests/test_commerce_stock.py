@@ -1,0 +1,195 @@
+"""Stock, reservations, orders and returns: no overselling under concurrency, expiry with a controlled
+clock, click & collect with transfer, relay pickup, endless aisle, returns anywhere."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
+
+from parcours.commerce import orders, reservations, stock
+from parcours.db.engine import Database
+from parcours.errors import Conflict, InsufficientStock, InvalidInput
+from parcours.models import Event, Price, Product, StockLevel, Variant
+
+T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+SKU = "ARA-031"
+
+
+def world(db: Database, units: int = 10) -> None:
+    """A warehouse, two stores (Paris, Lyon), a relay point; one SKU priced 54.00 EUR, ``units`` in Paris."""
+    with db.write() as session:
+        session.add(Product(id="p-moulin", name="Moulin manuel", category="accessoires", description="",
+                            created_at=T0))  # fmt: skip
+        session.flush()
+        session.add(
+            Variant(sku=SKU, product_id="p-moulin", ean=None, name="Moulin", attributes={}, active=True)
+        )
+        session.flush()
+        session.add(Price(sku=SKU, currency="EUR", amount=Decimal("54.00"), channel=None, reason=None))
+        session.flush()
+        stock.add_location(session, location_id="WH", kind="warehouse", name="Entrepôt Orléans", street="1 rue",
+                           postal_code="45000", city="Orléans", latitude=47.90, longitude=1.90)  # fmt: skip
+        stock.add_location(session, location_id="PAR", kind="store", name="Paris Rivoli", street="2 rue",
+                           postal_code="75001", city="Paris", latitude=48.86, longitude=2.35,
+                           services=["click_collect", "returns", "endless_aisle"])  # fmt: skip
+        stock.add_location(session, location_id="LYS", kind="store", name="Lyon République", street="3 rue",
+                           postal_code="69002", city="Lyon", latitude=45.76, longitude=4.83,
+                           services=["click_collect", "returns"])  # fmt: skip
+        stock.add_location(session, location_id="RLY", kind="relay", name="Relais Tabac Bastille",
+                           street="4 rue", postal_code="75011", city="Paris", latitude=48.85, longitude=2.37,
+                           services=["relay_pickup"])  # fmt: skip
+        stock.receive(session, SKU, "PAR", units, now=T0)
+
+
+def level(db: Database, location: str) -> tuple[int, int]:
+    with db.read() as session:
+        row = session.execute(select(StockLevel.on_hand, StockLevel.reserved).where(
+            StockLevel.sku == SKU, StockLevel.location_id == location)).one()  # fmt: skip
+        return int(row.on_hand), int(row.reserved)
+
+
+def test_fifty_concurrent_clients_never_oversell_the_last_ten_units(db: Database) -> None:
+    world(db, units=10)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+    start = threading.Barrier(50)
+
+    def client(n: int) -> None:
+        start.wait()
+        try:
+            with db.write() as session:
+                if n % 2:
+                    reservations.reserve(session, location_id="PAR", lines=[{"sku": SKU, "quantity": 1}],
+                                         channel="app", request_id=f"r{n}", profile_id=None, now=T0)  # fmt: skip
+                else:
+                    orders.place(session, channel="store", request_id=f"o{n}", lines=[{"sku": SKU, "quantity": 1}],
+                                 fulfilment="ship_from_store", source_location_id="PAR", profile_id=None, now=T0)  # fmt: skip
+            result = "ok"
+        except InsufficientStock as error:
+            assert "insufficient stock" in error.message
+            result = "refused"
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes.count("ok") == 10 and outcomes.count("refused") == 40
+    on_hand, reserved = level(db, "PAR")
+    assert on_hand - reserved == 0 and on_hand >= 0 and reserved >= 0
+
+
+def test_the_database_refuses_negative_stock_whoever_writes(db: Database) -> None:
+    world(db, units=2)
+    with pytest.raises(IntegrityError), db.write() as session:
+        session.execute(text("UPDATE stock_levels SET reserved = 3 WHERE location_id = 'PAR'"))
+    with pytest.raises(IntegrityError), db.write() as session:
+        session.execute(text("UPDATE stock_levels SET on_hand = -1 WHERE location_id = 'PAR'"))
+
+
+def test_reservations_expire_and_release_the_stock(db: Database) -> None:
+    world(db, units=3)
+    with db.write() as session:
+        held, created = reservations.reserve(session, location_id="PAR", lines=[{"sku": SKU, "quantity": 2}],
+                                             channel="app", request_id="r1", profile_id=None, now=T0,
+                                             hold_hours=24)  # fmt: skip
+        again, created_again = reservations.reserve(session, location_id="PAR",
+                                                    lines=[{"sku": SKU, "quantity": 2}], channel="app",
+                                                    request_id="r1", profile_id=None, now=T0)  # fmt: skip
+    assert created and not created_again and again.id == held.id and level(db, "PAR") == (3, 2)
+    with db.write() as session:
+        assert reservations.expire_due(session, T0 + timedelta(hours=23)) == []
+    with db.write() as session:
+        assert reservations.expire_due(session, T0 + timedelta(hours=24)) == [held.id]
+    assert level(db, "PAR") == (3, 0)
+    with pytest.raises(Conflict, match="expired"), db.write() as session:
+        reservations.cancel(session, held.id, T0 + timedelta(hours=25))
+    with pytest.raises(InvalidInput, match="quantity"), db.write() as session:
+        reservations.reserve(session, location_id="PAR", lines=[{"sku": SKU, "quantity": 0}], channel="app",
+                             request_id="r2", profile_id=None, now=T0)  # fmt: skip
+
+
+def test_click_and_collect_relay_endless_aisle_and_returns_anywhere(db: Database) -> None:
+    world(db, units=1)
+    with db.write() as session:
+        stock.receive(session, SKU, "WH", 5, now=T0)
+        # Lyon has none: collected in Lyon after a transfer (later pickup date).
+        transferred, _ = orders.place(session, channel="web", request_id="cc1", lines=[{"sku": SKU, "quantity": 2}],
+                                      fulfilment="click_collect", pickup_location_id="LYS", profile_id=None,
+                                      now=T0)  # fmt: skip
+        assert transferred.source_location_id == "WH"
+        assert transferred.ready_on == T0 + timedelta(days=stock.TRANSFER_DAYS)
+        # Paris has one on the shelf: ready in two hours.
+        local, _ = orders.place(session, channel="app", request_id="cc2", lines=[{"sku": SKU, "quantity": 1}],
+                                fulfilment="click_collect", pickup_location_id="PAR", profile_id=None, now=T0)  # fmt: skip
+        assert local.source_location_id == "PAR" and local.ready_on == T0 + timedelta(hours=2)
+        relay, _ = orders.place(session, channel="instagram", request_id="rl1", lines=[{"sku": SKU, "quantity": 1}],
+                                fulfilment="relay", pickup_location_id="RLY", profile_id=None, now=T0)  # fmt: skip
+        assert relay.source_location_id == "WH" and relay.ready_on == T0 + timedelta(days=stock.RELAY_DAYS)
+        # Endless aisle: Paris (now empty) orders for the customer, delivered home from the warehouse.
+        aisle, _ = orders.place(session, channel="store", request_id="ea1", lines=[{"sku": SKU, "quantity": 1}],
+                                fulfilment="ship_from_warehouse", ordering_location_id="PAR", profile_id=None,
+                                now=T0)  # fmt: skip
+        assert aisle.ordering_location_id == "PAR" and aisle.source_location_id == "WH"
+        with pytest.raises(InvalidInput, match="pickup_location_id"):
+            orders.place(session, channel="web", request_id="bad", lines=[{"sku": SKU, "quantity": 1}],
+                         fulfilment="relay", pickup_location_id="PAR", profile_id=None, now=T0)  # fmt: skip
+    assert level(db, "WH") == (1, 0) and level(db, "PAR") == (0, 0)
+    # A web order returned in the Lyon store: restocked in Lyon, refund of the price paid.
+    with db.write() as session:
+        back, _ = orders.return_items(session, transferred.id, location_id="LYS", lines=[{"sku": SKU, "quantity": 1}],
+                                      channel="store", request_id="ret1", reason="trop grand",
+                                      now=T0 + timedelta(days=5))  # fmt: skip
+        assert back.refund_amount == Decimal("54.00")
+        with pytest.raises(Conflict, match="can still be returned"):
+            orders.return_items(session, transferred.id, location_id="LYS", lines=[{"sku": SKU, "quantity": 2}],
+                                channel="store", request_id="ret2", reason="x", now=T0 + timedelta(days=5))  # fmt: skip
+        with pytest.raises(Conflict, match="return period"):
+            orders.return_items(session, local.id, location_id="PAR", lines=[{"sku": SKU, "quantity": 1}],
+                                channel="store", request_id="ret3", reason="x", now=T0 + timedelta(days=31))  # fmt: skip
+    assert level(db, "LYS") == (1, 0)
+
+
+def test_availability_lists_nearest_first_with_pickup_dates(db: Database) -> None:
+    world(db, units=2)
+    with db.write() as session:
+        stock.receive(session, SKU, "WH", 5, now=T0)
+    with db.read() as session:
+        places: list[dict[str, Any]] = stock.availability(session, SKU, near=(48.857, 2.36), now=T0)
+    assert [p["location_id"] for p in places] == ["PAR", "RLY", "LYS"]
+    assert (
+        places[0]["available_here"] == 2 and places[0]["pickup_from"] == (T0 + timedelta(hours=2)).isoformat()
+    )
+    assert places[2]["pickup_from"] == (T0 + timedelta(days=2)).isoformat()  # Lyon: after a transfer
+    assert places[1]["kind"] == "relay" and places[1]["pickup_from"] == (T0 + timedelta(days=3)).isoformat()
+
+
+def test_notifications_are_events_on_the_timeline(db: Database, settings: Any) -> None:
+    from tests.helpers import ingest, make_source, profile_of
+
+    web = make_source(db, "web", "web")
+    ingest(db, settings, web, [{"type": "identify", "messageId": "s", "userId": "u-1",
+                                "traits": {"email": "a@example.fr"}}])  # fmt: skip
+    profile = profile_of(db, settings, "user_id", "u-1")
+    world(db, units=1)
+    with db.write() as session:
+        reservations.reserve(session, location_id="PAR", lines=[{"sku": SKU, "quantity": 1}], channel="app",
+                                       request_id="n1", profile_id=profile, now=T0, hold_hours=1)  # fmt: skip
+    with db.write() as session:
+        reservations.expire_due(session, T0 + timedelta(hours=2))
+    with db.read() as session:
+        names = list(
+            session.scalars(select(Event.name).where(Event.profile_id == profile).order_by(Event.timestamp))
+        )
+    assert [n for n in names if n and n.startswith("Reservation")] == [
+        "Reservation Held",
+        "Reservation Expired",
+    ]
