@@ -11,5 +11,7 @@ def install(app: FastAPI) -> None:
     # One line per part (its module's router), in alphabetical order of modules:
     # loyalty
     # offers
-    # stock
+    from parcours.commerce import stock_api
+
+    app.include_router(stock_api.router)
     return None
