@@ -6,6 +6,7 @@ callers, can oversell. Every change is also a ``StockMovement`` with its reason.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -63,6 +64,7 @@ def add_location(
     )
     session.add(location)
     session.flush()
+    forget_places()
     return location
 
 
@@ -191,12 +193,29 @@ class _Place:
     services: tuple[str, ...]
 
 
+# Locations change rarely and every availability query needs all of them: kept per database for a few
+# seconds (a new or closed store shows within that time).
+PLACES_SECONDS = 5.0
+_places_cache: dict[str, tuple[float, list[_Place]]] = {}
+
+
 def _places(session: Session) -> list[_Place]:
+    key = str(session.get_bind().engine.url)
+    cached = _places_cache.get(key)
+    if cached is not None and time.monotonic() - cached[0] < PLACES_SECONDS:
+        return cached[1]
     rows = session.execute(
         select(Location.id, Location.kind, Location.name, Location.city, Location.latitude, Location.longitude,
                Location.services).where(Location.active.is_(True)).order_by(Location.id)
     ).all()  # fmt: skip
-    return [_Place(r.id, r.kind, r.name, r.city, r.latitude, r.longitude, tuple(r.services)) for r in rows]
+    places = [_Place(r.id, r.kind, r.name, r.city, r.latitude, r.longitude, tuple(r.services)) for r in rows]
+    _places_cache[key] = (time.monotonic(), places)
+    return places
+
+
+def forget_places() -> None:
+    """After locations change in this process: the next query reads them again."""
+    _places_cache.clear()
 
 
 def availability(session: Session, sku: str, *, near: tuple[float, float] | None, now: datetime,
@@ -216,14 +235,16 @@ def availability(session: Session, sku: str, *, near: tuple[float, float] | None
     places = _places(session)
     warehouse_stock = sum(max(0, levels.get(p.id, 0)) for p in places if p.kind == "warehouse")
     network = sum(max(0, v) for v in levels.values())
+    candidates = [p for p in places if p.kind != "warehouse"]
+    if near is not None:
+        distances = {p.id: distance_km(near[0], near[1], p.latitude, p.longitude) for p in candidates}
+        candidates.sort(key=lambda p: (distances[p.id], p.id))
     result = []
-    for place in places:
-        if place.kind == "warehouse":
-            continue
+    for place in candidates[:limit]:
         here = max(0, levels.get(place.id, 0)) if place.kind == "store" else 0
         if place.kind == "store":
             if here > 0:
-                ready = now + timedelta(hours=READY_HOURS)
+                ready: datetime | None = now + timedelta(hours=READY_HOURS)
             elif network > 0 and "click_collect" in place.services:
                 ready = now + timedelta(days=TRANSFER_DAYS)
             else:
@@ -239,8 +260,6 @@ def availability(session: Session, sku: str, *, near: tuple[float, float] | None
             "pickup_from": ready.isoformat() if ready else None,
         }
         if near is not None:
-            entry["distance_km"] = round(distance_km(near[0], near[1], place.latitude, place.longitude), 1)
+            entry["distance_km"] = round(distances[place.id], 1)
         result.append(entry)
-    if near is not None:
-        result.sort(key=lambda e: (e["distance_km"], e["location_id"]))
-    return result[:limit]
+    return result
