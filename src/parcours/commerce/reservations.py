@@ -16,7 +16,7 @@ from parcours.commerce.events import timeline_event
 from parcours.errors import Conflict, InvalidInput, NotFound
 from parcours.identity.service import resolve_profile_id
 from parcours.ids import new_id
-from parcours.models import Location, Reservation
+from parcours.models import Reservation
 from parcours.vocabulary import CHANNELS
 
 DEFAULT_HOLD_HOURS = 48
@@ -81,8 +81,7 @@ def reserve(
         if existing.lines != lines or existing.location_id != location_id:
             raise Conflict(f"request_id {request_id!r} was already used for another reservation")
         return existing, False
-    location = session.get(Location, location_id)
-    if location is None or location.kind != "store" or "click_collect" not in location.services:
+    if not stock.takes_reservations(session, location_id):
         raise InvalidInput(f"location_id: {location_id!r} is not a store taking reservations")
     if profile_id is not None:
         profile_id = resolve_profile_id(session, profile_id)
@@ -101,12 +100,12 @@ def reserve(
         order_id=None,
     )
     try:
-        with session.begin_nested():  # all lines or none
+        with session.begin_nested():  # the request id claimed first, then all lines or none
+            session.add(reservation)
+            session.flush()
             for line in lines:
                 stock.reserve(session, line["sku"], location_id, line["quantity"], reference=reservation_id,
                               now=now)  # fmt: skip
-            session.add(reservation)
-            session.flush()
     except IntegrityError:  # the same request, sent twice at once: the other one won (nothing kept here)
         return reserve(session, location_id=location_id, lines=lines, channel=channel, request_id=request_id,
                        profile_id=profile_id, now=now, hold_hours=hold_hours)  # fmt: skip

@@ -213,6 +213,11 @@ def _places(session: Session) -> list[_Place]:
     return places
 
 
+def takes_reservations(session: Session, location_id: str) -> bool:
+    place = next((p for p in _places(session) if p.id == location_id), None)
+    return place is not None and place.kind == "store" and "click_collect" in place.services
+
+
 def forget_places() -> None:
     """After locations change in this process: the next query reads them again."""
     _places_cache.clear()
