@@ -15,10 +15,11 @@ from sqlalchemy.orm import Session
 
 from parcours.commerce import reservations, stock
 from parcours.commerce.events import timeline_event
+from parcours.commerce.offers import LineDetail, price_lines
 from parcours.errors import Conflict, InsufficientStock, InvalidInput, NotFound
 from parcours.identity.service import resolve_profile_id
 from parcours.ids import new_id
-from parcours.models import Location, Order, OrderLine, Price, Return, ReturnPolicy, StockLevel
+from parcours.models import Identifier, Location, Order, OrderLine, Return, ReturnPolicy, StockLevel
 from parcours.vocabulary import CHANNELS
 
 FULFILMENTS = ("ship_from_warehouse", "ship_from_store", "click_collect", "relay")
@@ -26,17 +27,24 @@ CENT = Decimal("0.01")
 DEFAULT_RETURN_DAYS = 30
 
 
-def _unit_price(session: Session, sku: str, currency: str, channel: str) -> Decimal:
-    """The price book's price for the channel (its explicit rule if it has one, else the common price)."""
-    rows = dict(
-        session.execute(
-            select(Price.channel, Price.amount).where(Price.sku == sku, Price.currency == currency)
-        ).all()
+def is_member(session: Session, profile_id: str | None) -> bool:
+    """A loyalty member: the profile holds a loyalty card (member-only promotions apply)."""
+    if profile_id is None:
+        return False
+    found = session.scalar(
+        select(Identifier.id)
+        .where(Identifier.profile_id == profile_id, Identifier.kind == "loyalty_card")
+        .limit(1)
     )
-    price = rows.get(channel, rows.get(None))
-    if price is None:
-        raise InvalidInput(f"lines: no {currency} price for SKU {sku!r}")
-    return Decimal(price)
+    return found is not None
+
+
+def _priced(session: Session, lines: list[dict[str, Any]], *, channel: str, currency: str, profile_id: str | None,
+            now: datetime) -> tuple[Decimal, Decimal, dict[str, LineDetail]]:  # fmt: skip
+    """The offer's prices, the same on every channel (see ``commerce.offers``), promotions applied."""
+    subtotal, discount, details = price_lines(session, lines, channel=channel, currency=currency,
+                                              member=is_member(session, profile_id), now=now)  # fmt: skip
+    return subtotal, discount, {detail.sku: detail for detail in details}
 
 
 def _source_for(
@@ -149,10 +157,8 @@ def place(
             ready = now + timedelta(days=stock.RELAY_DAYS)
         plan.append((line, source, False))
         ready_on = max(ready_on or ready, ready)
-    priced = [
-        (line, source, _unit_price(session, line["sku"], currency, channel)) for line, source, _ in plan
-    ]
-    subtotal = sum((price * line["quantity"] for line, _, price in priced), Decimal("0")).quantize(CENT)
+    subtotal, discount, details = _priced(session, lines, channel=channel, currency=currency,
+                                          profile_id=profile_id, now=now)  # fmt: skip
     order = Order(
         id=order_id,
         number=_next_number(session),
@@ -160,21 +166,21 @@ def place(
         channel=channel,
         request_id=request_id,
         fulfilment=fulfilment,
-        source_location_id=priced[0][1],
+        source_location_id=plan[0][1],
         pickup_location_id=pickup.id if pickup else None,
         ordering_location_id=ordering_location_id,
         status="placed",
         currency=currency,
         subtotal=subtotal,
-        discount=Decimal("0.00"),
+        discount=discount.quantize(CENT),
         delivery_cost=delivery_cost.quantize(CENT),
-        total=(subtotal + delivery_cost).quantize(CENT),
+        total=(subtotal - discount + delivery_cost).quantize(CENT),
         ready_on=ready_on,
         created_at=now,
     )
     try:
         with session.begin_nested():  # all lines or none
-            for line, source, _ in priced:
+            for line, source, _ in plan:
                 reason = (
                     "transfer_out"
                     if fulfilment == "click_collect" and pickup and source != pickup.id
@@ -184,9 +190,10 @@ def place(
                            reason=reason, now=now)  # fmt: skip
             session.add(order)
             session.flush()
-            for line, _, price in priced:
+            for line, _, _ in plan:
+                detail = details[line["sku"]]
                 session.add(OrderLine(order_id=order_id, sku=line["sku"], quantity=line["quantity"],
-                                      unit_price=price, discount=Decimal("0.00"), returned=0))  # fmt: skip
+                                      unit_price=detail.unit_price, discount=detail.discount, returned=0))  # fmt: skip
             session.flush()
     except IntegrityError:  # the same request twice at once: the other one won
         return place(session, channel=channel, request_id=request_id, lines=lines, fulfilment=fulfilment,
