@@ -10,7 +10,9 @@ from fastapi import FastAPI
 def install(app: FastAPI) -> None:
     # One line per part (its module's router), in alphabetical order of modules:
     # loyalty
-    # offers
+    from parcours.commerce import offers_api
+
+    app.include_router(offers_api.router)
     from parcours.commerce import stock_api
 
     app.include_router(stock_api.router)
