@@ -6,14 +6,18 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
+from parcours.cli import app
 from parcours.commerce import audit, catalogue, offers
+from parcours.config import get_settings
 from parcours.db.engine import Database
 from parcours.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from parcours.models import Product
@@ -790,3 +794,43 @@ def test_offers_api_end_to_end(api: Api) -> None:
         == 400
     )
     assert c.post("/v1/offers/audit", content=b"sku\n", headers=h).status_code == 400  # channel is required
+
+
+# ------------------------------------------------------------------------------------------ CLI
+def test_catalogue_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("PARCOURS_DATABASE_URL", url)
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+        database = Database(url)
+        seed(database)
+        database.dispose()
+        shown = runner.invoke(app, ["catalogue", "offer", "tee-s", "--channel", "store"])
+        assert shown.exit_code == 0, shown.output
+        assert json.loads(shown.output)["price"] == "20.00"
+        assert runner.invoke(app, ["catalogue", "offer", "NOPE"]).exit_code == 2
+        feed = tmp_path / "feed.csv"
+        feed.write_text("ref;prix\nTEE-S;20,00\nTEE-M;19\n", encoding="utf-8")
+        args = [
+            "catalogue",
+            "audit",
+            str(feed),
+            "--channel",
+            "marketplace",
+            "--map",
+            "sku=ref",
+            "--map",
+            "price=prix",
+        ]
+        result = runner.invoke(app, [*args, "--no-check-missing"])
+        assert result.exit_code == 1, result.output
+        assert [(d["kind"], d["sku"]) for d in json.loads(result.output)["divergences"]] == [
+            ("price", "TEE-M")
+        ]
+        feed.write_text("ref;prix\nTEE-S;abc\n", encoding="utf-8")
+        bad = runner.invoke(app, args)
+        assert bad.exit_code == 2 and "line 2: price" in bad.output
+    finally:
+        get_settings.cache_clear()

@@ -25,6 +25,10 @@ app.add_typer(source_app, name="source")
 app.add_typer(token_app, name="token")
 app.add_typer(identity_app, name="identity")
 app.add_typer(agent_app, name="agent")
+catalogue_app = typer.Typer(
+    help="Offers: the source of truth, and the audit of channel feeds.", no_args_is_help=True
+)
+app.add_typer(catalogue_app, name="catalogue")
 
 
 def _database(settings: Settings) -> Database:
@@ -340,6 +344,87 @@ def agent_create(
         _fail(error)
     typer.echo(f"agent {name!r} ({role}) created: {agent_id}; its token (shown once):", err=True)
     typer.echo(token)
+
+
+@catalogue_app.command("offer")
+def catalogue_offer(
+    sku: str,
+    channel: Annotated[str | None, typer.Option(help="The channel asking (none: the common offer).")] = None,
+    currency: Annotated[str, typer.Option(help="ISO 4217 code.")] = "EUR",
+    member: Annotated[bool, typer.Option("--member", help="A loyalty member.")] = False,
+    postcode: Annotated[str | None, typer.Option(help="For the delivery zone.")] = None,
+) -> None:
+    """Print the offer of SKU on a channel (JSON; amounts as strings)."""
+    from parcours.commerce.offers import jsonable, offer
+    from parcours.db.types import utcnow
+
+    try:
+        with _database(get_settings()).read() as session:
+            result = offer(
+                session,
+                sku,
+                channel=channel,
+                currency=currency,
+                member=member,
+                postcode=postcode,
+                now=utcnow(),
+            )
+    except ParcoursError as error:
+        _fail(error)
+    typer.echo(json.dumps(jsonable(result), indent=2, default=str, ensure_ascii=False))
+
+
+@catalogue_app.command("audit")
+def catalogue_audit(
+    file: Annotated[Path, typer.Argument(help="The channel's feed: CSV with a header, or JSON.")],
+    channel: Annotated[str, typer.Option(help="The channel whose feed this is.")],
+    currency: Annotated[str, typer.Option(help="For rows naming none, and the missing-SKU check.")] = "EUR",
+    postcode: Annotated[str | None, typer.Option(help="Delivery zone to compare with.")] = None,
+    delivery_method: Annotated[
+        str, typer.Option(help="home, click_collect, relay, ship_from_store")
+    ] = "home",
+    map_: Annotated[
+        list[str] | None, typer.Option("--map", help="FIELD=COLUMN, e.g. price=prix (repeatable).")
+    ] = None,
+    check_missing: Annotated[bool, typer.Option(help="List SKUs on sale but absent from the feed.")] = True,
+) -> None:
+    """List every divergence of a channel's feed from the source of truth (JSON); exit 1 if any."""
+    from parcours.commerce.audit import audit_feed
+    from parcours.commerce.offers import jsonable
+    from parcours.db.types import utcnow
+
+    mapping: dict[str, str] = {}
+    for item in map_ or []:
+        name, sep, column = item.partition("=")
+        if not sep:
+            _fail(InvalidInput(f"--map: expected FIELD=COLUMN, got {item!r}"))
+        mapping[name.strip().lower()] = column.strip()
+    try:
+        data = file.read_bytes()
+        fmt = "json" if file.suffix.lower() == ".json" else "csv" if file.suffix.lower() == ".csv" else None
+        with _database(get_settings()).read() as session:
+            report = audit_feed(
+                session,
+                data,
+                channel=channel,
+                now=utcnow(),
+                format=fmt,
+                mapping=mapping,
+                currency=currency,
+                postcode=postcode,
+                delivery_method=delivery_method,
+                check_missing=check_missing,
+            )
+    except OSError as error:
+        _fail(InvalidInput(f"{file}: {error.strerror}"))
+    except ParcoursError as error:
+        if isinstance(error.details, list):
+            for line in error.details:
+                typer.echo(f"  {line}", err=True)
+        _fail(error)
+    typer.echo(json.dumps(jsonable(report), indent=2, default=str, ensure_ascii=False))
+    if report["divergences"]:
+        raise typer.Exit(code=1)
 
 
 def main() -> None:
