@@ -288,6 +288,12 @@ class Settings(BaseSettings):
         le=500,
         description="Recent chat messages sent to the widget when a visitor (re)connects.",
     )
+    loyalty_expiry_months: int = Field(
+        default=24,
+        ge=1,
+        le=600,
+        description="Loyalty points expire this many months after they were earned (used first in, first out).",
+    )
     log_level: str = Field(default="INFO")
 
     @model_validator(mode="after")
