@@ -13,7 +13,8 @@ def install(app: FastAPI) -> None:
     from parcours.commerce import offers_api
 
     app.include_router(offers_api.router)
-    from parcours.commerce import stock_api
+    from parcours.commerce import stock_api, store_api
 
     app.include_router(stock_api.router)
+    app.include_router(store_api.router)
     return None

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from parcours.commerce import reservations, stock
+from parcours.commerce import loyalty, reservations, stock
 from parcours.commerce.events import timeline_event
 from parcours.commerce.offers import LineDetail, price_lines
 from parcours.errors import Conflict, InsufficientStock, InvalidInput, NotFound
@@ -209,6 +209,42 @@ def place(
 def _next_number(session: Session) -> str:
     count = session.scalar(select(func.count()).select_from(Order)) or 0
     return f"CMD-{200_001 + count}"
+
+
+def collect_reservation(
+    session: Session, reservation_id: str, *, profile_id: str | None, now: datetime
+) -> Order:
+    """The customer picks up (and pays for) a reservation in store: an order of the reserved units."""
+    reservation = reservations.get(session, reservation_id)
+    if reservation.status != "held":
+        raise Conflict(f"reservation {reservation_id} is {reservation.status}")
+    if reservation.expires_at <= now:
+        raise Conflict(f"reservation {reservation_id} expired at {reservation.expires_at.isoformat()}")
+    member = resolve_profile_id(session, profile_id) if profile_id else reservation.profile_id
+    order_id = new_id("ord")
+    subtotal, discount, details = _priced(session, reservation.lines, channel="store", currency="EUR",
+                                          profile_id=member, now=now)  # fmt: skip
+    for line in reservation.lines:
+        stock.take(session, line["sku"], reservation.location_id, line["quantity"], reserved=True,
+                   reference=order_id, reason="collected", now=now)  # fmt: skip
+    order = Order(id=order_id, number=_next_number(session), profile_id=member, channel="store",
+                  request_id=f"reservation:{reservation_id}", fulfilment="click_collect",
+                  source_location_id=reservation.location_id, pickup_location_id=reservation.location_id,
+                  ordering_location_id=None, status="collected", currency="EUR", subtotal=subtotal,
+                  discount=discount, delivery_cost=Decimal("0.00"), total=(subtotal - discount).quantize(CENT),
+                  ready_on=now, created_at=now)  # fmt: skip
+    session.add(order)
+    session.flush()
+    for line in reservation.lines:
+        detail = details[line["sku"]]
+        session.add(OrderLine(order_id=order_id, sku=line["sku"], quantity=line["quantity"],
+                              unit_price=detail.unit_price, discount=detail.discount, returned=0))  # fmt: skip
+    reservations.mark_collected(session, reservation, order_id, now)
+    timeline_event(session, member, "Order Completed", "store",
+                   {"order_id": order.number, "total": str(order.total), "currency": "EUR",
+                    "reservation_id": reservation_id}, now)  # fmt: skip
+    loyalty.earn_for_order(session, order, now)
+    return order
 
 
 def get(session: Session, order_id: str) -> Order:
