@@ -1,5 +1,5 @@
-"""The inbox's background work in a running server: deliver queued replies, raise SLA warnings and
-breaches, wake snoozed conversations. One pass every few seconds; each pass is its own transactions."""
+"""The server's background work: deliver queued replies, raise SLA warnings and breaches, wake snoozed
+conversations, expire store reservations. One pass every few seconds; each pass is its own transactions."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 
 from starlette.concurrency import run_in_threadpool
 
+from parcours.commerce import reservations
 from parcours.db.engine import Database
 from parcours.db.types import utcnow
 from parcours.inbox import sla
@@ -23,6 +24,7 @@ def one_pass(db: Database, outbox: Outbox) -> None:
         now = utcnow()
         sla.check(session, now)
         wake_snoozed(session, now)
+        reservations.expire_due(session, now)  # store reservations whose hold ran out release their stock
 
 
 async def run_forever(db: Database, outbox: Outbox, every_seconds: float) -> None:
