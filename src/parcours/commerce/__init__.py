@@ -9,7 +9,9 @@ from fastapi import FastAPI
 
 def install(app: FastAPI) -> None:
     # One line per part (its module's router), in alphabetical order of modules:
-    # loyalty
+    from parcours.commerce import loyalty_api
+
+    app.include_router(loyalty_api.router)
     from parcours.commerce import offers_api
 
     app.include_router(offers_api.router)
