@@ -133,6 +133,33 @@ def test_eight_requests_sending_the_same_posting_at_once_post_it_once(
     assert balance(db, ana) == 75
 
 
+def test_one_key_sent_at_once_for_two_members_posts_once(db: Database, settings: Settings) -> None:
+    """Two members never share a lock: the unique key decides, the loser sees the winner's entry."""
+    ana, bob = member(db, settings), member(db, settings, "u-bob", card="LC-77")
+    start = threading.Barrier(8)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def till(n: int) -> None:
+        start.wait()
+        try:
+            _, created = post(db, ana if n % 2 else bob, "earn", 10, "till-9:sale-1")
+            outcome = "created" if created else "replay"
+        except Conflict as error:
+            assert "member:" in error.message
+            outcome = "conflict"
+        with lock:
+            outcomes.append(outcome)
+
+    threads = [threading.Thread(target=till, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["conflict"] * 4 + ["created"] + ["replay"] * 3
+    assert len(entries(db)) == 1
+
+
 def test_concurrent_redemptions_never_spend_the_same_points_twice(db: Database, settings: Settings) -> None:
     ana = member(db, settings)
     post(db, ana, "earn", 300, "earn-1")
