@@ -285,6 +285,17 @@ def test_the_ledger_sums_to_the_balance_once_expiry_has_run(db: Database, settin
     assert balance(db, ana, moment) == 10
 
 
+def test_the_expiry_run_skips_erased_profiles(db: Database, settings: Settings) -> None:
+    ana, bob = member(db, settings), member(db, settings, "u-bob", card="LC-77")
+    post(db, ana, "earn", 10, "a")
+    post(db, bob, "earn", 20, "b")
+    with db.write() as session:
+        identity.erase_profile(session, ana)
+    with db.write() as session:
+        posted = loyalty.expire_due(session, add_months(T0, 25))
+    assert [(e.profile_id, e.points) for e in posted] == [(bob, -20)]
+
+
 # ------------------------------------------------------------------------------------------ tiers
 def test_tiers_follow_the_points_earned_over_twelve_months(db: Database, settings: Settings) -> None:
     ana = member(db, settings)

@@ -41,7 +41,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from parcours.config import get_settings
-from parcours.errors import Conflict, InvalidInput
+from parcours.errors import Conflict, InvalidInput, NotFound
 from parcours.identity.service import resolve_profile_id
 from parcours.models import LoyaltyEntry, Order, Profile
 from parcours.vocabulary import check_channel
@@ -345,9 +345,14 @@ def expire_due(session: Session, now: datetime) -> list[LoyaltyEntry]:
         .where(LoyaltyEntry.points > 0, LoyaltyEntry.expires_at <= now, marker.id.is_(None))
         .distinct()
     )
-    members = sorted({resolve_profile_id(session, pid) for pid in session.scalars(due)})
+    members: set[str] = set()
+    for pid in session.scalars(due):
+        try:
+            members.add(resolve_profile_id(session, pid))
+        except NotFound:  # an erased profile (GDPR): no member left to post to
+            continue
     posted: list[LoyaltyEntry] = []
-    for member in members:
+    for member in sorted(members):
         _lock_member(session, member)
         _, ids = member_ids(session, member)
         entries = _entries(session, ids)
