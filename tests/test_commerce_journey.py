@@ -63,3 +63,36 @@ def test_reserve_on_the_app_collect_in_store_same_points_and_order_everywhere(ap
                             json={"identifier": "loyalty_card:2901234567890"})  # fmt: skip
     assert again.status_code == 409
     assert api.client.get(f"/v1/loyalty/{camille}", headers=api_headers).json()["balance"] == 79
+
+
+def test_erasure_removes_the_persons_conversations_and_points_and_unlinks_orders(api: Api) -> None:
+    from sqlalchemy import func, select
+
+    from parcours.commerce import loyalty, orders
+    from parcours.identity import service as identity
+    from parcours.inbox.service import Inbound, receive
+    from parcours.models import Conversation, LoyaltyEntry, Message, Order
+
+    now = utcnow()
+    with api.db.write() as session:
+        session.add(Product(id="p", name="Café", category="café", description="", created_at=now))
+        session.flush()
+        session.add(Variant(sku=SKU, product_id="p", ean=None, name="Café", attributes={}, active=True))
+        session.flush()
+        session.add(Price(sku=SKU, currency="EUR", amount=Decimal("8.90"), channel=None, reason=None))
+        stock.add_location(session, location_id="WH", kind="warehouse", name="Entrepôt", street="", postal_code="",
+                           city="", latitude=47.9, longitude=1.9)  # fmt: skip
+        stock.receive(session, SKU, "WH", 5, now=now)
+    with api.db.write() as session:
+        received = receive(session, api.settings, Inbound("email", "smtp", "<x@y>", [("email", "zoe@example.fr")],
+                                                          "Bonjour", sent_at=now))  # fmt: skip
+        order, _ = orders.place(session, channel="web", request_id="w1", lines=[{"sku": SKU, "quantity": 2}],
+                                fulfilment="ship_from_warehouse", profile_id=received.profile_id, now=now)  # fmt: skip
+        loyalty.earn_for_order(session, order, now)
+    with api.db.write() as session:
+        identity.erase_profile(session, received.profile_id)
+    with api.db.read() as session:
+        for model in (Conversation, Message, LoyaltyEntry):
+            assert session.scalar(select(func.count()).select_from(model)) == 0, model.__name__
+        kept = session.scalars(select(Order)).one()
+        assert kept.profile_id is None and kept.total == Decimal("17.80")  # the sale stays, anonymous

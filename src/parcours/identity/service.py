@@ -358,6 +358,7 @@ def erase_profile(session: Session, requested_id: str) -> dict[str, Any]:
         delete(MergeBlock).where(or_(MergeBlock.profile_a.in_(ids), MergeBlock.profile_b.in_(ids)))
     )
     session.execute(delete(MatchKey).where(MatchKey.profile_id.in_(ids)))
+    _erase_service_and_commerce(session, ids)
     session.execute(
         delete(MatchReview).where(or_(MatchReview.profile_a.in_(ids), MatchReview.profile_b.in_(ids)))
     )
@@ -370,6 +371,29 @@ def erase_profile(session: Session, requested_id: str) -> dict[str, Any]:
         "events": event_count,
         "identifiers": len(identifiers),
     }
+
+
+def _erase_service_and_commerce(session: Session, ids: list[str]) -> None:
+    """The person's conversations (messages, events, SLA clocks, satisfaction answers) and loyalty ledger
+    go; orders and reservations stay as the business's records, no longer linked to anyone."""
+    from parcours.models import (
+        Conversation,
+        CsatSurvey,
+        InboxEvent,
+        LoyaltyEntry,
+        Message,
+        Order,
+        Reservation,
+        SlaClock,
+    )
+
+    conversations = select(Conversation.id).where(Conversation.profile_id.in_(ids))
+    for model in (Message, InboxEvent, SlaClock, CsatSurvey):
+        session.execute(delete(model).where(model.conversation_id.in_(conversations)))
+    session.execute(delete(Conversation).where(Conversation.profile_id.in_(ids)))
+    session.execute(delete(LoyaltyEntry).where(LoyaltyEntry.profile_id.in_(ids)))
+    session.execute(update(Order).where(Order.profile_id.in_(ids)).values(profile_id=None))
+    session.execute(update(Reservation).where(Reservation.profile_id.in_(ids)).values(profile_id=None))
 
 
 def conflict_view(conflict: IdentityConflict) -> dict[str, Any]:
