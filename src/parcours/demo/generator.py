@@ -44,6 +44,7 @@ from parcours.demo.journey import Pending, World
 from parcours.demo.people import DemoCustomer, Registry, make_customer
 from parcours.demo.personas import live
 from parcours.demo.service_desk import seed_service_desk
+from parcours.demo.shop import seed_shop
 from parcours.errors import ParcoursError
 from parcours.identity import service as identity
 from parcours.ingest.service import ingest_messages
@@ -86,6 +87,9 @@ class DemoInfo:
     identifiers: int
     consents: int
     conflicts: int
+    locations: int  # warehouse, stores and relay points with their own stock
+    points_postings: int  # loyalty points earned on past purchases
+    reservations_held: int  # reserved online, waiting in stores
     conversations: int  # customer-service conversations in the inbox
     waiting: int  # of which still waiting for a first answer
     agent_token: str  # the supervisor's (Sonia Martin) token for the agent API
@@ -109,6 +113,9 @@ class DemoInfo:
             "identifiers": self.identifiers,
             "consents": self.consents,
             "conflicts": self.conflicts,
+            "locations": self.locations,
+            "points_postings": self.points_postings,
+            "reservations_held": self.reservations_held,
             "conversations": self.conversations,
             "waiting": self.waiting,
             "match_merges": self.match_merges,
@@ -129,6 +136,11 @@ class DemoInfo:
             f"  Identifiers         {self.identifiers:,} (e-mails, phones, loyalty cards, till and web ids, …)",
             f"  Consent records     {self.consents:,}",
         ]
+        lines.append(
+            f"  Shop                {self.products} products in every channel's offer, {self.locations} "
+            f"locations with stock, {self.points_postings:,} loyalty postings, {self.reservations_held} "
+            "reservations waiting in stores (GET /v1/availability/MA-CAP-002?near=48.86,2.35)"
+        )
         lines.append(
             f"  Service client      {self.conversations:,} conversations in the inbox, {self.waiting:,} waiting "
             "for an answer (GET /v1/inbox/conversations)"
@@ -270,6 +282,7 @@ def populate(
 
     _ingest(database, settings, sources, world.pending, batch_size)
     desk = seed_service_desk(database, settings, population, end, seed)
+    shop = seed_shop(database, population, end, seed)
 
     with database.read() as session:
         by_channel = Counter(
@@ -308,6 +321,9 @@ def populate(
         identifiers=identifiers or 0,
         consents=consents or 0,
         conflicts=conflicts or 0,
+        locations=shop.locations,
+        points_postings=shop.points_posted,
+        reservations_held=shop.reservations_held,
         conversations=desk.conversations,
         waiting=desk.waiting,
         agent_token=desk.agent_token,
