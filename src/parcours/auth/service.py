@@ -57,6 +57,16 @@ def create_source(session: Session, name: str, channel: str) -> tuple[SourceInfo
     return SourceInfo(source.id, source.name, source.channel), write_key
 
 
+def internal_source(session: Session, name: str, channel: str) -> SourceInfo:
+    """A source Parcours itself records events under (the inbox's channels, commerce), made on first use.
+    Its write key is never handed out."""
+    row = session.execute(select(Source.id, Source.name, Source.channel).where(Source.name == name)).first()
+    if row is not None:
+        return SourceInfo(row.id, row.name, row.channel)
+    source, _write_key = create_source(session, name, channel)
+    return source
+
+
 def list_sources(session: Session) -> list[SourceInfo]:
     return [
         SourceInfo(s.id, s.name, s.channel)

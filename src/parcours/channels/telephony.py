@@ -16,6 +16,7 @@ from parcours.db.engine import Database
 from parcours.db.types import as_utc
 from parcours.deps import JsonResponse, database, read_body
 from parcours.errors import Forbidden, InvalidInput, NotAuthenticated
+from parcours.identity.service import split_identifier
 from parcours.inbox.agents import AgentInfo
 from parcours.inbox.endpoints import current_agent
 from parcours.inbox.service import Inbound, receive
@@ -136,14 +137,12 @@ def log_visit(
     db: Database = Depends(database),
 ) -> JsonResponse:
     """A store associate records a visit or an in-store request in the customer's conversation."""
-    kind, sep, value = visit.identifier.partition(":")
-    if not sep or not kind.strip() or not value.strip():
-        raise InvalidInput("identifier: expected KIND:VALUE, e.g. loyalty_card:2901234567890")
+    kind, value = split_identifier(visit.identifier)
     inbound = Inbound(
         channel="store",
         provider="associate",
         provider_message_id=visit.visit_id,
-        identifiers=[(kind.strip(), value.strip())],
+        identifiers=[(kind, value.strip())],
         body=visit.request,
         sent_at=as_utc(visit.at),
         customer_address=None,

@@ -6,22 +6,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from parcours.auth.service import create_source
+from parcours.auth.service import internal_source
 from parcours.ids import new_id
-from parcours.models import Event, Source
+from parcours.models import Event
 
 SOURCE_NAME = "Commerce"
-
-
-def _source_id(session: Session) -> str:
-    found = session.scalar(select(Source.id).where(Source.name == SOURCE_NAME))
-    if found is not None:
-        return found
-    source, _ = create_source(session, SOURCE_NAME, "other")
-    return source.id
 
 
 def timeline_event(session: Session, profile_id: str | None, name: str, channel: str,
@@ -31,7 +23,7 @@ def timeline_event(session: Session, profile_id: str | None, name: str, channel:
         return None
     event_id = new_id("evt")
     session.execute(insert(Event).values(
-        id=event_id, source_id=_source_id(session), message_id=event_id, type="track", name=name,
+        id=event_id, source_id=internal_source(session, SOURCE_NAME, "other").id, message_id=event_id, type="track", name=name,
         channel=channel, profile_id=profile_id, origin_profile_id=profile_id, timestamp=now, received_at=now,
         user_id=None, anonymous_id=None, identifiers=[], traits=None, properties=properties, context=None))  # fmt: skip
     return event_id

@@ -105,12 +105,8 @@ def find_member(
     config: Settings = Depends(settings),
 ) -> JsonResponse:
     """The member view of whoever holds ``identifier`` (the card scanned at the till, an e-mail…)."""
-    kind, sep, value = identifier.partition(":")
-    if not sep or not kind.strip() or not value.strip():
-        raise InvalidInput("identifier: expected KIND:VALUE, e.g. loyalty_card:2901234567890")
     with db.read() as session:
-        registry = identity.load_registry(session, config.default_phone_region)
-        profile_id = identity.find_profile_id(session, registry, kind.strip(), value)
+        profile_id = identity.find_profile_by(session, config.default_phone_region, identifier)
         return JsonResponse(loyalty.member_view(session, profile_id, utcnow()))
 
 

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Integer, String, cast, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -17,9 +17,18 @@ from parcours.commerce import loyalty, reservations, stock
 from parcours.commerce.events import timeline_event
 from parcours.commerce.offers import LineDetail, price_lines
 from parcours.errors import Conflict, InsufficientStock, InvalidInput, NotFound
-from parcours.identity.service import resolve_profile_id
+from parcours.identity.service import people, resolve_profile_id
 from parcours.ids import new_id
-from parcours.models import Identifier, Location, Order, OrderLine, Return, ReturnPolicy, StockLevel
+from parcours.models import (
+    Identifier,
+    InstanceSetting,
+    Location,
+    Order,
+    OrderLine,
+    Return,
+    ReturnPolicy,
+    StockLevel,
+)
 from parcours.vocabulary import CHANNELS
 
 FULFILMENTS = ("ship_from_warehouse", "ship_from_store", "click_collect", "relay")
@@ -206,9 +215,30 @@ def place(
     return order, True
 
 
+ORDER_NUMBER = "order_number"  # the instance setting holding the last order number
+FIRST_NUMBER = 200_001
+
+
 def _next_number(session: Session) -> str:
-    count = session.scalar(select(func.count()).select_from(Order)) or 0
-    return f"CMD-{200_001 + count}"
+    """CMD-200001, CMD-200002, ...: a counter incremented by the statement that reads it, so concurrent
+    orders never share a number (the row stays locked until the order commits)."""
+    bump = (
+        update(InstanceSetting)
+        .where(InstanceSetting.key == ORDER_NUMBER)
+        .values(value=cast(cast(InstanceSetting.value, Integer) + 1, String))
+        .returning(InstanceSetting.value)
+        .execution_options(synchronize_session=False)
+    )
+    value = session.execute(bump).scalar_one_or_none()
+    if value is None:  # the first order of the installation
+        try:
+            with session.begin_nested():
+                session.add(InstanceSetting(key=ORDER_NUMBER, value=str(FIRST_NUMBER)))
+                session.flush()
+            value = str(FIRST_NUMBER)
+        except IntegrityError:  # another first order made the row meanwhile
+            value = session.execute(bump).scalar_one()
+    return f"CMD-{value}"
 
 
 def collect_reservation(
@@ -256,9 +286,7 @@ def get(session: Session, order_id: str) -> Order:
 
 def orders_of(session: Session, profile_id: str) -> list[dict[str, Any]]:
     """Every order of the customer, from every channel, newest first."""
-    from parcours.identity.service import _people
-
-    ids = _people(session, resolve_profile_id(session, profile_id))
+    ids = people(session, resolve_profile_id(session, profile_id))
     return [view(session, o) for o in session.scalars(
         select(Order).where(Order.profile_id.in_(ids)).order_by(Order.created_at.desc()))]  # fmt: skip
 

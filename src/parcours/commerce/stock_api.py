@@ -95,11 +95,7 @@ def customer_profile(session: Any, config: Settings, customer: Customer) -> str 
     if customer.profile_id:
         return identity.resolve_profile_id(session, customer.profile_id)
     if customer.identifier:
-        kind, sep, value = customer.identifier.partition(":")
-        if not sep or not kind or not value:
-            raise InvalidInput("identifier: expected KIND:VALUE, e.g. loyalty_card:2901234567890")
-        registry = identity.load_registry(session, config.default_phone_region)
-        return identity.find_profile_id(session, registry, kind.strip(), value)
+        return identity.find_profile_by(session, config.default_phone_region, customer.identifier)
     return None
 
 

@@ -120,6 +120,15 @@ def memo(session: Session, key: str, load: Callable[[], T]) -> T:
     return cast(T, cache[key])
 
 
+def forget_memo(session: Session, key: str | None = None) -> None:
+    """Drop one remembered value (its data just changed in this transaction), or all of them (after a
+    savepoint rolled back: what was remembered inside it may be gone)."""
+    if key is None:
+        session.info.pop("parcours_memo", None)
+    else:
+        session.info.get("parcours_memo", {}).pop(key, None)
+
+
 @event.listens_for(Session, "after_commit")
 @event.listens_for(Session, "after_rollback")
 def _forget_memo(session: Session) -> None:

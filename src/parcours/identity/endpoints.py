@@ -10,7 +10,6 @@ from parcours.auth.endpoints import require_api_token
 from parcours.config import Settings
 from parcours.db.engine import Database
 from parcours.deps import JsonResponse, database, settings
-from parcours.errors import InvalidInput
 from parcours.identity import service
 from parcours.identity.schemas import ConflictReview, ConsentIn, KindIn, KindUpdate, UnmergeIn
 from parcours.matching import review
@@ -30,12 +29,8 @@ def find_profile(
     db: Database = Depends(database),
     config: Settings = Depends(settings),
 ) -> JsonResponse:
-    kind, sep, value = identifier.partition(":")
-    if not sep or not kind.strip() or not value.strip():
-        raise InvalidInput("identifier: expected KIND:VALUE, e.g. email:ana@example.com")
     with db.read() as session:
-        registry = service.load_registry(session, config.default_phone_region)
-        profile_id = service.find_profile_id(session, registry, kind.strip(), value)
+        profile_id = service.find_profile_by(session, config.default_phone_region, identifier)
         return JsonResponse(service.profile_view(session, profile_id))
 
 

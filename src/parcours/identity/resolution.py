@@ -341,7 +341,8 @@ class IdentityBatch:
                     dict(row.trait_times),
                     set(),
                     persisted=True,
-                    matched_record=record_from_traits(row.id, row.traits),
+                    # Only real-time matching compares it: no work on the ingestion path without it.
+                    matched_record=record_from_traits(row.id, row.traits) if self.matching else None,
                 )
             for profile_id, kind, value in self.session.execute(
                 select(Identifier.profile_id, Identifier.kind, Identifier.value).where(

@@ -38,15 +38,18 @@ __all__ = [
     "add_kind",
     "erase_profile",
     "export_profile",
+    "find_profile_by",
     "find_profile_id",
     "list_conflicts",
     "list_kinds",
     "load_registry",
+    "people",
     "profile_view",
     "record_touchpoints",
     "resolve_profile_id",
     "review_conflict",
     "set_consent",
+    "split_identifier",
     "timeline",
     "unmerge",
     "update_kind",
@@ -62,6 +65,22 @@ def load_registry(session: Session, phone_region: str) -> KindRegistry:
 def resolve_profile_id(session: Session, profile_id: str) -> str:
     """The active profile for an id: itself, or the survivor it was merged into (ids stay stable)."""
     return str(_active_profile_row(session, profile_id).id)
+
+
+def split_identifier(text: str) -> tuple[str, str]:
+    """``KIND:VALUE`` (``loyalty_card:2901 2345 6789 0``) -> (kind, value), or InvalidInput."""
+    kind, sep, value = text.partition(":")
+    if not sep or not kind.strip() or not value.strip():
+        raise InvalidInput(
+            "identifier: expected KIND:VALUE, e.g. email:ana@example.com or loyalty_card:2901234567890"
+        )
+    return kind.strip(), value
+
+
+def find_profile_by(session: Session, phone_region: str, identifier: str) -> str:
+    """The profile holding an identifier given as ``KIND:VALUE``, the value in any reasonable form."""
+    kind, value = split_identifier(identifier)
+    return find_profile_id(session, load_registry(session, phone_region), kind, value)
 
 
 def find_profile_id(session: Session, registry: KindRegistry, kind: str, raw_value: str) -> str:
@@ -256,7 +275,7 @@ def set_consent(
     return {"profile_id": profile_id, "consent": _current_consent(session, profile_id)}
 
 
-def _people(session: Session, profile_id: str) -> list[str]:
+def people(session: Session, profile_id: str) -> list[str]:
     """The active profile and every profile merged into it, directly or not."""
     found = [profile_id]
     frontier = [profile_id]
@@ -273,7 +292,7 @@ def export_profile(session: Session, requested_id: str) -> dict[str, Any]:
     """Everything held about the person (GDPR access / portability)."""
     view = profile_view(session, requested_id)
     profile_id = view["id"]
-    ids = _people(session, profile_id)
+    ids = people(session, profile_id)
     events = [
         event_view(e)
         for e in session.scalars(
@@ -331,7 +350,7 @@ def erase_profile(session: Session, requested_id: str) -> dict[str, Any]:
     """Erase the person from every table; keep keyed hashes of their identifiers as tombstones."""
     lock_identity_graph(session)
     profile_id = resolve_profile_id(session, requested_id)
-    ids = _people(session, profile_id)
+    ids = people(session, profile_id)
     secret = instance_secret(session)
     now = utcnow()
     identifiers = session.execute(

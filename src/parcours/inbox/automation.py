@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from parcours.config import Settings
-from parcours.db.engine import memo
+from parcours.db.engine import forget_memo, memo
 from parcours.db.types import utcnow
 from parcours.errors import Conflict, InvalidInput, NotFound
 from parcours.ids import new_id
@@ -182,7 +182,7 @@ def create_rule(
     if session.scalar(select(AutomationRule.id).where(AutomationRule.name == name)) is not None:
         raise Conflict(f"a rule named {name!r} already exists")
     _check_rule(event, conditions, actions, session)
-    session.info.get("parcours_memo", {}).pop(f"automation_rules:{event}", None)
+    forget_memo(session, f"automation_rules:{event}")
     position = len(list(session.scalars(select(AutomationRule.id))))
     rule = AutomationRule(
         id=new_id("rule"),

@@ -37,6 +37,13 @@ async def current_agent(request: Request, db: Database = Depends(database)) -> A
     return await run_in_threadpool(_agent_from_header, db, request.headers.get("authorization", ""))
 
 
+def _delivered(db: Database, senders: Outbox, view: dict[str, Any]) -> dict[str, Any]:
+    """A reply stored as queued goes out now that its transaction committed; its view as it ended."""
+    if view["delivery"] != "queued":
+        return view
+    return service.message_view(deliver(db, senders, view["id"]))
+
+
 def outbox(request: Request) -> Outbox:
     value: Outbox = request.app.state.outbox
     return value
@@ -115,11 +122,8 @@ def reply(
             channel=body.channel,
             private=body.private,
         )
-        message_id, delivery = message.id, message.delivery
         view = service.message_view(message)
-    if delivery == "queued":
-        view = service.message_view(deliver(db, senders, message_id))
-    return JsonResponse(view, status_code=201)
+    return JsonResponse(_delivered(db, senders, view), status_code=201)
 
 
 @router.post("/v1/inbox/messages/{message_id}/retry")
@@ -230,10 +234,8 @@ def post_apply_macro(
         message = automation.apply_macro(
             session, config, senders, conversation_id, body.macro_id, agent, channel=body.channel
         )
-        message_id, delivery, view = message.id, message.delivery, service.message_view(message)
-    if delivery == "queued":
-        view = service.message_view(deliver(db, senders, message_id))
-    return JsonResponse(view, status_code=201)
+        view = service.message_view(message)
+    return JsonResponse(_delivered(db, senders, view), status_code=201)
 
 
 @router.post("/v1/inbox/rules", status_code=201)

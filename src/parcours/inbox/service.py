@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from parcours.auth.service import SourceInfo, create_source
+from parcours.auth.service import SourceInfo, internal_source
 from parcours.config import Settings
 from parcours.db.engine import memo
 from parcours.db.types import utcnow
@@ -28,7 +28,7 @@ from parcours.inbox import csat, feed
 from parcours.ingest.parse import InvalidEvent, parse_message
 from parcours.ingest.service import limits_from
 from parcours.matching.realtime import load_policy
-from parcours.models import Conversation, Message, Profile, Source
+from parcours.models import Conversation, Message, Profile
 from parcours.vocabulary import CHANNELS
 
 STATUSES = ("open", "pending", "snoozed", "resolved")
@@ -71,22 +71,9 @@ class Received:
 
 def inbox_source(session: Session, channel: str) -> SourceInfo:
     """The event source the inbox records a channel's messages under (made on first use)."""
-    name = f"Inbox · {channel}"
-
-    def existing() -> SourceInfo | None:
-        row = session.execute(
-            select(Source.id, Source.name, Source.channel).where(Source.name == name)
-        ).first()
-        return SourceInfo(row.id, row.name, row.channel) if row is not None else None
-
-    found = memo(session, f"inbox_source:{channel}", existing)
-    if found is not None:
-        return found
-    session.info.get("parcours_memo", {}).pop(
-        f"inbox_source:{channel}", None
-    )  # made below: look again next time
-    source, _write_key = create_source(session, name, channel)  # the key is never used: nobody sends with it
-    return source
+    return memo(
+        session, f"inbox_source:{channel}", lambda: internal_source(session, f"Inbox · {channel}", channel)
+    )
 
 
 def _check(inbound: Inbound) -> None:
@@ -207,11 +194,6 @@ def _preload_latest(session: Session, profile_ids: list[str]) -> None:
         .order_by(Conversation.last_message_at)
     ):
         latest[owner[conversation.profile_id]] = conversation  # in time order: the last one stays
-
-
-def forget_batch_state(session: Session) -> None:
-    """After a savepoint rolled back: what this transaction remembered of conversations may be gone."""
-    session.info.get("parcours_memo", {}).pop(LATEST, None)
 
 
 def _store(
@@ -448,18 +430,6 @@ def _conversation_for(
     return conversation, True
 
 
-def _profile_ids(session: Session, profile_id: str) -> list[str]:
-    """The profile and every profile merged into it (their conversations are the customer's too)."""
-    from parcours.models import Profile
-
-    ids, frontier = [profile_id], [profile_id]
-    while frontier:
-        merged = list(session.scalars(select(Profile.id).where(Profile.merged_into_id.in_(frontier))))
-        ids += merged
-        frontier = merged
-    return ids
-
-
 # ------------------------------------------------------------------------------------------ agent work
 def get_conversation(session: Session, conversation_id: str) -> Conversation:
     conversation = session.get(Conversation, conversation_id)
@@ -532,7 +502,7 @@ def list_conversations(
     if channel is not None:
         query = query.where(Conversation.last_inbound_channel == channel)
     if profile_id is not None:
-        query = query.where(Conversation.profile_id.in_(_profile_ids(session, profile_id)))
+        query = query.where(Conversation.profile_id.in_(identity.people(session, profile_id)))
     return [conversation_view(c) for c in session.scalars(query)]
 
 

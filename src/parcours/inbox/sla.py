@@ -14,7 +14,7 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from parcours.db.engine import memo
+from parcours.db.engine import forget_memo, memo
 from parcours.errors import InvalidInput
 from parcours.ids import new_id
 from parcours.inbox import feed
@@ -105,7 +105,7 @@ def calendar(session: Session) -> Calendar:
 
 def set_calendar(session: Session, data: dict[str, Any]) -> Calendar:
     checked = Calendar.from_json(data)
-    session.info.get("parcours_memo", {}).pop("sla_calendar", None)
+    forget_memo(session, "sla_calendar")
     write_setting(session, CALENDAR_SETTING, orjson.dumps(checked.as_json()).decode())
     return checked
 
@@ -132,7 +132,7 @@ def set_policy(
             raise InvalidInput(f"{name}: must be from 1 minute to a year")
     if not 0 < warn_at < 1:
         raise InvalidInput("warn_at: must be between 0 and 1")
-    session.info.get("parcours_memo", {}).pop("sla_policies", None)
+    forget_memo(session, "sla_policies")
     policy = session.scalar(select(SlaPolicy).where(SlaPolicy.priority == priority))
     if policy is None:
         policy = SlaPolicy(id=new_id("sla"), priority=priority)

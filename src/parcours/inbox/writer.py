@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session
 
 from parcours.config import Settings
-from parcours.db.engine import Database
+from parcours.db.engine import Database, forget_memo
 from parcours.identity.resolution import GraphCache
 from parcours.inbox import feed
-from parcours.inbox.service import Inbound, Received, forget_batch_state, receive, receive_batch
+from parcours.inbox.service import Inbound, Received, receive, receive_batch
 
 log = logging.getLogger("parcours.inbox")
 MAX_BATCH = 200
@@ -111,7 +111,7 @@ class InboxWriter:
                     except Exception as error:  # this message alone is refused; the others go on
                         pending.error, pending.result = error, None
                         feed.discard_since(session, position)
-                        forget_batch_state(session)
+                        forget_memo(session)
         except Exception as error:  # the whole transaction failed: nothing of the batch was stored
             log.exception("inbox batch failed")
             for pending in batch:
@@ -132,7 +132,7 @@ class InboxWriter:
                 results = receive_batch(session, settings, [p.inbound for p in batch], cache=self.cache)
         except Exception:
             feed.discard_since(session, position)
-            forget_batch_state(session)
+            forget_memo(session)
             return False
         for pending, result in zip(batch, results, strict=True):
             pending.result = result

@@ -12,7 +12,8 @@ from parcours.db.types import utcnow
 from parcours.errors import Conflict, InvalidInput, NotFound
 from parcours.identity.kinds import KindRegistry
 from parcours.identity.resolution import lock_identity_graph, merge_profiles
-from parcours.models import MatchReview, Profile
+from parcours.identity.service import resolve_profile_id
+from parcours.models import MatchReview
 
 # superseded: one of the profiles was merged into another since (its survivor is matched afresh).
 STATUSES = ("pending", "accepted", "rejected", "superseded")
@@ -20,16 +21,10 @@ STATUSES = ("pending", "accepted", "rejected", "superseded")
 
 def _current(session: Session, profile_id: str) -> str | None:
     """The active profile an id stands for now (merges followed), or None if erased."""
-    seen = set()
-    while profile_id not in seen:
-        seen.add(profile_id)
-        into = session.execute(select(Profile.merged_into_id).where(Profile.id == profile_id)).first()
-        if into is None:
-            return None
-        if into[0] is None:
-            return profile_id
-        profile_id = into[0]
-    return None
+    try:
+        return resolve_profile_id(session, profile_id)
+    except NotFound:
+        return None
 
 
 def review_view(session: Session, review: MatchReview) -> dict[str, Any]:
