@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -19,6 +19,8 @@ from parcours.auth.endpoints import TokenCache
 from parcours.channels import install as install_channels
 from parcours.commerce import install as install_commerce
 from parcours.config import Settings, get_settings
+from parcours.console import install as install_console
+from parcours.console.web import error_page as console_error_page
 from parcours.db.engine import Database
 from parcours.deps import JsonResponse
 from parcours.errors import (
@@ -29,6 +31,7 @@ from parcours.errors import (
     NotFound,
     ParcoursError,
     PayloadTooLarge,
+    TooManyRequests,
 )
 from parcours.identity.endpoints import router as identity_router
 from parcours.identity.resolution import GraphCache
@@ -45,6 +48,7 @@ STATUS_BY_ERROR: dict[type[ParcoursError], int] = {
     NotFound: 404,
     Conflict: 409,
     PayloadTooLarge: 413,
+    TooManyRequests: 429,
 }
 
 log = logging.getLogger("parcours.http")
@@ -55,6 +59,12 @@ def error_body(code: str, message: str, details: object = None) -> dict[str, obj
     if details is not None:
         error["details"] = details
     return {"success": False, "error": error}
+
+
+def is_console(request: Request) -> bool:
+    """Console pages get their errors as pages; the API gets JSON."""
+    path = request.url.path
+    return (path == "/console" or path.startswith("/console/")) and not path.startswith("/console/static/")
 
 
 def tune_garbage_collector() -> None:
@@ -96,18 +106,22 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.graph_cache = GraphCache(settings.identity_cache_size) if settings.identity_cache_size else None
 
     @app.exception_handler(ParcoursError)
-    async def domain_error(_request: Request, error: ParcoursError) -> JsonResponse:
+    async def domain_error(request: Request, error: ParcoursError) -> Response:
         status = next((code for cls, code in STATUS_BY_ERROR.items() if isinstance(error, cls)), 400)
+        if is_console(request):
+            return await console_error_page(request, error, status)
         headers = {"WWW-Authenticate": 'Basic realm="parcours", Bearer'} if status == 401 else None
         return JsonResponse(error_body(error.code, error.message, error.details), status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
-    async def request_error(_request: Request, error: RequestValidationError) -> JsonResponse:
+    async def request_error(request: Request, error: RequestValidationError) -> Response:
         problems = [
             {"field": ".".join(str(p) for p in item.get("loc", ()) if p != "body"), "error": item.get("msg")}
             for item in error.errors()
         ]
         message = "; ".join(f"{p['field']}: {p['error']}" for p in problems)
+        if is_console(request):
+            return await console_error_page(request, InvalidInput(message), 400)
         return JsonResponse(error_body("invalid_input", message, problems), 400)
 
     @app.get("/healthz", tags=["ops"])
@@ -119,6 +133,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(inbox_router)
     install_channels(app, settings)
     install_commerce(app)
+    install_console(app)
     app.add_middleware(AccessLog)
     return app
 

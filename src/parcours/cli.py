@@ -29,6 +29,10 @@ catalogue_app = typer.Typer(
     help="Offers: the source of truth, and the audit of channel feeds.", no_args_is_help=True
 )
 app.add_typer(catalogue_app, name="catalogue")
+user_app = typer.Typer(
+    help="Console users: who signs in to the web console, with which role.", no_args_is_help=True
+)
+app.add_typer(user_app, name="user")
 
 
 def _database(settings: Settings) -> Database:
@@ -425,6 +429,97 @@ def catalogue_audit(
     typer.echo(json.dumps(jsonable(report), indent=2, default=str, ensure_ascii=False))
     if report["divergences"]:
         raise typer.Exit(code=1)
+
+
+@user_app.command("add")
+def user_add(
+    email: str,
+    name: Annotated[str, typer.Option(help="The person's name, shown in the console.")],
+    role: Annotated[str, typer.Option(help="agent, supervisor, store_associate, marketer or admin")],
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            envvar="PARCOURS_NEW_USER_PASSWORD",
+            help="At least 10 characters; asked for when not given (or read from PARCOURS_NEW_USER_PASSWORD).",
+        ),
+    ],
+    locale: Annotated[str, typer.Option(help="Language of the console: en or fr.")] = "en",
+    store: Annotated[str | None, typer.Option(help="Location id of a store associate's store.")] = None,
+) -> None:
+    """Add a console user (argon2-hashed password). Agents, supervisors and admins also answer in the inbox."""
+    from parcours.auth.users import create_user
+
+    try:
+        with _database(get_settings()).write() as session:
+            user = create_user(
+                session, email, password, name=name, role=role, locale=locale, location_id=store
+            )
+    except ParcoursError as error:
+        _fail(error)
+    typer.echo(f"user {user.email} ({user.role}) added: {user.id}")
+
+
+@user_app.command("list")
+def user_list() -> None:
+    """Every console user: e-mail, name, role, language, and whether they may sign in."""
+    from parcours.auth.users import list_users
+
+    with _database(get_settings()).read() as session:
+        for user in list_users(session):
+            state = "disabled" if user.disabled_at is not None else "active"
+            typer.echo(f"{user.email}\t{user.name}\t{user.role}\t{user.locale}\t{state}")
+
+
+def _user_id(session: object, email: str) -> str:
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from parcours.auth.users import check_email
+    from parcours.errors import NotFound
+    from parcours.models import User
+
+    assert isinstance(session, Session)
+    user_id = session.scalar(select(User.id).where(User.email == check_email(email)))
+    if user_id is None:
+        raise NotFound(f"no user with e-mail {email}")
+    return user_id
+
+
+@user_app.command("disable")
+def user_disable(email: str) -> None:
+    """Stop a user from signing in; their open sessions end at once."""
+    from parcours.auth.users import update_user
+
+    try:
+        with _database(get_settings()).write() as session:
+            update_user(session, _user_id(session, email), disabled=True)
+    except ParcoursError as error:
+        _fail(error)
+    typer.echo(f"user {email} disabled")
+
+
+@user_app.command("set-password")
+def user_set_password(
+    email: str,
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True, hide_input=True, confirmation_prompt=True, envvar="PARCOURS_NEW_USER_PASSWORD"
+        ),
+    ],
+) -> None:
+    """Give a user a new password (their open sessions end)."""
+    from parcours.auth.users import set_password
+
+    try:
+        with _database(get_settings()).write() as session:
+            set_password(session, _user_id(session, email), password)
+    except ParcoursError as error:
+        _fail(error)
+    typer.echo(f"password of {email} changed")
 
 
 def main() -> None:

@@ -294,6 +294,29 @@ class Settings(BaseSettings):
         le=600,
         description="Loyalty points expire this many months after they were earned (used first in, first out).",
     )
+    # --- console (web pages) ---
+    console_session_hours: int = Field(
+        default=12,
+        ge=1,
+        le=24 * 90,
+        description="A console session ends this many hours after the user's last page (sign in again).",
+    )
+    console_secure_cookies: str = Field(
+        default="auto",
+        pattern=r"^(auto|always|never)$",
+        description="The Secure flag of the console's session cookie: auto (when the request came over "
+        "https, or X-Forwarded-Proto says so), always, or never.",
+    )
+    console_public_url: str = Field(
+        default="",
+        description="The public base URL of this server (https://parcours.example.com), shown in the admin "
+        "pages' webhook URLs; empty: the URL the admin's browser used.",
+        pattern=r"^(https?://[^\s/?#]+(/[^\s?#]*)?)?$",
+    )
+    console_timezone: str = Field(
+        default="Europe/Paris",
+        description="Time zone the console shows dates and times in (an IANA name such as Europe/Paris).",
+    )
     log_level: str = Field(default="INFO")
 
     @model_validator(mode="after")
@@ -301,6 +324,17 @@ class Settings(BaseSettings):
         if self.match_review_threshold > self.match_auto_threshold:
             raise ValueError("match_review_threshold must not exceed match_auto_threshold")
         return self
+
+    @field_validator("console_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; give an IANA name such as Europe/Paris") from None
+        return value
 
     @field_validator("default_phone_region")
     @classmethod

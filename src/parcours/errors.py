@@ -38,6 +38,12 @@ class Forbidden(ParcoursError):
     code = "forbidden"
 
 
+class TooManyRequests(ParcoursError):
+    """Too many attempts in a short time (sign-in); try again later."""
+
+    code = "too_many_requests"
+
+
 class NotFound(ParcoursError):
     code = "not_found"
 

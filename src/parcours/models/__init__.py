@@ -46,12 +46,14 @@ from parcours.models.inbox import (
 from parcours.models.instance import InstanceSetting
 from parcours.models.matching import MatchKey, MatchReview
 from parcours.models.sources import ApiToken, Source
+from parcours.models.users import ConsoleSession, User
 
 __all__ = [
     "Agent",
     "ApiToken",
     "AutomationRule",
     "Consent",
+    "ConsoleSession",
     "Conversation",
     "CsatSurvey",
     "DeliveryOption",
@@ -89,5 +91,6 @@ __all__ = [
     "Team",
     "TeamMember",
     "Tombstone",
+    "User",
     "Variant",
 ]
