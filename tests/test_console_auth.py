@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 import httpx
@@ -16,52 +15,9 @@ from parcours.console import messages
 from parcours.console.web import SignInThrottle, safe_next
 from parcours.db.types import utcnow
 from parcours.errors import Conflict, InvalidInput, TooManyRequests
-from parcours.models import Agent, ConsoleSession, Location, User
+from parcours.models import Agent, ConsoleSession, User
 from tests.conftest import Api
-
-PASSWORD = "correct horse battery"
-
-
-def add_user(api: Api, role: str, email: str | None = None, **extra: object) -> str:
-    email = email or f"{role}@example.org"
-    with api.db.write() as session:
-        users.create_user(session, email, PASSWORD, name=role.replace("_", " ").title(), role=role, **extra)  # type: ignore[arg-type]
-    return email
-
-
-def add_store(api: Api, location_id: str = "store-lyon") -> str:
-    with api.db.write() as session:
-        session.add(
-            Location(
-                id=location_id, kind="store", name="Lyon Part-Dieu", street="17 rue du Docteur Bouchut",
-                postal_code="69003", city="Lyon", latitude=45.76, longitude=4.86, opening_hours="Mo-Sa 10:00-20:00",
-                services=["click_collect"], active=True,
-            )
-        )  # fmt: skip
-    return location_id
-
-
-def login_form(client: httpx.Client) -> str:
-    page = client.get("/console/login")
-    assert page.status_code == 200
-    match = re.search(r'name="login_csrf" value="([^"]+)"', page.text)
-    assert match
-    return match.group(1)
-
-
-def sign_in(
-    client: httpx.Client, email: str, password: str = PASSWORD, next_path: str = "/console/"
-) -> httpx.Response:
-    token = login_form(client)
-    return client.post(
-        "/console/login", data={"email": email, "password": password, "login_csrf": token, "next": next_path}
-    )
-
-
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match
-    return match.group(1)
+from tests.console_helpers import PASSWORD, add_store, add_user, csrf_of, sign_in
 
 
 @pytest.fixture
