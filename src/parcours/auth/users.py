@@ -60,7 +60,7 @@ class UserInfo:
 
     def require(self, permission: str) -> None:
         if not self.can(permission):
-            raise Forbidden(f"your role ({self.role}) does not allow this")
+            raise Forbidden("Your role does not allow this.")
 
 
 @dataclass(frozen=True)

@@ -282,6 +282,13 @@ def form_for(permission: str | None) -> Callable[[Request], Awaitable[Page]]:
 
 
 # ------------------------------------------------------------------------------------------- errors
+# Fixed messages of domain errors that console pages show (translated in console.po).
+DOMAIN_MESSAGES = (
+    N_("Your role does not allow this."),
+    N_("this form was sent from another site"),
+    N_("this form has expired or did not come from the console; reload the page and try again"),
+)
+
 STATUS_TITLES = {
     400: N_("Something in the form is not right"),
     403: N_("Not allowed"),
