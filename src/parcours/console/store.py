@@ -22,13 +22,14 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
+from babel import Locale
 from fastapi import APIRouter, Depends, Response
 from sqlalchemy import String, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from parcours.commerce import loyalty as loyalty_service
 from parcours.commerce import offers, orders, reservations, stock
-from parcours.console.i18n import N_
+from parcours.console.i18n import N_, Translator
 from parcours.console.web import Page, form_for, page_for
 from parcours.db.types import utcnow
 from parcours.errors import Conflict, Forbidden, InsufficientStock, InvalidInput, NotFound
@@ -42,6 +43,7 @@ from parcours.models import (
     Product,
     Profile,
     Reservation,
+    Return,
     ReturnPolicy,
     StockLevel,
     Variant,
@@ -112,6 +114,18 @@ def display_name(traits: dict[str, Any] | None) -> str:
     return " ".join(part for part in (first, last) if part) or str(traits.get("name") or "").strip()
 
 
+class Plurals:
+    """``ngettext`` that finds the catalogues' plural translations: the catalogues keep each form as a
+    message of its own, which ``Translator.ngettext`` does not look up (it returns English)."""
+
+    def __init__(self, t: Translator) -> None:
+        self.t = t
+
+    def ngettext(self, singular: str, plural: str, count: int, **values: object) -> str:
+        message = singular if Locale.parse(self.t.locale).plural_form(count) == "one" else plural
+        return self.t.gettext(message, count=self.t.number(count), **values)
+
+
 def _moment(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
@@ -170,9 +184,11 @@ def store_context(page: Page, session: Session, given: str | None) -> StoreConte
     here = None
     if wanted is not None:
         location = session.get(Location, wanted)
-        if location is None or location.kind != "store" or not location.active:
+        if location is not None and location.kind == "store" and location.active:
+            here = Here(location.id, location.name, location.city, location.latitude, location.longitude)
+        elif user.role == "admin":
             raise NotFound(page.t.gettext("Store {store} not found.", store=wanted))
-        here = Here(location.id, location.name, location.city, location.latitude, location.longitude)
+        # An associate whose store closed works for no store until an admin gives them another.
     stores: list[Location] = []
     if user.role == "admin":
         stores = list(
@@ -200,6 +216,7 @@ def render(page: Page, template: str, context: StoreContext, *, status: int = 20
         stores=context.stores,
         link=context.link,
         new_request_id=lambda: str(uuid.uuid4()),
+        ngettext=Plurals(page.t).ngettext,
         fulfilment_labels=FULFILMENT_LABELS,
         order_status_labels=ORDER_STATUS_LABELS,
         channel_labels=CHANNEL_LABELS,
@@ -619,8 +636,11 @@ def store_return_form(
 
 
 # ------------------------------------------------------------------------------------------ actions
-def _form_context(page: Page, session: Session) -> StoreContext:
-    return store_context(page, session, page.field("store", "", max_chars=40) or None)
+def _form_context(page: Page) -> tuple[StoreContext, Here]:
+    """The store a form acts for (checked before anything else in the form), which must be chosen."""
+    with page.db.read() as session:
+        context = store_context(page, session, page.field("store", "", max_chars=40) or None)
+    return context, require_here(page, context)
 
 
 def _customer_field(page: Page, session: Session) -> str:
@@ -630,14 +650,13 @@ def _customer_field(page: Page, session: Session) -> str:
 @router.post("/console/store/reservations")
 def store_reserve(page: Page = Depends(form_for("store"))) -> Response:
     t = page.t
+    context, _ = _form_context(page)
     request_id = _request_id(page)
     quantity = _int_field(page, "quantity", t.gettext("Quantity"), 1, 1000)
     location_id = page.field("location", max_chars=40)
     sku = page.field("sku", max_chars=60).upper()
     now = utcnow()
     with page.db.write() as session:
-        context = _form_context(page, session)
-        require_here(page, context)
         customer = _customer_field(page, session)
         place = session.get(Location, location_id)
         if place is None or not stock.takes_reservations(session, location_id):
@@ -670,6 +689,7 @@ DELIVERY_METHODS = {"ship_from_warehouse": "home", "click_collect": "click_colle
 def store_order(page: Page = Depends(form_for("store"))) -> Response:
     """Endless aisle: the store orders for the customer what it lacks."""
     t = page.t
+    context, here = _form_context(page)
     request_id = _request_id(page)
     quantity = _int_field(page, "quantity", t.gettext("Quantity"), 1, 1000)
     sku = page.field("sku", max_chars=60).upper()
@@ -683,8 +703,6 @@ def store_order(page: Page = Depends(form_for("store"))) -> Response:
         pickup = page.field("relay", max_chars=40)
     now = utcnow()
     with page.db.write() as session:
-        context = _form_context(page, session)
-        here = require_here(page, context)
         customer = _customer_field(page, session)
         lines = [{"sku": sku, "quantity": quantity}]
         member = orders.is_member(session, customer)
@@ -735,12 +753,11 @@ def _reservation_here(page: Page, session: Session, here: Here, reservation_id: 
 def store_collect(reservation_id: str, page: Page = Depends(form_for("store"))) -> Response:
     """The customer picks up and pays in store; the loyalty card shown earns the points."""
     t = page.t
+    context, here = _form_context(page)
+    back = back_to(page, context, "/console/store")
     card = page.field("card", "", max_chars=40)
     now = utcnow()
     with page.db.write() as session:
-        context = _form_context(page, session)
-        here = require_here(page, context)
-        back = back_to(page, context, "/console/store")
         reservation = _reservation_here(page, session, here, reservation_id)
         if reservation.status == "collected" and reservation.order_id:
             number = session.scalar(select(Order.number).where(Order.id == reservation.order_id))
@@ -764,16 +781,15 @@ def store_collect(reservation_id: str, page: Page = Depends(form_for("store"))) 
         message = t.gettext("Handed over: order {number}, {total} paid in store.", number=order.number,
                             total=t.money(order.total, order.currency))  # fmt: skip
         if points:
-            message += " " + t.ngettext("{count} point earned.", "{count} points earned.", points)
+            message += " " + Plurals(t).ngettext("{count} point earned.", "{count} points earned.", points)
     return page.redirect(back, flash=message)
 
 
 @router.post("/console/store/reservations/{reservation_id}/cancel")
 def store_cancel(reservation_id: str, page: Page = Depends(form_for("store"))) -> Response:
+    context, here = _form_context(page)
+    back = back_to(page, context, "/console/store")
     with page.db.write() as session:
-        context = _form_context(page, session)
-        here = require_here(page, context)
-        back = back_to(page, context, "/console/store")
         reservation = _reservation_here(page, session, here, reservation_id)
         if reservation.status == "cancelled":
             return page.redirect(back, flash=page.t.gettext("This reservation was already cancelled."))
@@ -790,17 +806,24 @@ def store_return(order_id: str, page: Page = Depends(form_for("store"))) -> Resp
     """Goods of an order bought on any channel, brought back here: restocked here, refund recorded. A
     refusal (return period over, more than can still be returned) shows beside the form."""
     t = page.t
+    context, here = _form_context(page)
     request_id = _request_id(page)
     reason = page.field("reason", "", max_chars=300)
     now = utcnow()
     with page.db.read() as session:
-        context = _form_context(page, session)
-        here = require_here(page, context)
         order = session.get(Order, order_id[:60])
         if order is None:
             raise NotFound(t.gettext("No order {number}.", number=order_id[:60]))
+        done = session.scalar(
+            select(Return.id).where(Return.channel == CHANNEL, Return.request_id == request_id)
+        )
         bought = order_lines(session, [order.id]).get(order.id, [])
         deadline = _return_deadline(session, order)
+    target = context.link(
+        f"/console/store/customers/{order.profile_id}" if order.profile_id else "/console/store"
+    )
+    if done is not None:  # a second tap, or the page sent again
+        return page.redirect(target, flash=t.gettext("This return was already recorded."))
     values: dict[str, int] = {}
     problem, status = None, 400
     for line in bought:
@@ -839,8 +862,7 @@ def store_return(order_id: str, page: Page = Depends(form_for("store"))) -> Resp
                 if created
                 else t.gettext("This return was already recorded.")
             )  # fmt: skip
-            target = f"/console/store/customers/{order.profile_id}" if order.profile_id else "/console/store"
-            return page.redirect(context.link(target), flash=message)
+            return page.redirect(target, flash=message)
     with page.db.read() as session:
         return _return_page(page, session, context, order.id, error=problem, values=values, reason=reason,
                             status=status)  # fmt: skip
