@@ -374,6 +374,7 @@ class Pickup:
     number: str | None = None
     total: Any = None
     currency: str = "EUR"
+    channel: str = ""
 
 
 def pickups_at(
@@ -410,7 +411,7 @@ def pickups_at(
     for order in ready:
         found.append(Pickup("order", order.id, order.ready_on or order.created_at, order.profile_id,
                             [{"sku": line.sku, "quantity": line.quantity} for line in lines.get(order.id, [])],
-                            number=order.number, total=order.total, currency=order.currency))  # fmt: skip
+                            number=order.number, total=order.total, currency=order.currency, channel=order.channel))  # fmt: skip
     found.sort(key=lambda p: (p.since, p.id))
     return found[offset:wanted]
 
