@@ -13,6 +13,10 @@ The pieces, one job each:
   in :mod:`~parcours.demo.web`, :mod:`~parcours.demo.app`, :mod:`~parcours.demo.stores` and
   :mod:`~parcours.demo.conversations`;
 - :mod:`parcours.demo.personas` — each persona's journey through those channels;
+- :mod:`parcours.demo.households` — partners sharing a till: the identity conflicts to review;
+- :mod:`parcours.demo.service_desk` — the inbox: agents, teams, rules and conversations on every channel;
+- :mod:`parcours.demo.shop` — catalogue, stock, loyalty, recent orders, reservations, pickups, returns;
+- :mod:`parcours.demo.console_users` — a console sign-in for every role;
 - this module — :func:`populate`, which runs it all through the pipeline, and its result, :class:`DemoInfo`.
 """
 
@@ -39,7 +43,9 @@ from parcours.demo.catalogue import (
     SOURCES,
     STORES,
 )
+from parcours.demo.console_users import DEMO_LOGINS, DemoLogin, create_console_users
 from parcours.demo.helpers import DemoError
+from parcours.demo.households import shared_receipts
 from parcours.demo.journey import Pending, World
 from parcours.demo.people import DemoCustomer, Registry, make_customer
 from parcours.demo.personas import live
@@ -52,11 +58,13 @@ from parcours.models import Consent, Event, Identifier, IdentityConflict, MatchR
 
 # The catalogue's data stays importable from here, where earlier code found it.
 __all__ = [
+    "DEMO_LOGINS",
     "HISTORY_DAYS",
     "PRODUCTS",
     "STORES",
     "DemoError",
     "DemoInfo",
+    "DemoLogin",
     "ExampleCustomer",
     "populate",
 ]
@@ -95,6 +103,16 @@ class DemoInfo:
     agent_token: str  # the supervisor's (Sonia Martin) token for the agent API
     match_merges: int  # merges made by probabilistic matching (no identifier shared)
     match_reviews: int  # pairs waiting in the review queue
+    conversations_by_channel: dict[str, int]  # conversations by the channel they started on
+    snoozed: int
+    unassigned: int  # open or pending conversations nobody is assigned to
+    sla_breached: int  # conversations with a missed service-level target
+    sla_running: int  # conversations with a target still running
+    rated: int  # satisfaction answers
+    orders: int  # recent orders in the orders table
+    orders_by_channel: dict[str, int]
+    returns: int
+    logins: list[DemoLogin]  # console sign-ins, one or more per role
     seconds: float
     write_keys: dict[str, str]  # source name -> write key
     web_write_key: str
@@ -120,7 +138,28 @@ class DemoInfo:
             "waiting": self.waiting,
             "match_merges": self.match_merges,
             "match_reviews": self.match_reviews,
+            "conversations_by_channel": dict(self.conversations_by_channel),
+            "snoozed": self.snoozed,
+            "unassigned": self.unassigned,
+            "sla_breached": self.sla_breached,
+            "sla_running": self.sla_running,
+            "rated": self.rated,
+            "orders": self.orders,
+            "orders_by_channel": dict(self.orders_by_channel),
+            "returns": self.returns,
+            "logins": [(login.role, login.email) for login in self.logins],
         }
+
+    def console_lines(self, base_url: str) -> list[str]:
+        """The console's address and a sign-in for every role."""
+        lines = [f"  Console             {base_url.rstrip('/')}/console/   (every login's password: "
+                 f"{self.logins[0].password})" if self.logins else "  Console             no logins"]  # fmt: skip
+        email_width = max((len(login.email) for login in self.logins), default=0)
+        name_width = max((len(login.name) for login in self.logins), default=0)
+        for login in self.logins:
+            lines.append(f"    {login.role:<16} {login.email:<{email_width}}  {login.name:<{name_width}}  "
+                         f"{login.locale}  {login.what}")  # fmt: skip
+        return lines
 
     def summary(self, base_url: str) -> str:
         base = base_url.rstrip("/")
@@ -142,8 +181,18 @@ class DemoInfo:
             "reservations waiting in stores (GET /v1/availability/MA-CAP-002?near=48.86,2.35)"
         )
         lines.append(
+            f"  Orders              {self.orders:,} in the last four weeks ("
+            + ", ".join(f"{channel} {number}" for channel, number in self.orders_by_channel.items())
+            + f"), {self.returns} returned"
+        )
+        lines.append(
             f"  Service client      {self.conversations:,} conversations in the inbox, {self.waiting:,} waiting "
-            "for an answer (GET /v1/inbox/conversations)"
+            f"for an answer, {self.unassigned} unassigned, {self.snoozed} snoozed, {self.sla_breached} past an "
+            f"SLA target, {self.rated} satisfaction answers (GET /v1/inbox/conversations)"
+        )
+        lines.append(
+            "  Channels            "
+            + "  ".join(f"{channel} {number}" for channel, number in self.conversations_by_channel.items())
         )
         if self.match_merges:
             lines.append(f"  Matched by name     {self.match_merges:,} profiles merged by probabilistic matching "
@@ -152,6 +201,7 @@ class DemoInfo:
             lines.append(f"  Likely matches      {self.match_reviews:,} to review (GET /v1/identity/matches)")
         if self.conflicts:
             lines.append(f"  Identity conflicts  {self.conflicts:,} to review (GET /v1/identity/conflicts)")
+        lines += ["", *self.console_lines(base)]
         lines += [
             "",
             f"  API                 {base}",
@@ -256,7 +306,9 @@ def populate(
     """Create the retailer's sources, a token and ``customers`` customers' histories; return what was made.
 
     The same seed gives the same population and the same counts. History ends at midnight UTC of the day
-    of ``now`` (today by default) and starts eighteen months earlier.
+    of ``now`` (today by default) and starts eighteen months earlier; the inbox's newest requests, the
+    reservations and the pickups to hand over are dated in the hours before ``now`` itself, so they are
+    current when the server starts. Console users of every role are created (:data:`DEMO_LOGINS`).
     """
     if customers < 1:
         raise ValueError("customers: must be at least 1")
@@ -281,8 +333,11 @@ def populate(
         live(world, customer, rng)
 
     _ingest(database, settings, sources, world.pending, batch_size)
-    desk = seed_service_desk(database, settings, population, end, seed)
-    shop = seed_shop(database, population, end, seed)
+    _ingest(database, settings, sources, shared_receipts(database, population, end, seed), batch_size)
+    desk = seed_service_desk(database, settings, population, end, seed, now=moment)
+    shop = seed_shop(database, population, end, seed, now=moment)
+    with database.write() as session:
+        logins = create_console_users(session)
 
     with database.read() as session:
         by_channel = Counter(
@@ -329,6 +384,16 @@ def populate(
         agent_token=desk.agent_token,
         match_merges=match_merges or 0,
         match_reviews=match_reviews or 0,
+        conversations_by_channel=desk.by_channel,
+        snoozed=desk.snoozed,
+        unassigned=desk.unassigned,
+        sla_breached=desk.sla_breached,
+        sla_running=desk.sla_running,
+        rated=desk.rated,
+        orders=shop.orders,
+        orders_by_channel=shop.orders_by_channel,
+        returns=shop.returns,
+        logins=logins,
         seconds=time.perf_counter() - started,
         write_keys=write_keys,
         web_write_key=write_keys[SOURCES[0][1]],

@@ -1,4 +1,5 @@
-"""What the demo generator's modules share: its error, and small helpers for text, phones, money and time."""
+"""What the demo generator's modules share: its error, and small helpers for text, phones, money, time and
+looking up who holds an identifier."""
 
 from __future__ import annotations
 
@@ -9,6 +10,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import phonenumbers
+from sqlalchemy import select
+
+from parcours.db.engine import Database
+from parcours.models import Identifier
 
 
 class DemoError(RuntimeError):
@@ -49,3 +54,16 @@ def is_valid_phone(e164: str) -> bool:
 
 def rng_uuid(rng: random.Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def profiles_holding(database: Database, kind: str, values: list[str]) -> dict[str, str]:
+    """Identifier value (as stored) -> the profile holding it now; values nobody holds are absent."""
+    found: dict[str, str] = {}
+    with database.read() as session:
+        for start in range(0, len(values), 500):
+            part = values[start : start + 500]
+            query = select(Identifier.value, Identifier.profile_id).where(
+                Identifier.kind == kind, Identifier.value.in_(part)
+            )
+            found.update((value, profile_id) for value, profile_id in session.execute(query))
+    return found
