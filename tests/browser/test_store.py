@@ -142,3 +142,68 @@ def test_associate_hands_over_a_pickup_with_the_loyalty_card_shown(
         points = session.scalar(select(LoyaltyEntry.points).where(LoyaltyEntry.order_id == order.id))
         assert points == 25
     assert level(console.db, "PAR-RIV") == (5, 0)  # 8 in, 1 sold to the click & collect order, 2 handed over
+
+
+def test_a_web_order_returned_in_store_in_french(tablet_page: Page, console: Console) -> None:
+    page = tablet_page
+    set_viewport(page, "tablet_portrait")
+    world = make_world(console.db, console.settings)
+    shop_history(console, world)  # CMD-200001: 4 capsules on the web, 32 days ago; CMD-200002: 2 on the app
+    email, password = console.user(
+        "store_associate", name="Sasha Martin", location_code="PAR-RIV", locale="fr"
+    )
+    sign_in(page, console, email, password)
+    page.goto(console.path("/console/store"))
+    page.get_by_label("Carte de fidélité, téléphone, e-mail ou nom").fill("camille.leger@example.fr")
+    page.get_by_role("button", name="Chercher", exact=True).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Camille Léger")
+    orders_table = page.get_by_role("region", name="Commandes récentes, tous canaux")
+    orders_table.get_by_role("row").filter(has_text="CMD-200002").get_by_role("link").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Retour de la commande CMD-200002")
+
+    # More than was bought: refused beside the form, what was typed kept.
+    quantity = page.get_by_label("Quantité de Capsules Lungo x10 retournée")
+    quantity.fill("3")
+    page.get_by_label("Motif").fill("Goût trop fort")
+    page.evaluate("document.querySelector('#q-CAF-LUNGO').removeAttribute('max')")  # past the browser's check
+    page.get_by_role("button", name="Enregistrer le retour et rembourser").click()
+    expect(page.get_by_role("alert")).to_have_text("CAF-LUNGO\u00a0: 2 au plus peuvent être retournés.")
+    expect(page.get_by_label("Motif")).to_have_value("Goût trop fort")
+    assert_accessible(page)
+
+    page.get_by_label("Quantité de Capsules Lungo x10 retournée").fill("1")
+    page.get_by_role("button", name="Enregistrer le retour et rembourser").click()
+    expect(page.get_by_role("status").first).to_contain_text(
+        "Retour enregistré pour la commande CMD-200002\u00a0: remboursement de 12,50\u00a0€"
+    )
+    expect(page.get_by_role("heading", level=1)).to_have_text("Camille Léger")
+    expect(page.get_by_text("1 retourné(s)")).to_be_visible()
+    assert_accessible(page)
+    assert level(console.db, "PAR-RIV") == (1, 0)  # restocked in the store that took it back
+
+    # The older web order is past the 30 days of the default return policy: no button, a clear reason.
+    page.goto(console.path("/console/store"))
+    page.get_by_label("Numéro de commande").fill("CMD-200001")
+    page.get_by_role("button", name="Ouvrir la commande").click()
+    expect(page.get_by_text("Le délai de retour de cette commande a pris fin le")).to_be_visible()
+    expect(page.get_by_role("button", name="Enregistrer le retour et rembourser")).to_have_count(0)
+    assert_accessible(page)
+
+
+def test_an_admin_chooses_the_store_and_checks_stock_without_a_customer(page: Page, console: Console) -> None:
+    make_world(console.db, console.settings)
+    email, password = console.user("admin")
+    sign_in(page, console, email, password)
+    page.goto(console.path("/console/store"))
+    expect(page.get_by_role("region", name="Pickups to hand over today")).to_have_count(0)
+    assert_accessible(page)
+    page.get_by_label("Store you work for").select_option(label="Versailles Parly")
+    page.get_by_role("button", name="Open this store").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Versailles Parly")
+    page.get_by_label("SKU, EAN or product name").fill(SKU.lower())
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/console/store/stock\?sku=CAF-LUNGO&store=VER$"))
+    expect(page.locator("table.stock tbody tr").first).to_contain_text("Versailles Parly")
+    expect(page.get_by_text("No customer chosen")).to_be_visible()
+    expect(page.get_by_role("button", name=re.compile("^Reserve here"))).to_have_count(0)
+    assert_accessible(page)
