@@ -451,3 +451,29 @@ def test_unknown_things_are_404(api: Api, path: str) -> None:
     make_world(api.db, api.settings)
     browser, _ = associate(api)
     assert browser.get(path).status_code == 404
+
+
+def test_pickups_are_listed_fifty_a_page_oldest_first(api: Api) -> None:
+    make_world(api.db, api.settings)
+    now = utcnow()
+    with api.db.write() as session:
+        stock.receive(session, OTHER_SKU, "PAR-RIV", 100, now=now)
+        made = [
+            reservations.reserve(
+                session,
+                location_id="PAR-RIV",
+                lines=[{"sku": OTHER_SKU, "quantity": 1}],
+                channel="web",
+                request_id=f"web-{n}",
+                profile_id=None,
+                now=now - timedelta(minutes=60 - n),
+            )[0].id
+            for n in range(55)
+        ]
+    browser, _ = associate(api)
+    first = browser.get("/console/store")
+    shown = re.findall(r"/console/store/reservations/([^/]+)/collect", first.text)
+    assert shown == made[:50] and "Next page" in first.text and "Previous page" not in first.text
+    second = browser.get("/console/store", params={"offset": 50})
+    assert re.findall(r"/console/store/reservations/([^/]+)/collect", second.text) == made[50:]
+    assert "Next page" not in second.text and "Previous page" in second.text
