@@ -12,7 +12,7 @@ import base64
 import binascii
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -197,6 +197,23 @@ SURNAME_SOUND_AND_YEAR = _RULE_NUMBER["surname sound + birth year"]  # "{n}:{NYS
 
 
 # ------------------------------------------------------------------------------------------ helpers
+def plural(t: Translator) -> Callable[..., str]:
+    """``ngettext`` for this area's templates: the French catalogues hold each form of a plural message as
+    its own entry (``parcours.console.messages``), which ``Translator.ngettext`` does not look up (it asks
+    gettext for a plural entry), so it answers in English. This picks the form by the locale's rule and
+    translates that form."""
+
+    def ngettext(singular: str, plural_form: str, count: int, **values: object) -> str:
+        one = count <= 1 if t.locale == "fr" else count == 1
+        return t.gettext(singular if one else plural_form, count=t.number(count), **values)
+
+    return ngettext
+
+
+def render(page: Page, template: str, **values: Any) -> Response:
+    return page.render(template, ngettext=plural(page.t), **values)
+
+
 def _moment(value: str | datetime | None) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
@@ -494,7 +511,8 @@ def customers(page: Page = Depends(page_for("customers"))) -> Response:
             has_next = len(ids) > PAGE_SIZE
             total = None
             rows = customer_rows(session, ids[:PAGE_SIZE])
-    return page.render(
+    return render(
+        page,
         "customers/search.html",
         query=query,
         rows=rows,
@@ -741,7 +759,8 @@ def customer(profile_id: str, page: Page = Depends(page_for("customers"))) -> Re
         entry["created_at"] = _moment(entry["created_at"])
     if member["next_expiry"]:
         member["next_expiry"]["at"] = _moment(member["next_expiry"]["at"])
-    return page.render(
+    return render(
+        page,
         "customers/customer.html",
         customer=view,
         name=display_name(view["traits"]),
@@ -1060,7 +1079,8 @@ def graph(profile_id: str, page: Page = Depends(page_for("customers"))) -> Respo
             return page.redirect(f"/console/customers/{active}/graph")
         data = identity_graph(session, active)
     boxes, width, height = graph_drawing(data["root"])
-    return page.render(
+    return render(
+        page,
         "customers/graph.html",
         graph=data,
         boxes=boxes,
@@ -1196,7 +1216,8 @@ def review_queue(page: Page = Depends(page_for("identity"))) -> Response:
         pending = session.scalar(
             select(func.count()).select_from(MatchReview).where(MatchReview.status == "pending")
         )
-    return page.render(
+    return render(
+        page,
         "customers/review.html",
         pairs=pairs,
         review_status=status,
