@@ -304,7 +304,8 @@ def test_a_thread_across_channels_with_the_customer_beside_it(api: Api) -> None:
     # The same page in French.
     french, _, _ = person(api, "supervisor", "Chloé Dupont", locale="fr")
     fr = french.get(f"/console/conversations/{conversation}").text
-    assert "119,80\u00a0€" in fr
+    assert "Conversation avec Ana Martin" in fr and "Répondre par" in fr and "Reçu" in fr
+    assert "119,80\u00a0€" in fr and "119 points" in fr and "Carte de fidélité" in fr
 
 
 # ------------------------------------------------------------------------------------------ actions

@@ -13,7 +13,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,7 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from parcours.auth import users
 from parcours.auth.users import UserInfo
 from parcours.commerce import loyalty
-from parcours.console.i18n import N_
+from parcours.console.i18n import N_, Translator
 from parcours.console.web import SECURITY_HEADERS, SESSION_COOKIE, Page, form_for, page_for
 from parcours.db.types import utcnow
 from parcours.errors import Forbidden, InvalidInput, NotAuthenticated, NotFound
@@ -146,9 +146,22 @@ NAME_TRAITS = ("name", "firstName", "lastName", "first_name", "last_name")
 ACTIVE_CLOCKS = ("running", "warned", "breached")
 
 
-def labels() -> dict[str, Any]:
+def plural(t: Translator) -> Callable[..., str]:
+    """``ngettext`` for the inbox's templates. The catalogues keep each English form as a msgid of its
+    own (``messages update`` adds them one by one), which ``Translator.ngettext`` does not look up: pick
+    the form by the locale's rule (French: 0 and 1 are singular) and translate it as a plain string."""
+
+    def ngettext(singular: str, plural_form: str, count: int, **values: object) -> str:
+        one = count == 1 if t.locale == "en" else count <= 1
+        return t.gettext(singular if one else plural_form, count=t.number(count), **values)
+
+    return ngettext
+
+
+def labels(page: Page) -> dict[str, Any]:
     """The translated words the inbox templates show for the domain's codes."""
     return {
+        "ngettext": plural(page.t),
         "channel_labels": CHANNEL_LABELS,
         "status_labels": STATUS_LABELS,
         "priority_labels": PRIORITY_LABELS,
@@ -225,13 +238,11 @@ class Customer:
 
 
 def display_name(traits: dict[str, Any] | None) -> str:
+    """First and last name (as the customer gave them), else the name a channel knew them by."""
     traits = traits or {}
-    name = str(traits.get("name") or "").strip()
-    if name:
-        return name
     first = str(traits.get("firstName") or traits.get("first_name") or "").strip()
     last = str(traits.get("lastName") or traits.get("last_name") or "").strip()
-    return " ".join(part for part in (first, last) if part)
+    return " ".join(part for part in (first, last) if part) or str(traits.get("name") or "").strip()
 
 
 def customers(session: Session, profile_ids: Iterable[str]) -> dict[str, Customer]:
@@ -509,7 +520,7 @@ def inbox(
         next_link=link(number=number + 1) if len(found) > PAGE_SIZE else None,
         view_link=lambda v: link(view=v, number=1),
         current_link=link(number=number),
-        **labels(),
+        **labels(page),
     )
 
 
@@ -571,7 +582,7 @@ def customer_panel(
     shown_traits = [
         (key, _trait_text(value))
         for key, value in sorted(traits.items())
-        if key not in NAME_TRAITS and value not in (None, "", [], {})
+        if key not in NAME_TRAITS and key not in IDENTIFIER_LABELS and value not in (None, "", [], {})
     ]
     events = list(
         session.scalars(
@@ -711,7 +722,7 @@ def conversation_page(
         sla=sla,
         snooze_default=_snooze_default(page, now),
         **context,
-        **labels(),
+        **labels(page),
     )
 
 
@@ -734,7 +745,7 @@ def new_messages(conversation_id: str, after: str = "", page: Page = Depends(pag
         messages = list(session.scalars(query.order_by(Message.sent_at, Message.seq).limit(THREAD_SIZE)))
         customer_name = customers(session, [conversation.profile_id])[conversation.profile_id].name
         context = message_context(session, messages, customer_name)
-    return page.render("inbox/messages.html", messages=messages, **context, **labels())
+    return page.render("inbox/messages.html", messages=messages, **context, **labels(page))
 
 
 @router.get("/console/messages/{message_id}/attachments/{index}")
