@@ -208,6 +208,7 @@ def test_the_customer_page_shows_everything_known_on_every_channel(api: Api) -> 
         assert name in html, name
     assert html.index("Order Picked Up") < html.index("Store Visited")  # newest first
     assert "via Caisses" in text and "W-1001" in text
+    assert "Message Received" in text and "Mon moulin est-il parti ?" in text  # the message's words
     # Orders, reservations, loyalty, satisfaction, conversations.
     assert number in text and "€17.80" in text and "Home delivery" in text and "2 items" in text
     assert "Lille Grand Place" in text and "Held" in text and "1 unit" in text

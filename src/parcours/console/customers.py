@@ -47,6 +47,7 @@ from parcours.models import (
     MatchReview,
     Merge,
     MergeBlock,
+    Message,
     Order,
     OrderLine,
     Profile,
@@ -155,6 +156,12 @@ TRAIT_LABELS = {
     "loyaltyCard": N_("Loyalty card"),
     "loyaltyProgram": N_("Loyalty programme"),
     "createdAt": N_("Account created"),
+    "loyalty_card": N_("Loyalty card"),
+    "posCustomerId": N_("Till customer id"),
+    "postalCode": N_("Postcode"),
+    "city": N_("Town"),
+    "csatScore": N_("Last satisfaction score"),
+    "csatAnsweredAt": N_("Last satisfaction answer"),
 }
 # The matcher's fields and its comparison levels (matching/compare.py), as a reviewer reads them.
 MATCH_FIELD_LABELS = {
@@ -572,6 +579,11 @@ def _event_summary(page: Page, properties: dict[str, Any]) -> list[str]:
     return summary
 
 
+def _excerpt(text: str, limit: int = 160) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+
 def timeline_page(
     page: Page,
     session: Session,
@@ -608,9 +620,19 @@ def timeline_page(
             select(Source.id, Source.name).where(_in_chunks(Source.id, {r.source_id for r in rows}))
         ).all()
     )
+    # A message's event shows its words (one statement for the page's messages).
+    message_ids = {
+        str(r.properties["inbox_message_id"])
+        for r in rows
+        if isinstance(r.properties, dict) and r.properties.get("inbox_message_id")
+    }
+    bodies = dict(
+        session.execute(select(Message.id, Message.body).where(_in_chunks(Message.id, message_ids))).all()
+    )
     events = []
     for row in rows:
         properties = row.properties if isinstance(row.properties, dict) else {}
+        body = bodies.get(str(properties.get("inbox_message_id")))
         events.append(
             TimelineEvent(
                 id=row.id,
@@ -619,7 +641,7 @@ def timeline_page(
                 channel=row.channel,
                 timestamp=row.timestamp,
                 source=sources.get(row.source_id, row.source_id),
-                summary=_event_summary(page, properties),
+                summary=([_excerpt(body)] if body else []) + _event_summary(page, properties),
                 details=[(key, trait_text(value)) for key, value in properties.items()][:40],
             )
         )
