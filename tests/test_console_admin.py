@@ -112,7 +112,9 @@ def test_the_index_sums_up_each_section(api: Api, admin: tuple[httpx.Client, str
     assert "1 active user, 1 administrator" in page
     assert "9 identifier kinds; merge at 0.99, review from 0.8" in page
     assert "1 article (en 1)" in page
-    assert "partly configured: E-mail, Web chat widget; not configured: Twilio: SMS and WhatsApp, Meta" in page
+    assert (
+        "Partly configured: E-mail, Web chat widget; Not configured: Twilio: SMS and WhatsApp, Meta" in page
+    )
 
 
 # --------------------------------------------------------------------------------- sources, tokens
@@ -607,7 +609,7 @@ def test_the_admin_area_speaks_french(api: Api) -> None:
     api.app.state.sign_in_throttle = SignInThrottle()
     browser, csrf = signed_in(api, "admin", locale="fr")
     index = browser.get("/console/admin").text
-    assert '<html lang="fr">' in index and "Sources et jetons d’API" in index
+    assert '<html lang="fr">' in index and "Sources et jetons d\u2019API" in index
     assert "1 utilisateur actif" in index
     blank = browser.post(
         "/console/admin/teams", data={"csrf_token": csrf, "name": "", "assignment": "least_busy"}

@@ -321,11 +321,11 @@ def admin_home(page: Page = Depends(page_for(ADMIN))) -> Response:
     off = [t.gettext(a.title) for a in adapters if a.state == "off"]
     channel_parts = []
     if ready:
-        channel_parts.append(t.gettext("configured: {names}", names=", ".join(ready)))
+        channel_parts.append(t.gettext("Configured: {names}", names=", ".join(ready)))
     if partly:
-        channel_parts.append(t.gettext("partly configured: {names}", names=", ".join(partly)))
+        channel_parts.append(t.gettext("Partly configured: {names}", names=", ".join(partly)))
     if off:
-        channel_parts.append(t.gettext("not configured: {names}", names=", ".join(off)))
+        channel_parts.append(t.gettext("Not configured: {names}", names=", ".join(off)))
     articles = sum(int(n) for n in per_language.values())
     forms = Plurals(t)
     states = {
