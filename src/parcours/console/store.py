@@ -275,14 +275,22 @@ def search_names(session: Session, text: str) -> list[tuple[str, dict[str, Any]]
         return []
     first, last, full = _name_columns()
     haystack = literal(" ", String) + first + " " + last + " " + full
-    query = select(Profile.id, Profile.traits).where(Profile.merged_into_id.is_(None))
+    email = Profile.traits["email"].as_string()
+    city = Profile.traits[("address", "city")].as_string()
+    # Only the name, e-mail and city of each row, never the whole traits document.
+    query = select(Profile.id, first, last, full, email, city).where(Profile.merged_into_id.is_(None))
     for word in words:
         query = query.where(haystack.ilike(loose_pattern(word)))
     found = []
-    for profile_id, traits in session.execute(query.limit(1000)):
-        name_words = re.split(
-            r"[\s\-']+", fold(" ".join((display_name(traits), str(traits.get("name") or ""))))
-        )
+    for profile_id, given, surname, name, mail, town in session.execute(query.limit(1000)):
+        traits = {
+            "firstName": given,
+            "lastName": surname,
+            "name": name,
+            "email": mail,
+            "address": {"city": town},
+        }
+        name_words = re.split(r"[\s\-']+", fold(f"{display_name(traits)} {name or ''}"))
         if all(any(part.startswith(word) for part in name_words) for word in words):
             found.append((profile_id, traits))
     found.sort(key=lambda row: (fold(display_name(row[1])), row[0]))
