@@ -8,6 +8,7 @@ import re
 import httpx
 
 from parcours.auth import users
+from parcours.commerce import stock
 from parcours.models import Location
 from tests.conftest import Api
 
@@ -30,6 +31,7 @@ def add_store(api: Api, location_id: str = "store-lyon", **fields: object) -> st
     }  # fmt: skip
     with api.db.write() as session:
         session.add(Location(id=location_id, **values))
+    stock.forget_places()  # availability keeps locations for a few seconds
     return location_id
 
 

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from parcours.auth import users
 from parcours.cli import app as cli
 from parcours.console import messages
+from parcours.console.i18n import translator
 from parcours.console.web import SignInThrottle, safe_next
 from parcours.db.types import utcnow
 from parcours.errors import Conflict, InvalidInput, TooManyRequests
@@ -267,3 +268,17 @@ def test_user_cli(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_every_console_string_has_a_french_translation() -> None:
     gaps = messages.missing()
     assert not gaps, "\n".join(f"{area}.po: {text}" for area, found in gaps.items() for text in found)
+    clashes = messages.conflicts()
+    assert not clashes, f"strings translated differently in two catalogues: {clashes}"
+
+
+def test_plurals_follow_each_languages_rule() -> None:
+    english, french = translator("en", "Europe/Paris"), translator("fr", "Europe/Paris")
+    assert english.ngettext("{count} order", "{count} orders", 0) == "0 orders"
+    assert english.ngettext("{count} order", "{count} orders", 1) == "1 order"
+    assert english.ngettext("{count} order", "{count} orders", 12345) == "12,345 orders"
+    # French says "0 ..." in the singular; the numbers use French grouping.
+    assert french.ngettext("Welcome, {name}", "{count} unused", 0, name="Léa") == "Bienvenue, Léa"
+    assert french.number(12345) == "12\u202f345"
+    assert french.money("1234.5", "EUR") == "1\u202f234,50\xa0€"
+    assert english.money("1234.5", "EUR") == "€1,234.50"

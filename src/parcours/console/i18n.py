@@ -41,11 +41,14 @@ def translations(locale: str) -> NullTranslations:
     if not files:
         return NullTranslations()
     merged = Catalog(locale=locale)
+    # console.po first: a string shared by several areas keeps its translation from there
+    # (``messages check`` reports a string two catalogues translate differently).
+    files.sort(key=lambda path: path.name != "console.po")
     for path in files:
         with path.open("rb") as handle:
             catalog = read_po(handle, locale=locale)
         for message in catalog:
-            if message.id and message.string and not message.fuzzy:
+            if message.id and message.string and not message.fuzzy and message.id not in merged:
                 merged[message.id] = message
     buffer = io.BytesIO()
     write_mo(buffer, merged)
@@ -69,8 +72,10 @@ class Translator:
         return text.format(**values) if values else text
 
     def ngettext(self, singular: str, plural: str, count: int, **values: object) -> str:
-        text = self._translations.ngettext(singular, plural, count)
-        return text.format(count=self.number(count), **values)
+        """The form the user's language uses for ``count`` (French: 0 and 1 are singular), translated.
+        The catalogues hold each English form as a message of its own."""
+        form = singular if Locale.parse(self.locale).plural_form(count) == "one" else plural
+        return self.gettext(form, count=self.number(count), **values)
 
     def datetime(self, moment: dt.datetime | None, style: str = "medium") -> str:
         if moment is None:

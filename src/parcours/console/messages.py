@@ -69,6 +69,16 @@ def translated_ids(locale: str = "fr") -> set[str]:
     return ids
 
 
+def conflicts(locale: str = "fr") -> dict[str, dict[str, str]]:
+    """{message: {catalogue: translation}} of strings two catalogues translate differently."""
+    seen: dict[str, dict[str, str]] = defaultdict(dict)
+    for path in sorted((CONSOLE_DIR / "locales" / locale / "LC_MESSAGES").glob("*.po")):
+        for message in read_catalogue(path, locale):
+            if message.id and message.string and not message.fuzzy:
+                seen[str(message.id)][path.name] = str(message.string)
+    return {text: where for text, where in seen.items() if len(set(where.values())) > 1}
+
+
 def missing(locale: str = "fr") -> dict[str, dict[str, list[str]]]:
     done = translated_ids(locale)
     return {
@@ -104,7 +114,10 @@ def main(argv: list[str]) -> int:
     for area, messages in sorted(gaps.items()):
         for text, where in messages.items():
             print(f"{area}.po: {text!r} ({where[0]})")
-    return 1 if gaps else 0
+    clashes = conflicts()
+    for text, where in sorted(clashes.items()):
+        print(f"translated differently: {text!r}: " + "; ".join(f"{f}: {t!r}" for f, t in where.items()))
+    return 1 if gaps or clashes else 0
 
 
 if __name__ == "__main__":
