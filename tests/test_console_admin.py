@@ -204,7 +204,7 @@ def test_api_tokens_are_shown_once_then_revoked(api: Api, admin: tuple[httpx.Cli
 
 
 def test_long_lists_are_paginated(api: Api, admin: tuple[httpx.Client, str]) -> None:
-    browser, _ = admin
+    browser, csrf = admin
     with api.db.write() as session:
         from parcours.auth.service import create_source
 
@@ -219,6 +219,8 @@ def test_long_lists_are_paginated(api: Api, admin: tuple[httpx.Client, str]) -> 
         and 'href="/console/admin/sources"' in second
     )
     assert browser.get("/console/admin/sources?page=zero").status_code == 400
+    refused = browser.post("/console/admin/sources", data={"csrf_token": csrf, "name": "", "channel": "web"})
+    assert refused.status_code == 400 and 'href="/console/admin/sources?page=2"' in refused.text
 
 
 # -------------------------------------------------------------------------------------------- channels

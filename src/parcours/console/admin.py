@@ -130,16 +130,19 @@ def _paged(
     session: Session,
     query: Select[*tuple[Any, ...]],
     page: Page,
+    path: str,
     *,
     name: str = "page",
     keep: dict[str, str] | None = None,
 ) -> Paged:
+    """The ``name`` page (from the query) of ``query``'s rows, with links to the pages around it on the
+    list at ``path`` (the page may be shown again by a form posted elsewhere)."""
     number = _page_number(page, name)
     rows = list(session.execute(query.limit(PAGE_SIZE + 1).offset((number - 1) * PAGE_SIZE)).all())
 
     def url(n: int) -> str:
         params = {**(keep or {}), **({name: str(n)} if n > 1 else {})}
-        return page.request.url.path + ("?" + urlencode(params) if params else "")
+        return path + ("?" + urlencode(params) if params else "")
 
     return Paged(
         rows[:PAGE_SIZE],
@@ -357,6 +360,7 @@ def _sources_page(page: Page, *, status: int = 200, **values: Any) -> Response:
                 Source.disabled_at.is_not(None), Source.name
             ),
             page,
+            "/console/admin/sources",
         )
         tokens = _paged(
             session,
@@ -364,12 +368,11 @@ def _sources_page(page: Page, *, status: int = 200, **values: Any) -> Response:
                 ApiToken.revoked_at.is_not(None), ApiToken.name
             ),
             page,
+            "/console/admin/sources",
             name="tokens_page",
         )
-    new_secret = values.pop("new_secret", None)
     ticket = page.request.query_params.get("shown")
-    if new_secret is None and ticket:
-        new_secret = NEW_SECRETS.take(_owner(page), ticket[:100]) or {"kind": "gone"}
+    new_secret = (NEW_SECRETS.take(_owner(page), ticket[:100]) or {"kind": "gone"}) if ticket else None
     return _render(
         page,
         "admin/sources.html",
@@ -673,7 +676,11 @@ def _update_agent(
 def _teams_page(page: Page, *, status: int = 200, **values: Any) -> Response:
     with page.db.read() as session:
         teams = _paged(
-            session, select(Team.id, Team.name, Team.assignment).order_by(Team.name), page, name="teams_page"
+            session,
+            select(Team.id, Team.name, Team.assignment).order_by(Team.name),
+            page,
+            "/console/admin/teams",
+            name="teams_page",
         )
         team_ids = [row.id for row in teams.rows]
         members: dict[str, list[Any]] = {team_id: [] for team_id in team_ids}
@@ -684,7 +691,12 @@ def _teams_page(page: Page, *, status: int = 200, **values: Any) -> Response:
             .order_by(Agent.name)
         ):
             members[row.team_id].append(row)
-        agents = _paged(session, select(Agent).where(Agent.disabled_at.is_(None)).order_by(Agent.name), page)
+        agents = _paged(
+            session,
+            select(Agent).where(Agent.disabled_at.is_(None)).order_by(Agent.name),
+            page,
+            "/console/admin/teams",
+        )
         agent_rows = [row[0] for row in agents.rows]
         agent_ids = [a.id for a in agent_rows]
         teams_of: dict[str, list[str]] = {agent_id: [] for agent_id in agent_ids}
@@ -801,7 +813,7 @@ def set_availability(agent_id: str, page: Page = Depends(form_for(ADMIN))) -> Re
         message += " " + Plurals(t).ngettext(
             "{count} conversation reassigned.", "{count} conversations reassigned.", len(moved)
         )
-    return page.redirect(page.field("back", "/console/admin/teams", max_chars=300), flash=message)
+    return page.redirect("/console/admin/teams", flash=message)
 
 
 def _agent_page(page: Page, agent_id: str, *, status: int = 200, **values: Any) -> Response:
@@ -870,6 +882,7 @@ def _users_page(page: Page, *, status: int = 200, **values: Any) -> Response:
             .outerjoin(Location, Location.id == User.location_id)
             .order_by(User.disabled_at.is_not(None), User.name, User.email),
             page,
+            "/console/admin/users",
         )
         stores = _stores(session)
     return _render(
@@ -1146,7 +1159,13 @@ def _knowledge_page(page: Page, *, status: int = 200, **values: Any) -> Response
     if language:
         query = query.where(KnowledgeArticle.language == language)
     with page.db.read() as session:
-        articles = _paged(session, query, page, keep={"language": language} if language else None)
+        articles = _paged(
+            session,
+            query,
+            page,
+            "/console/admin/knowledge",
+            keep={"language": language} if language else None,
+        )
     return _render(
         page,
         "admin/knowledge.html",
