@@ -10,9 +10,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from parcours.commerce import loyalty, orders, reservations, stock
+from parcours.console import customers
 from parcours.identity import service as identity
 from parcours.inbox import csat
 from parcours.inbox.service import Inbound, get_conversation, receive, set_status
@@ -147,6 +149,23 @@ def test_search_finds_a_customer_by_any_identifier_typed_any_way_and_by_name(api
     # Without a query: the most recently seen first (Paul after Léa).
     assert rows_of(browser.get("/console/customers").text) == [paul_id, lea_id]
     assert browser.get("/console/customers", params={"q": "x" * 321}).status_code == 400
+
+
+def test_names_are_found_the_same_whether_the_key_index_sorts_by_code_point_or_not(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lea_id, _ = lea(api)
+    paul_id = paul(api)
+    browser, _ = signed_in(api, "agent")
+    queries = ("mart", "Martin", "lea martin", "DURAND Paul", "pau", "bob smith")
+    by_range = [rows_of(browser.get("/console/customers", params={"q": q}).text) for q in queries]
+    assert by_range == [[lea_id], [lea_id], [lea_id], [paul_id], [paul_id], []]
+    if api.db.engine.dialect.name == "sqlite":
+        with api.db.read() as session:
+            assert customers.keys_sort_bytewise(session)
+    # A linguistic collation (en_US...): prefixes through LIKE instead of a range, the same answers.
+    monkeypatch.setattr(customers, "keys_sort_bytewise", lambda session: False)
+    assert [rows_of(browser.get("/console/customers", params={"q": q}).text) for q in queries] == by_range
 
 
 def test_the_list_of_customers_is_paginated(api: Api) -> None:

@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 from babel.numbers import format_percent
 from fastapi import APIRouter, Depends, Response
 from sqlalchemy import ColumnElement, and_, func, or_, select, tuple_
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 
 from parcours.commerce import loyalty
@@ -400,12 +401,34 @@ def identifier_matches(session: Session, registry: KindRegistry, text: str) -> t
     return list(dict.fromkeys(pid for pid, _ in ordered)), None
 
 
+# Collations that order text by code point, where a range ``[prefix, prefix + U+FFFF)`` is exactly "starts
+# with prefix" and a plain index serves it (SQLite's BINARY; PostgreSQL's C, POSIX and C.UTF-8).
+BYTEWISE_COLLATIONS = frozenset({"c", "posix", "c.utf-8", "c.utf8"})
+_bytewise_databases: dict[str, bool] = {}
+
+
+def keys_sort_bytewise(session: Session) -> bool:
+    """Whether this database compares ``match_keys.key`` by code point (asked once per database)."""
+    bind = session.get_bind()
+    if bind.dialect.name == "sqlite":
+        return True
+    url = bind.engine.url.render_as_string(hide_password=True)
+    if url not in _bytewise_databases:
+        collation = None
+        if bind.dialect.name == "postgresql":
+            collation = session.scalar(
+                sql_text("SELECT datcollate FROM pg_database WHERE datname = current_database()")
+            )
+        _bytewise_databases[url] = str(collation or "").lower() in BYTEWISE_COLLATIONS
+    return _bytewise_databases[url]
+
+
 def _key_prefix(session: Session, prefix: str) -> ColumnElement[bool]:
-    """``match_keys.key`` starting with ``prefix``, in a form each database answers from the key index:
-    a range on SQLite (binary collation; its LIKE ignores case and skips the index), LIKE on PostgreSQL
-    (the index serves it under the C collation; a range would be wrong under a linguistic collation).
+    """``match_keys.key`` starting with ``prefix``: a range, which the key index answers, where keys sort
+    by code point; otherwise LIKE (always right; under a linguistic collation such as en_US a range
+    would not be, and PostgreSQL then reads the whole table: keep ``match_keys`` under C for big bases).
     Keys and prefixes hold only ``[a-z0-9 |:]`` and NYSIIS capitals: no LIKE wildcard to escape."""
-    if session.get_bind().dialect.name == "sqlite":
+    if keys_sort_bytewise(session):
         return and_(MatchKey.key >= prefix, MatchKey.key < prefix + "\uffff")
     return MatchKey.key.like(prefix + "%")
 
@@ -507,7 +530,9 @@ def customers(page: Page = Depends(page_for("customers"))) -> Response:
         if query:
             registry = identity.load_registry(session, page.settings.default_phone_region)
             found, message = identifier_matches(session, registry, query)
-            if message is None and "@" not in query and sum(ch.isalpha() for ch in query) >= 2:
+            kind, colon, _value = query.partition(":")
+            explicit = bool(colon) and kind.strip().lower() in registry  # KIND:VALUE: no name to look for
+            if not explicit and "@" not in query and sum(ch.isalpha() for ch in query) >= 2:
                 by_name, too_many = name_matches(session, query)
                 found += [pid for pid in by_name if pid not in found]
             total = len(found)
