@@ -607,6 +607,18 @@ def test_the_live_feed_brings_new_messages_to_whoever_may_see_them_and_ends_with
         == 400
     )
 
+    # A supervisor's feed has every conversation; their "mine" list's, only theirs.
+    boss, _, _ = person(api, "supervisor", "Sonia Chef")
+    everything, own = Stream(boss, "/console/inbox/live"), Stream(boss, "/console/inbox/live?view=mine")
+    for feed_stream in (everything, own):
+        feed_stream.wait_for(lambda e: e[0] == "ready")
+    later = whatsapp(api, "+33622222222", "Alors ?", "SM-5")
+    everything.wait_for(lambda e: e[1].get("message_id") == later.message_id)
+    time.sleep(0.5)
+    assert [e for e in own.events if e[0] == "inbox"] == []
+    for feed_stream in (everything, own):
+        feed_stream.close()
+
     stream.close()  # the browser goes away: the server unsubscribes
     assert stream.ended.wait(10)
     wait_until(lambda: listeners() == before)
