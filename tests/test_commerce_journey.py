@@ -64,6 +64,21 @@ def test_reserve_on_the_app_collect_in_store_same_points_and_order_everywhere(ap
     assert again.status_code == 409
     assert api.client.get(f"/v1/loyalty/{camille}", headers=api_headers).json()["balance"] == 79
 
+    # 4. A click & collect order from the web shop, handed over in the store: its points too.
+    from parcours.commerce import orders
+
+    with api.db.write() as session:
+        web_order, _ = orders.place(session, channel="web", request_id="web-7", lines=[{"sku": SKU, "quantity": 1}],
+                                    fulfilment="click_collect", pickup_location_id="PAR", profile_id=camille,
+                                    now=utcnow())  # fmt: skip
+    elsewhere = api.client.post(f"/v1/store/orders/{web_order.id}/hand-over", headers=store_headers,
+                                json={"store_id": "LYS"})  # fmt: skip
+    assert elsewhere.status_code == 409
+    handed = api.client.post(f"/v1/store/orders/{web_order.id}/hand-over", headers=store_headers,
+                             json={"store_id": "PAR"})  # fmt: skip
+    assert handed.status_code == 200 and handed.json()["status"] == "collected", handed.text
+    assert api.client.get(f"/v1/loyalty/{camille}", headers=api_headers).json()["balance"] == 79 + 39
+
 
 def test_erasure_removes_the_persons_conversations_and_points_and_unlinks_orders(api: Api) -> None:
     from sqlalchemy import func, select

@@ -193,3 +193,40 @@ def test_notifications_are_events_on_the_timeline(db: Database, settings: Any) -
         "Reservation Held",
         "Reservation Expired",
     ]
+
+
+def test_a_click_and_collect_order_is_handed_over_at_its_pickup_store_once_ready(
+    db: Database, settings: Any
+) -> None:
+    from parcours.models import LoyaltyEntry
+    from tests.helpers import ingest, make_source, profile_of
+
+    web = make_source(db, "web", "web")
+    ingest(db, settings, web, [{"type": "identify", "messageId": "h", "userId": "u-2",
+                                "traits": {"email": "b@example.fr"}}])  # fmt: skip
+    profile = profile_of(db, settings, "user_id", "u-2")
+    world(db, units=1)
+    with db.write() as session:
+        stock.receive(session, SKU, "WH", 2, now=T0)
+        local, _ = orders.place(session, channel="web", request_id="h1", lines=[{"sku": SKU, "quantity": 1}],
+                                fulfilment="click_collect", pickup_location_id="PAR", profile_id=profile, now=T0)  # fmt: skip
+        moved, _ = orders.place(session, channel="web", request_id="h2", lines=[{"sku": SKU, "quantity": 1}],
+                                fulfilment="click_collect", pickup_location_id="LYS", profile_id=profile, now=T0)  # fmt: skip
+        home, _ = orders.place(session, channel="web", request_id="h3", lines=[{"sku": SKU, "quantity": 1}],
+                               fulfilment="ship_from_warehouse", profile_id=profile, now=T0)  # fmt: skip
+    later = T0 + timedelta(minutes=10)  # Paris had it on the shelf: no need to wait for the promised time
+    with db.write() as session:
+        with pytest.raises(Conflict, match="picked up at PAR, not here"):
+            orders.hand_over(session, local.id, location_id="LYS", now=later)
+        with pytest.raises(Conflict, match="not ready before"):
+            orders.hand_over(session, moved.id, location_id="LYS", now=later)  # the transfer is on its way
+        with pytest.raises(Conflict, match="delivered"):
+            orders.hand_over(session, home.id, location_id="PAR", now=later)
+        collected = orders.hand_over(session, local.id, location_id="PAR", now=later)
+        assert collected.status == "collected"
+    with db.write() as session, pytest.raises(Conflict, match="is collected"):
+        orders.hand_over(session, local.id, location_id="PAR", now=later)
+    with db.read() as session:
+        points = session.scalars(select(LoyaltyEntry.points).where(LoyaltyEntry.order_id == local.id)).all()
+        names = session.scalars(select(Event.name).where(Event.profile_id == profile)).all()
+    assert points == [54] and "Order Collected" in names

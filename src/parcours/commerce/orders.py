@@ -245,7 +245,7 @@ def collect_reservation(
     session: Session, reservation_id: str, *, profile_id: str | None, now: datetime
 ) -> Order:
     """The customer picks up (and pays for) a reservation in store: an order of the reserved units."""
-    reservation = reservations.get(session, reservation_id)
+    reservation = reservations.get(session, reservation_id, lock=True)
     if reservation.status != "held":
         raise Conflict(f"reservation {reservation_id} is {reservation.status}")
     if reservation.expires_at <= now:
@@ -273,6 +273,36 @@ def collect_reservation(
     timeline_event(session, member, "Order Completed", "store",
                    {"order_id": order.number, "total": str(order.total), "currency": "EUR",
                     "reservation_id": reservation_id}, now)  # fmt: skip
+    loyalty.earn_for_order(session, order, now)
+    return order
+
+
+PICKUP_FULFILMENTS = ("click_collect", "relay")
+
+
+def hand_over(session: Session, order_id: str, *, location_id: str, now: datetime) -> Order:
+    """The customer collects a click & collect (or relay) order at its pickup location: the order becomes
+    collected, the timeline says so, and its points are earned (once, whatever is retried). Refused
+    elsewhere than the pickup location, while goods sent from another location are still on their way
+    (before the promised date), and for an order already collected or cancelled."""
+    order = session.scalar(
+        select(Order).where(Order.id == order_id).with_for_update().execution_options(populate_existing=True)
+    )
+    if order is None:
+        raise NotFound(f"order {order_id} not found")
+    if order.fulfilment not in PICKUP_FULFILMENTS:
+        raise Conflict(f"order {order.number} is delivered ({order.fulfilment}), not picked up")
+    if order.pickup_location_id != location_id:
+        raise Conflict(f"order {order.number} is to be picked up at {order.pickup_location_id}, not here")
+    if order.status not in ("placed", "ready"):
+        raise Conflict(f"order {order.number} is {order.status}")
+    in_transit = order.source_location_id != order.pickup_location_id
+    if in_transit and order.ready_on is not None and order.ready_on > now:
+        raise Conflict(f"order {order.number} is not ready before {order.ready_on.isoformat()}")
+    order.status = "collected"
+    session.flush()
+    timeline_event(session, order.profile_id, "Order Collected", "store",
+                   {"order_id": order.number, "location_id": location_id}, now)  # fmt: skip
     loyalty.earn_for_order(session, order, now)
     return order
 

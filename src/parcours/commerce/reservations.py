@@ -115,8 +115,18 @@ def reserve(
     return reservation, True
 
 
-def get(session: Session, reservation_id: str) -> Reservation:
-    reservation = session.get(Reservation, reservation_id)
+def get(session: Session, reservation_id: str, *, lock: bool = False) -> Reservation:
+    """The reservation; ``lock``: its row locked until the transaction ends (PostgreSQL; SQLite writers
+    are serialised already), read afresh, so that two hand-overs or cancels at once cannot both pass."""
+    if lock:
+        reservation = session.scalar(
+            select(Reservation)
+            .where(Reservation.id == reservation_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    else:
+        reservation = session.get(Reservation, reservation_id)
     if reservation is None:
         raise NotFound(f"reservation {reservation_id} not found")
     return reservation
@@ -135,7 +145,7 @@ def _close(session: Session, reservation: Reservation, status: str, now: datetim
 
 
 def cancel(session: Session, reservation_id: str, now: datetime) -> Reservation:
-    reservation = get(session, reservation_id)
+    reservation = get(session, reservation_id, lock=True)
     _close(session, reservation, "cancelled", now)
     return reservation
 

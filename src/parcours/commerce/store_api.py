@@ -140,3 +140,22 @@ def collect(
         )
         order = orders.collect_reservation(session, reservation_id, profile_id=member, now=utcnow())
         return JsonResponse(orders.view(session, order))
+
+
+class HandOverIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    store_id: str = Field(min_length=1, max_length=40, description="The store where the customer collects")
+
+
+@router.post("/v1/store/orders/{order_id}/hand-over")
+def hand_over(
+    order_id: str,
+    body: HandOverIn,
+    agent: AgentInfo = Depends(current_agent),
+    db: Database = Depends(database),
+) -> JsonResponse:
+    """The customer collects a click & collect or relay order at its pickup place; its points are earned."""
+    with db.write() as session:
+        order = orders.hand_over(session, order_id, location_id=body.store_id, now=utcnow())
+        return JsonResponse(orders.view(session, order))

@@ -177,6 +177,7 @@ class Reservation(Base):
     __tablename__ = "reservations"
     __table_args__ = (
         Index("ix_reservations_expiry", "status", "expires_at"),
+        Index("ix_reservations_location_status", "location_id", "status"),  # a store's pickups
         UniqueConstraint("channel", "request_id"),
     )
 
@@ -196,7 +197,10 @@ class Reservation(Base):
 # ------------------------------------------------------------------------------------------- orders
 class Order(Base):
     __tablename__ = "orders"
-    __table_args__ = (UniqueConstraint("channel", "request_id"),)
+    __table_args__ = (
+        UniqueConstraint("channel", "request_id"),
+        Index("ix_orders_pickup_status", "pickup_location_id", "status"),  # a store's pickups
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     number: Mapped[str] = mapped_column(String(20), unique=True)
