@@ -230,3 +230,26 @@ def test_a_click_and_collect_order_is_handed_over_at_its_pickup_store_once_ready
         points = session.scalars(select(LoyaltyEntry.points).where(LoyaltyEntry.order_id == local.id)).all()
         names = session.scalars(select(Event.name).where(Event.profile_id == profile)).all()
     assert points == [54] and "Order Collected" in names
+
+
+def test_a_return_follows_the_policy_of_the_channel_the_order_was_bought_on(db: Database) -> None:
+    from parcours.commerce import catalogue
+
+    world(db, units=3)
+    with db.write() as session:
+        catalogue.set_return_policy(session, days=30, conditions="Unused", refund_methods=["card"])
+        catalogue.set_return_policy(
+            session, days=14, conditions="Unused", refund_methods=["card"], channel="instagram"
+        )
+        social, _ = orders.place(session, channel="instagram", request_id="i1", lines=[{"sku": SKU, "quantity": 1}],
+                                 fulfilment="click_collect", pickup_location_id="PAR", profile_id=None, now=T0)  # fmt: skip
+        web, _ = orders.place(session, channel="web", request_id="w1", lines=[{"sku": SKU, "quantity": 1}],
+                              fulfilment="click_collect", pickup_location_id="PAR", profile_id=None, now=T0)  # fmt: skip
+    day_20 = T0 + timedelta(days=20)
+    with db.write() as session, pytest.raises(Conflict, match="return period of 14 days"):
+        orders.return_items(session, social.id, location_id="LYS", lines=[{"sku": SKU, "quantity": 1}],
+                            channel="store", request_id="r1", reason="x", now=day_20)  # fmt: skip
+    with db.write() as session:
+        back, _ = orders.return_items(session, web.id, location_id="LYS", lines=[{"sku": SKU, "quantity": 1}],
+                                      channel="store", request_id="r2", reason="x", now=day_20)  # fmt: skip
+        assert back.refund_amount == Decimal("54.00")

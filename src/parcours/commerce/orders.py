@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import Integer, String, cast, select, update
+from sqlalchemy import Integer, String, cast, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -344,7 +344,16 @@ def return_items(
     location = session.get(Location, location_id)
     if location is None or location.kind == "relay":
         raise InvalidInput(f"location_id: {location_id!r} is not a store or warehouse taking returns")
-    policy = session.scalar(select(ReturnPolicy).where(ReturnPolicy.channel.is_(None)))
+    # The policy the order was bought under: its channel's own, where one is configured, else the policy.
+    policies = {
+        p.channel: p
+        for p in session.scalars(
+            select(ReturnPolicy).where(
+                or_(ReturnPolicy.channel.is_(None), ReturnPolicy.channel == order.channel)
+            )
+        )
+    }
+    policy = policies.get(order.channel) or policies.get(None)
     days = policy.days if policy else DEFAULT_RETURN_DAYS
     if now - order.created_at > timedelta(days=days):
         raise Conflict(f"the return period of {days} days for order {order.number} is over")
