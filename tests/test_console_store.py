@@ -288,6 +288,15 @@ def test_pickups_today_hand_over_with_the_card_shown_and_cancel(api: Api) -> Non
             rid: status for rid, status in session.execute(select(Reservation.id, Reservation.status))
         }
     assert statuses == {first.id: "collected", second.id: "cancelled", elsewhere.id: "held"}
+    # Hugo's click & collect order leaves with him: collected, his points earned; a second tap says so.
+    assert f"/console/store/orders/{ready.id}/hand-over" in browser.get("/console/store").text
+    handed = browser.post(f"/console/store/orders/{ready.id}/hand-over", data={"csrf_token": csrf})
+    assert flash_of(browser, handed) == f"Handed over: order {ready.number}. 12 points earned."  # 12.50 €
+    again = browser.post(f"/console/store/orders/{ready.id}/hand-over", data={"csrf_token": csrf})
+    assert flash_of(browser, again) == f"Already handed over: order {ready.number}."
+    assert f"/console/store/orders/{ready.id}/hand-over" not in browser.get("/console/store").text
+    with api.db.read() as session:
+        assert session.scalar(select(Order.status).where(Order.id == ready.id)) == "collected"
 
 
 # ------------------------------------------------------------------------------------- endless aisle

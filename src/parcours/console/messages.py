@@ -115,8 +115,8 @@ def main(argv: list[str]) -> int:
         for text, where in messages.items():
             print(f"{area}.po: {text!r} ({where[0]})")
     clashes = conflicts()
-    for text, where in sorted(clashes.items()):
-        print(f"translated differently: {text!r}: " + "; ".join(f"{f}: {t!r}" for f, t in where.items()))
+    for text, translations in sorted(clashes.items()):
+        print(f"translated differently: {text!r}: " + "; ".join(f"{f}: {t!r}" for f, t in translations.items()))
     return 1 if gaps or clashes else 0
 
 

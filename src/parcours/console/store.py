@@ -794,6 +794,32 @@ def store_collect(reservation_id: str, page: Page = Depends(form_for("store"))) 
     return page.redirect(back, flash=message)
 
 
+@router.post("/console/store/orders/{order_id}/hand-over")
+def store_hand_over_order(order_id: str, page: Page = Depends(form_for("store"))) -> Response:
+    """A click & collect order ready at this store leaves with its customer; their points are earned."""
+    t = page.t
+    context, here = _form_context(page)
+    back = back_to(page, context, "/console/store")
+    with page.db.write() as session:
+        order = session.get(Order, order_id[:60])
+        if order is None:
+            raise NotFound(t.gettext("No order {id}.", id=order_id[:60]))
+        if order.pickup_location_id != here.id:
+            raise Forbidden(t.gettext("This order is to be picked up at another store."))
+        if order.status == "collected":
+            return page.redirect(
+                back, flash=t.gettext("Already handed over: order {number}.", number=order.number)
+            )
+        order = orders.hand_over(session, order.id, location_id=here.id, now=utcnow())
+        points = session.scalar(
+            select(LoyaltyEntry.points).where(LoyaltyEntry.idempotency_key == f"order:{order.id}")
+        )
+        message = t.gettext("Handed over: order {number}.", number=order.number)
+        if points:
+            message += " " + Plurals(t).ngettext("{count} point earned.", "{count} points earned.", points)
+    return page.redirect(back, flash=message)
+
+
 @router.post("/console/store/reservations/{reservation_id}/cancel")
 def store_cancel(reservation_id: str, page: Page = Depends(form_for("store"))) -> Response:
     context, here = _form_context(page)
