@@ -22,14 +22,13 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from babel import Locale
 from fastapi import APIRouter, Depends, Response
 from sqlalchemy import String, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from parcours.commerce import loyalty as loyalty_service
 from parcours.commerce import offers, orders, reservations, stock
-from parcours.console.i18n import N_, Translator
+from parcours.console.i18n import N_
 from parcours.console.web import Page, form_for, page_for
 from parcours.db.types import utcnow
 from parcours.errors import Conflict, Forbidden, InsufficientStock, InvalidInput, NotFound
@@ -112,18 +111,6 @@ def display_name(traits: dict[str, Any] | None) -> str:
     first = str(traits.get("firstName") or traits.get("first_name") or "").strip()
     last = str(traits.get("lastName") or traits.get("last_name") or "").strip()
     return " ".join(part for part in (first, last) if part) or str(traits.get("name") or "").strip()
-
-
-class Plurals:
-    """``ngettext`` that finds the catalogues' plural translations: the catalogues keep each form as a
-    message of its own, which ``Translator.ngettext`` does not look up (it returns English)."""
-
-    def __init__(self, t: Translator) -> None:
-        self.t = t
-
-    def ngettext(self, singular: str, plural: str, count: int, **values: object) -> str:
-        message = singular if Locale.parse(self.t.locale).plural_form(count) == "one" else plural
-        return self.t.gettext(message, count=self.t.number(count), **values)
 
 
 def _moment(value: str | None) -> datetime | None:
@@ -216,7 +203,6 @@ def render(page: Page, template: str, context: StoreContext, *, status: int = 20
         stores=context.stores,
         link=context.link,
         new_request_id=lambda: str(uuid.uuid4()),
-        ngettext=Plurals(page.t).ngettext,
         fulfilment_labels=FULFILMENT_LABELS,
         order_status_labels=ORDER_STATUS_LABELS,
         channel_labels=CHANNEL_LABELS,
@@ -790,7 +776,7 @@ def store_collect(reservation_id: str, page: Page = Depends(form_for("store"))) 
         message = t.gettext("Handed over: order {number}, {total} paid in store.", number=order.number,
                             total=t.money(order.total, order.currency))  # fmt: skip
         if points:
-            message += " " + Plurals(t).ngettext("{count} point earned.", "{count} points earned.", points)
+            message += " " + t.ngettext("{count} point earned.", "{count} points earned.", points)
     return page.redirect(back, flash=message)
 
 
@@ -816,7 +802,7 @@ def store_hand_over_order(order_id: str, page: Page = Depends(form_for("store"))
         )
         message = t.gettext("Handed over: order {number}.", number=order.number)
         if points:
-            message += " " + Plurals(t).ngettext("{count} point earned.", "{count} points earned.", points)
+            message += " " + t.ngettext("{count} point earned.", "{count} points earned.", points)
     return page.redirect(back, flash=message)
 
 
