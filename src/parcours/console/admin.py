@@ -24,7 +24,7 @@ from parcours.auth import users
 from parcours.channels import email as email_channel
 from parcours.channels import twilio as twilio_channel
 from parcours.config import Settings
-from parcours.console.i18n import N_, Translator
+from parcours.console.i18n import N_
 from parcours.console.web import ROLE_LABELS, SESSION_COOKIE, Page, form_for, page_for
 from parcours.db.types import utcnow
 from parcours.errors import Conflict, InvalidInput, NotFound, ParcoursError
@@ -152,24 +152,10 @@ def _paged(
     )
 
 
-@dataclass(frozen=True)
-class Plurals:
-    """The singular or plural form in the user's language (French: 0 and 1 are singular), translated.
-    ``Translator.ngettext`` never translates: the catalogues keep each form as a message of its own."""
-
-    t: Translator
-
-    def ngettext(self, singular: str, plural: str, count: int, **values: object) -> str:
-        many = count > 1 if self.t.locale == "fr" else count != 1
-        return self.t.gettext(plural if many else singular, count=self.t.number(count), **values)
-
-
 def _render(page: Page, template: str, *, status: int = 200, **values: Any) -> Response:
     values.setdefault("errors", {})
     values.setdefault("form", {})
-    return page.render(
-        template, status=status, sections=SECTIONS, ngettext=Plurals(page.t).ngettext, **values
-    )
+    return page.render(template, status=status, sections=SECTIONS, **values)
 
 
 def _status(error: ParcoursError) -> int:
@@ -330,21 +316,20 @@ def admin_home(page: Page = Depends(page_for(ADMIN))) -> Response:
     if off:
         channel_parts.append(t.gettext("Not configured: {names}", names=", ".join(off)))
     articles = sum(int(n) for n in per_language.values())
-    forms = Plurals(t)
     states = {
-        "sources": ", ".join([forms.ngettext("{count} source", "{count} sources", sources),
-                              forms.ngettext("{count} API token", "{count} API tokens", tokens)]),
+        "sources": ", ".join([t.ngettext("{count} source", "{count} sources", sources),
+                              t.ngettext("{count} API token", "{count} API tokens", tokens)]),
         "channels": "; ".join(channel_parts),
-        "teams": ", ".join([forms.ngettext("{count} team", "{count} teams", teams),
-                            forms.ngettext("{count} agent", "{count} agents", agents),
-                            forms.ngettext("{count} available now", "{count} available now", online)]),
-        "users": ", ".join([forms.ngettext("{count} active user", "{count} active users", active_users),
-                            forms.ngettext("{count} administrator", "{count} administrators", admins)]),
-        "identity": "; ".join([forms.ngettext("{count} identifier kind", "{count} identifier kinds", kinds),
+        "teams": ", ".join([t.ngettext("{count} team", "{count} teams", teams),
+                            t.ngettext("{count} agent", "{count} agents", agents),
+                            t.ngettext("{count} available now", "{count} available now", online)]),
+        "users": ", ".join([t.ngettext("{count} active user", "{count} active users", active_users),
+                            t.ngettext("{count} administrator", "{count} administrators", admins)]),
+        "identity": "; ".join([t.ngettext("{count} identifier kind", "{count} identifier kinds", kinds),
                                t.gettext("merge at {auto}, review from {review}",
                                          auto=t.number(page.settings.match_auto_threshold),
                                          review=t.number(page.settings.match_review_threshold))]),
-        "knowledge": forms.ngettext("{count} article", "{count} articles", articles)
+        "knowledge": t.ngettext("{count} article", "{count} articles", articles)
         + (" (" + ", ".join(f"{lang} {t.number(int(n))}" for lang, n in sorted(per_language.items())) + ")"
            if per_language else ""),
     }  # fmt: skip
@@ -810,7 +795,7 @@ def set_availability(agent_id: str, page: Page = Depends(form_for(ADMIN))) -> Re
     message = (t.gettext("{name} is available.", name=name) if available
                else t.gettext("{name} is away.", name=name))  # fmt: skip
     if moved:
-        message += " " + Plurals(t).ngettext(
+        message += " " + t.ngettext(
             "{count} conversation reassigned.", "{count} conversations reassigned.", len(moved)
         )
     return page.redirect("/console/admin/teams", flash=message)
