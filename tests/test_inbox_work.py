@@ -332,3 +332,56 @@ def test_the_bot_tells_the_order_status_from_the_timeline(db: Database, settings
     with db.read() as session:
         answer = read_conversation(session, received.conversation_id)["messages"][-1]["body"]
     assert answer.startswith("Votre commande CMD-7 du 03/03/2026 : elle a été expédiée.")
+
+
+def test_replies_and_macros_reach_a_customer_whose_profile_was_merged_since(api: Api) -> None:
+    """The conversation keeps the profile it was opened with; after that profile is merged into an older
+    one, replies still find the customer's addresses and macros the customer's traits and orders."""
+    from parcours.inbox.agents import AgentInfo
+    from parcours.inbox.outbound import write_reply
+
+    customer(api.db, api.settings, "lea@example.fr", firstName="Léa")  # the older profile (user_id + e-mail)
+    with api.db.write() as session:  # a WhatsApp number not known yet: a profile of its own
+        received = receive(session, api.settings, Inbound("whatsapp", "twilio", "W1",
+                                                          [("whatsapp", "+33611223344")], "Bonjour", sent_at=T0))  # fmt: skip
+        _, _token = create_agent(session, "Sonia")
+    app = make_source(api.db, "app", "app")
+    ingest(api.db, api.settings, app, [{"type": "identify", "messageId": "link", "userId": "u-lea@example.fr",
+                                        "traits": {"whatsapp": "+33611223344"},
+                                        "timestamp": (T0 + timedelta(minutes=1)).isoformat()}])  # fmt: skip
+    with api.db.read() as session:
+        opened_with = conversation(api.db, received.conversation_id).profile_id
+        from parcours.identity.service import resolve_profile_id
+
+        assert resolve_profile_id(session, opened_with) != opened_with  # merged away since
+    agent = AgentInfo("agt_x", "Sonia", "agent")
+    with api.db.write() as session:
+        by_email = write_reply(session, api.settings, None, received.conversation_id, agent, "Bonjour",
+                               channel="email", now=T0 + timedelta(minutes=2))  # fmt: skip
+        values = automation.variables(session, conversation(api.db, received.conversation_id), agent)
+    assert by_email.channel == "email" and values["customer.first_name"] == "Léa"
+
+
+def test_a_change_of_assignee_is_an_event_on_the_live_feed(db: Database, settings: Settings) -> None:
+    from sqlalchemy import select
+
+    from parcours.inbox.service import update_conversation
+    from parcours.models import InboxEvent
+
+    customer(db, settings, "noe@example.fr")
+    sonia = agent(db, "Sonia")
+    with db.write() as session:
+        received = receive(session, settings, message("n1", "noe@example.fr", T0))
+    with db.write() as session:
+        update_conversation(session, received.conversation_id, assignee_id=sonia, by=sonia, now=T0)
+        update_conversation(
+            session, received.conversation_id, assignee_id=sonia, now=T0
+        )  # no change: no event
+        update_conversation(session, received.conversation_id, unassign=True, now=T0)
+    with db.read() as session:
+        events = session.execute(
+            select(InboxEvent.type, InboxEvent.agent_id)
+            .where(InboxEvent.conversation_id == received.conversation_id, InboxEvent.type.like("%assigned"))
+            .order_by(InboxEvent.seq)
+        ).all()
+    assert [tuple(e) for e in events] == [("assigned", sonia), ("unassigned", sonia)]

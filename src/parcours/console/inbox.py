@@ -925,15 +925,10 @@ def assign(conversation_id: str, page: Page = Depends(form_for("inbox"))) -> Res
                 raise Forbidden(page.t.gettext("Only supervisors and admins assign to others or to teams."))
             if target == "none" and conversation.assignee_id not in (None, agent.id):
                 raise Forbidden(page.t.gettext("Only supervisors and admins unassign a colleague."))
-        before = conversation.assignee_id
         service.update_conversation(
             session, conversation.id, assignee_id=target if target not in ("", "none") else None,
-            team_id=team or None, unassign=target == "none",
+            team_id=team or None, unassign=target == "none", by=agent.id, now=now,
         )  # fmt: skip
-        if conversation.assignee_id != before:
-            kind = "assigned" if conversation.assignee_id else "unassigned"
-            feed.record(session, conversation.id, kind, now, agent_id=conversation.assignee_id or before,
-                        data={"by": "console", "agent": agent.id})  # fmt: skip
         names = agent_names(session, [conversation.assignee_id])
         team_name = session.scalar(select(Team.name).where(Team.id == conversation.team_id)) if team else None
     if conversation.assignee_id is None:

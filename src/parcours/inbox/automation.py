@@ -16,6 +16,7 @@ from parcours.config import Settings
 from parcours.db.engine import forget_memo, memo
 from parcours.db.types import utcnow
 from parcours.errors import Conflict, InvalidInput, NotFound
+from parcours.identity.service import resolve_profile_id
 from parcours.ids import new_id
 from parcours.inbox import feed
 from parcours.inbox.agents import AgentInfo
@@ -86,8 +87,10 @@ def create_macro(session: Session, name: str, body: str, actions: dict[str, Any]
 
 def variables(session: Session, conversation: Conversation, agent: AgentInfo) -> dict[str, str]:
     """The values macros can use: the customer's traits and e-mail, the agent, the latest order on the
-    customer's timeline (a Segment "Order Completed" event)."""
-    traits = session.scalar(select(Profile.traits).where(Profile.id == conversation.profile_id)) or {}
+    customer's timeline (a Segment "Order Completed" event). The customer is the conversation's profile
+    as it is now (its survivor, after a merge)."""
+    profile_id = resolve_profile_id(session, conversation.profile_id)
+    traits = session.scalar(select(Profile.traits).where(Profile.id == profile_id)) or {}
     first, last = (
         str(traits.get("firstName") or traits.get("first_name") or ""),
         str(traits.get("lastName") or traits.get("last_name") or ""),
@@ -95,7 +98,7 @@ def variables(session: Session, conversation: Conversation, agent: AgentInfo) ->
     order = (
         session.scalar(
             select(Event.properties)
-            .where(Event.profile_id == conversation.profile_id, Event.name == "Order Completed")
+            .where(Event.profile_id == profile_id, Event.name == "Order Completed")
             .order_by(Event.timestamp.desc())
             .limit(1)
         )
@@ -218,7 +221,8 @@ def _matches(session: Session, rule: RuleData, conversation: Conversation, body:
     if "body_contains" in c and not any(word.lower() in body.lower() for word in c["body_contains"]):
         return False
     if "language" in c:
-        traits = session.scalar(select(Profile.traits).where(Profile.id == conversation.profile_id)) or {}
+        profile_id = resolve_profile_id(session, conversation.profile_id)
+        traits = session.scalar(select(Profile.traits).where(Profile.id == profile_id)) or {}
         if str(traits.get("language") or "")[:2].lower() not in c["language"]:
             return False
     return True

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from parcours.config import Settings
+from parcours.identity.service import resolve_profile_id
 from parcours.ids import new_id
 from parcours.inbox import feed
 from parcours.inbox.automation import SYSTEM
@@ -36,7 +37,8 @@ def ask(session: Session, settings: Settings, conversation: Conversation, now: d
         return None
     if session.scalar(select(CsatSurvey.id).where(CsatSurvey.conversation_id == conversation.id)):
         return None
-    traits = session.scalar(select(Profile.traits).where(Profile.id == conversation.profile_id)) or {}
+    profile_id = resolve_profile_id(session, conversation.profile_id)  # its survivor, after a merge
+    traits = session.scalar(select(Profile.traits).where(Profile.id == profile_id)) or {}
     language = "en" if str(traits.get("language") or "fr")[:2].lower() == "en" else "fr"
     status = conversation.status
     try:

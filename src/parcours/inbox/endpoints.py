@@ -161,6 +161,7 @@ def update_conversation(
             assignee_id=None if assignee == "none" else assignee,
             team_id=changes.get("team_id"),
             unassign=assignee == "none",
+            by=agent.id,
         )
         survey_message = None
         if "status" in changes:

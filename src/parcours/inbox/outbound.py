@@ -95,7 +95,11 @@ class Outbox:
 
 def customer_address(session: Session, profile_id: str, channel: str) -> tuple[str, str] | None:
     """The customer's address on a channel (identifier kind, value), from the unified profile's
-    identifiers: the most recently seen of the first kind the channel uses that the profile holds."""
+    identifiers: the most recently seen of the first kind the channel uses that the profile holds. A
+    merged-away profile answers with its survivor's identifiers (they moved there with the merge)."""
+    from parcours.identity.service import resolve_profile_id
+
+    profile_id = resolve_profile_id(session, profile_id)
     for kind in ADDRESS_KINDS.get(channel, ()):
         value = session.scalar(
             select(Identifier.value)

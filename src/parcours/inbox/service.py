@@ -564,10 +564,15 @@ def update_conversation(
     assignee_id: str | None = None,
     team_id: str | None = None,
     unassign: bool = False,
+    by: str | None = None,
+    now: datetime | None = None,
 ) -> Conversation:
+    """Priority, tags, assignee, team. A change of assignee is an ``assigned`` / ``unassigned`` event on
+    the live feed (``by``: the agent who did it)."""
     from parcours.models import Agent, Team
 
     conversation = get_conversation(session, conversation_id)
+    assigned_before = conversation.assignee_id
     if priority is not None:
         if priority not in PRIORITIES:
             raise InvalidInput(f"priority: must be one of {', '.join(PRIORITIES)}")
@@ -588,5 +593,9 @@ def update_conversation(
         if session.get(Team, team_id) is None:
             raise NotFound(f"team {team_id} not found")
         conversation.team_id = team_id
+    if conversation.assignee_id != assigned_before:
+        kind = "assigned" if conversation.assignee_id else "unassigned"
+        feed.record(session, conversation.id, kind, now or utcnow(), agent_id=conversation.assignee_id or assigned_before,
+                    data={"by": by} if by else None)  # fmt: skip
     session.flush()
     return conversation
