@@ -74,8 +74,20 @@ def _source_for(
     return min(usable)[2]
 
 
-def view(session: Session, order: Order) -> dict[str, Any]:
-    lines = session.scalars(select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.id))
+def lines_of(session: Session, order_ids: list[str]) -> dict[str, list[OrderLine]]:
+    """The lines of several orders in one statement, in order of entry."""
+    found: dict[str, list[OrderLine]] = {order_id: [] for order_id in order_ids}
+    for part in (order_ids[i : i + 500] for i in range(0, len(order_ids), 500)):
+        for line in session.scalars(
+            select(OrderLine).where(OrderLine.order_id.in_(part)).order_by(OrderLine.id)
+        ):
+            found[line.order_id].append(line)
+    return found
+
+
+def view(session: Session, order: Order, lines: list[OrderLine] | None = None) -> dict[str, Any]:
+    if lines is None:
+        lines = lines_of(session, [order.id])[order.id]
     return {
         "id": order.id,
         "number": order.number,
@@ -314,11 +326,14 @@ def get(session: Session, order_id: str) -> Order:
     return order
 
 
-def orders_of(session: Session, profile_id: str) -> list[dict[str, Any]]:
-    """Every order of the customer, from every channel, newest first."""
+def orders_of(session: Session, profile_id: str, *, limit: int | None = None) -> list[dict[str, Any]]:
+    """The customer's orders (the ``limit`` latest, or all), from every channel, newest first; two
+    statements whatever their number."""
     ids = people(session, resolve_profile_id(session, profile_id))
-    return [view(session, o) for o in session.scalars(
-        select(Order).where(Order.profile_id.in_(ids)).order_by(Order.created_at.desc()))]  # fmt: skip
+    found = list(session.scalars(
+        select(Order).where(Order.profile_id.in_(ids)).order_by(Order.created_at.desc(), Order.id).limit(limit)))  # fmt: skip
+    lines = lines_of(session, [o.id for o in found])
+    return [view(session, o, lines[o.id]) for o in found]
 
 
 # -------------------------------------------------------------------------------------------- returns
