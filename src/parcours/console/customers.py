@@ -12,7 +12,7 @@ import base64
 import binascii
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -205,21 +205,8 @@ SURNAME_SOUND_AND_YEAR = _RULE_NUMBER["surname sound + birth year"]  # "{n}:{NYS
 
 
 # ------------------------------------------------------------------------------------------ helpers
-def plural(t: Translator) -> Callable[..., str]:
-    """``ngettext`` for this area's templates: the French catalogues hold each form of a plural message as
-    its own entry (``parcours.console.messages``), which ``Translator.ngettext`` does not look up (it asks
-    gettext for a plural entry), so it answers in English. This picks the form by the locale's rule and
-    translates that form."""
-
-    def ngettext(singular: str, plural_form: str, count: int, **values: object) -> str:
-        one = count <= 1 if t.locale == "fr" else count == 1
-        return t.gettext(singular if one else plural_form, count=t.number(count), **values)
-
-    return ngettext
-
-
 def render(page: Page, template: str, **values: Any) -> Response:
-    return page.render(template, ngettext=plural(page.t), **values)
+    return page.render(template, **values)
 
 
 def _moment(value: str | datetime | None) -> datetime | None:

@@ -13,7 +13,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,7 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from parcours.auth import users
 from parcours.auth.users import UserInfo
 from parcours.commerce import loyalty
-from parcours.console.i18n import N_, Translator
+from parcours.console.i18n import N_
 from parcours.console.web import SECURITY_HEADERS, SESSION_COOKIE, Page, form_for, page_for
 from parcours.db.types import utcnow
 from parcours.errors import Forbidden, InvalidInput, NotAuthenticated, NotFound
@@ -146,22 +146,9 @@ NAME_TRAITS = ("name", "firstName", "lastName", "first_name", "last_name")
 ACTIVE_CLOCKS = ("running", "warned", "breached")
 
 
-def plural(t: Translator) -> Callable[..., str]:
-    """``ngettext`` for the inbox's templates. The catalogues keep each English form as a msgid of its
-    own (``messages update`` adds them one by one), which ``Translator.ngettext`` does not look up: pick
-    the form by the locale's rule (French: 0 and 1 are singular) and translate it as a plain string."""
-
-    def ngettext(singular: str, plural_form: str, count: int, **values: object) -> str:
-        one = count == 1 if t.locale == "en" else count <= 1
-        return t.gettext(singular if one else plural_form, count=t.number(count), **values)
-
-    return ngettext
-
-
 def labels(page: Page) -> dict[str, Any]:
     """The translated words the inbox templates show for the domain's codes."""
     return {
-        "ngettext": plural(page.t),
         "channel_labels": CHANNEL_LABELS,
         "status_labels": STATUS_LABELS,
         "priority_labels": PRIORITY_LABELS,
