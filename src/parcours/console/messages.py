@@ -23,8 +23,13 @@ OPTIONS = {"templates/**.html": {"trim_blocks": "true", "lstrip_blocks": "true"}
 
 
 def area_of(path: str) -> str:
+    """The catalogue a file's strings go to: ``inbox.py``, ``inbox/*.py`` and ``templates/inbox/*`` are the
+    inbox's; anything else is the shared console's."""
     parts = Path(path).parts
-    name = Path(path).stem if parts[0] != "templates" else (parts[1] if len(parts) > 2 else "")
+    if parts[0] == "templates":
+        name = parts[1] if len(parts) > 2 else ""
+    else:
+        name = parts[0] if len(parts) > 1 else Path(path).stem
     return name if name in AREAS else "console"
 
 
