@@ -221,6 +221,27 @@ def test_user_rules(db: object, api: Api) -> None:
             users.create_user(session, values.pop("email"), values.pop("password"), **values)  # type: ignore[arg-type]
 
 
+def test_a_user_answers_as_their_own_inbox_agent(api: Api) -> None:
+    from parcours.inbox.agents import create_agent
+
+    with api.db.write() as session:
+        mine, _ = create_agent(session, "Sonia Martin", email="sonia@example.org")
+        blank, _ = create_agent(session, "Léo Petit")
+        sonia = users.create_user(
+            session, "Sonia@example.org", PASSWORD, name="Sonia Martin", role="supervisor"
+        )
+        leo = users.create_user(session, "leo@example.org", PASSWORD, name="Léo Petit", role="agent")
+        # Another person with the same name gets an agent of their own.
+        namesake = users.create_user(
+            session, "sonia.m@example.org", PASSWORD, name="Sonia Martin", role="agent"
+        )
+        assert sonia.agent_id == mine.id and leo.agent_id == blank.id
+        assert namesake.agent_id not in (None, mine.id)
+        agent = session.get(Agent, namesake.agent_id)
+        assert agent is not None and agent.name == "Sonia Martin (sonia.m@example.org)"
+        assert session.get(Agent, mine.id).role == "supervisor"  # type: ignore[union-attr]
+
+
 def test_safe_next_and_throttle_unit() -> None:
     assert safe_next("https://evil.example/console") == "/console/"
     assert safe_next("//evil.example/console") == "/console/"

@@ -119,12 +119,18 @@ def _check_location(session: Session, role: str, location_id: str | None) -> str
 
 
 def _inbox_agent(session: Session, name: str, email: str, role: str, locale: str) -> str:
-    """The inbox agent answering as this user: an existing agent of that name, or a new one."""
+    """The inbox agent answering as this user: the agent of that name when it is this person (same
+    e-mail, or no e-mail and no user yet), else a new one (named with the e-mail when another person's
+    agent has the name)."""
     existing = session.scalar(select(Agent).where(Agent.name == name))
     if existing is not None:
-        existing.role = role
-        existing.email = existing.email or email
-        return existing.id
+        taken = session.scalar(select(User.id).where(User.agent_id == existing.id)) is not None
+        same_person = (existing.email or "").lower() == email or (existing.email is None and not taken)
+        if same_person and not taken:
+            existing.role = role
+            existing.email = email
+            return existing.id
+        name = f"{name} ({email})"[:120]
     from parcours.inbox.agents import create_agent  # the inbox owns its agents
 
     agent, _token = create_agent(session, name, role=role, email=email, languages=[locale])
