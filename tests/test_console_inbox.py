@@ -628,9 +628,9 @@ def test_the_live_feed_brings_new_messages_to_whoever_may_see_them_and_ends_with
 def test_the_live_feed_ends_when_the_session_ends_and_when_the_server_stops(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from parcours.console import inbox as console_inbox
+    from parcours.console.inbox import live
 
-    monkeypatch.setattr(console_inbox, "LIVE_SESSION_CHECK_SECONDS", 0.2)
+    monkeypatch.setattr(live, "LIVE_SESSION_CHECK_SECONDS", 0.2)
     alice, csrf, _ = person(api, "agent", "Alice Martin")
     stream = Stream(alice, "/console/inbox/live")
     stream.wait_for(lambda e: e[0] == "ready")

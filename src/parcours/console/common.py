@@ -1,0 +1,69 @@
+"""What several areas of the console show the same way: the words for channels, order statuses and
+loyalty tiers, a customer's name from their traits, a stored moment, and an ``IN`` split in parts.
+
+An area that words a channel differently keeps only that difference (``{**CHANNEL_LABELS, ...}``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, or_
+
+from parcours.console.i18n import N_
+
+# How channels are shown (English source strings, translated when shown).
+CHANNEL_LABELS = {
+    "web": N_("Web"),
+    "app": N_("App"),
+    "store": N_("Store"),
+    "phone": N_("Phone"),
+    "email": N_("E-mail"),
+    "sms": N_("SMS"),
+    "chat": N_("Web chat"),
+    "whatsapp": N_("WhatsApp"),
+    "messenger": N_("Messenger"),
+    "instagram": N_("Instagram"),
+    "social": N_("Social networks"),
+    "kiosk": N_("Kiosk"),
+    "marketplace": N_("Marketplace"),
+    "mail": N_("Postal mail"),
+    "other": N_("Other"),
+}
+ORDER_STATUS_LABELS = {
+    "placed": N_("Placed"),
+    "ready": N_("Ready"),
+    "shipped": N_("Shipped"),
+    "collected": N_("Collected"),
+    "cancelled": N_("Cancelled"),
+}
+TIER_LABELS = {"bronze": N_("Bronze"), "silver": N_("Silver"), "gold": N_("Gold")}
+
+
+def display_name(traits: dict[str, Any] | None) -> str:
+    """First and last name (as the customer gave them), else the name a channel knew them by ("" when
+    the traits give none)."""
+    traits = traits or {}
+    first = str(traits.get("firstName") or traits.get("first_name") or "").strip()
+    last = str(traits.get("lastName") or traits.get("last_name") or "").strip()
+    return " ".join(part for part in (first, last) if part) or str(traits.get("name") or "").strip()
+
+
+def moment(value: str | datetime | None) -> datetime | None:
+    """A moment a service returns as ISO 8601 text (or already parsed), as a datetime; None for none."""
+    if not value:
+        return None
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value)
+
+
+def in_chunks(column: Any, values: Iterable[Any], size: int = 500) -> ColumnElement[bool]:
+    """``column IN (...)`` split in parts of ``size`` (SQLite's and drivers' limits on parameters)."""
+    items = sorted(set(values))
+    parts = [column.in_(items[start : start + size]) for start in range(0, len(items), size)]
+    condition: ColumnElement[bool] = (
+        or_(*parts) if len(parts) > 1 else (parts[0] if parts else column.in_([]))
+    )
+    return condition
