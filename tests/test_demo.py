@@ -18,6 +18,7 @@ from parcours.db.engine import Database
 from parcours.demo.catalogue import SOURCES
 from parcours.demo.console_users import DEMO_LOGINS, DEMO_PASSWORD, login_for
 from parcours.demo.generator import HISTORY_DAYS, PRODUCTS, STORES, populate
+from parcours.demo.service_desk import AGENTS
 from parcours.identity import service as identity
 from parcours.identity.unmerge import unmerge
 from parcours.models import (
@@ -135,6 +136,8 @@ def test_demo_fills_every_console_screen(db: Database, settings: Settings) -> No
             assert (location.kind if location else None) == (
                 "store" if login.role == "store_associate" else None
             )
+        # the same people as the inbox's agents: no second agent of the same name
+        assert session.scalar(select(func.count()).select_from(Agent)) == len(AGENTS)
         stores = {
             by_email[login.email].location_id for login in info.logins if login.role == "store_associate"
         }

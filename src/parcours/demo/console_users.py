@@ -1,9 +1,9 @@
 """The demo's console users: one sign-in for every role, with a known password, so each screen of the
 console can be opened on the demo data at once.
 
-The agent, the supervisor and the admin are the inbox agents of the same names (Karim Benali, Sonia
-Martin, Thibault Moreau: :func:`parcours.auth.users.create_user` links a user to the inbox agent of its
-name), so "my conversations" are the ones routed to them. The store associates work in the two stores
+The agent, the supervisor and the admin are the demo's inbox agents (Karim Benali, Sonia Martin, Thibault
+Moreau): :func:`parcours.auth.users.create_user` links a user to the inbox agent of the same name and
+e-mail, so "my conversations" are the ones routed to them. The store associates work in the two stores
 where the demo leaves pickups to hand over today (:data:`ASSOCIATE_STORES`)."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from parcours.auth.users import create_user
+from parcours.demo.helpers import to_ascii
 
 DEMO_PASSWORD = "parcours-demo"  # every demo login's password (the console asks for 10 characters or more)
 DEMO_DOMAIN = "maison-arabica.fr"
@@ -40,13 +41,23 @@ class DemoLogin:
         }[self.role]
 
 
+def staff_email(name: str) -> str:
+    """A member of staff's e-mail: first name at the retailer's domain (karim@maison-arabica.fr). The
+    inbox agents have the same, so each console user is recognised as the same person as its agent."""
+    return f"{to_ascii(name.split()[0]).lower()}@{DEMO_DOMAIN}"
+
+
+def _login(role: str, name: str, locale: str, location_id: str | None = None) -> DemoLogin:
+    return DemoLogin(role, staff_email(name), name, locale, location_id)
+
+
 DEMO_LOGINS: tuple[DemoLogin, ...] = (
-    DemoLogin("admin", f"admin@{DEMO_DOMAIN}", "Thibault Moreau", "en"),
-    DemoLogin("supervisor", f"supervisor@{DEMO_DOMAIN}", "Sonia Martin", "en"),
-    DemoLogin("agent", f"agent@{DEMO_DOMAIN}", "Karim Benali", "en"),
-    DemoLogin("store_associate", f"store.paris@{DEMO_DOMAIN}", "Léa Garnier", "en", ASSOCIATE_STORES[0]),
-    DemoLogin("store_associate", f"store.lyon@{DEMO_DOMAIN}", "Hugo Fabre", "fr", ASSOCIATE_STORES[1]),
-    DemoLogin("marketer", f"marketing@{DEMO_DOMAIN}", "Inès Roussel", "fr"),
+    _login("admin", "Thibault Moreau", "en"),
+    _login("supervisor", "Sonia Martin", "en"),
+    _login("agent", "Karim Benali", "en"),
+    _login("store_associate", "Léa Garnier", "en", ASSOCIATE_STORES[0]),
+    _login("store_associate", "Hugo Fabre", "fr", ASSOCIATE_STORES[1]),
+    _login("marketer", "Inès Roussel", "fr"),
 )
 
 

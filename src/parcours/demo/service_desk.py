@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from parcours.config import Settings
 from parcours.db.engine import Database
 from parcours.demo.catalogue import STORES
+from parcours.demo.console_users import staff_email
 from parcours.demo.helpers import weighted
 from parcours.demo.people import DemoCustomer
 from parcours.inbox import automation, bot, csat, routing, sla
@@ -198,7 +199,7 @@ def _setup(session: Session, end: datetime) -> tuple[list[AgentInfo], str]:
     token = ""
     for name, role, languages, skills in AGENTS:
         agent, secret = create_agent(session, name, role=role, languages=languages, skills=skills,
-                                     email=f"{name.split()[0].lower()}@maison-arabica.fr")  # fmt: skip
+                                     email=staff_email(name))  # fmt: skip
         add_member(session, team.id, agent.id)
         if name == SOCIAL_AGENT:
             add_member(session, social.id, agent.id)
