@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from parcours.commerce import loyalty, orders, reservations, stock
-from parcours.console import customers
+from parcours.console.customers import search
 from parcours.identity import service as identity
 from parcours.inbox import csat
 from parcours.inbox.service import Inbound, get_conversation, receive, set_status
@@ -162,9 +162,9 @@ def test_names_are_found_the_same_whether_the_key_index_sorts_by_code_point_or_n
     assert by_range == [[lea_id], [lea_id], [lea_id], [paul_id], [paul_id], []]
     if api.db.engine.dialect.name == "sqlite":
         with api.db.read() as session:
-            assert customers.keys_sort_bytewise(session)
+            assert search.keys_sort_bytewise(session)
     # A linguistic collation (en_US...): prefixes through LIKE instead of a range, the same answers.
-    monkeypatch.setattr(customers, "keys_sort_bytewise", lambda session: False)
+    monkeypatch.setattr(search, "keys_sort_bytewise", lambda session: False)
     assert [rows_of(browser.get("/console/customers", params={"q": q}).text) for q in queries] == by_range
 
 

@@ -50,7 +50,7 @@ def display_name(traits: dict[str, Any] | None) -> str:
     return " ".join(part for part in (first, last) if part) or str(traits.get("name") or "").strip()
 
 
-def moment(value: str | datetime | None) -> datetime | None:
+def parse_moment(value: str | datetime | None) -> datetime | None:
     """A moment a service returns as ISO 8601 text (or already parsed), as a datetime; None for none."""
     if not value:
         return None

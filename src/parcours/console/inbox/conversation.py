@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from parcours.commerce import loyalty
-from parcours.console.common import ORDER_STATUS_LABELS, TIER_LABELS, display_name, moment
+from parcours.console.common import ORDER_STATUS_LABELS, TIER_LABELS, display_name, parse_moment
 from parcours.console.i18n import N_
 from parcours.console.inbox.common import (
     IDENTIFIER_LABELS,
@@ -176,7 +176,7 @@ def customer_panel(
         "reservation_status_labels": RESERVATION_STATUS_LABELS,
         "surveys": surveys,
         "others": others,
-        "parse_iso": moment,
+        "parse_iso": parse_moment,
     }
 
 

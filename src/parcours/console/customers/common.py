@@ -1,0 +1,76 @@
+"""What the customers area's pages share: how identifier kinds, channels, event types and statuses are
+shown, the page number of a list, and the most telling of a customer's identifiers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from parcours.console import common
+from parcours.console.i18n import N_
+from parcours.console.web import Page
+from parcours.errors import InvalidInput
+
+PAGE_SIZE = 50
+MAX_PAGE_NUMBER = 10_000
+
+# How identifier kinds, channels and statuses are shown (English source strings, translated when shown).
+KIND_LABELS = {
+    "user_id": N_("Account id"),
+    "pos_customer_id": N_("Till customer id"),
+    "loyalty_card": N_("Loyalty card"),
+    "email": N_("E-mail"),
+    "phone": N_("Phone"),
+    "whatsapp": N_("WhatsApp"),
+    "messenger": N_("Messenger"),
+    "instagram": N_("Instagram"),
+    "anonymous_id": N_("Device or browser id"),
+}
+# The identifiers a results list shows first (device ids say nothing to a person; shown last).
+MAIN_KINDS = ("email", "phone", "loyalty_card", "whatsapp", "user_id", "pos_customer_id", "instagram")
+CHANNEL_LABELS = {**common.CHANNEL_LABELS, "chat": N_("Chat"), "*": N_("Every channel")}
+EVENT_TYPE_LABELS = {
+    "identify": N_("Identified"),
+    "track": N_("Action"),
+    "page": N_("Page viewed"),
+    "screen": N_("Screen viewed"),
+    "alias": N_("Alias"),
+    "group": N_("Group"),
+}
+STATUS_LABELS = {
+    # orders
+    "placed": N_("Placed"),
+    "ready": N_("Ready"),
+    "shipped": N_("Shipped"),
+    "collected": N_("Collected"),
+    "cancelled": N_("Cancelled"),
+    "returned": N_("Returned"),
+    # reservations
+    "held": N_("Held"),
+    "expired": N_("Expired"),
+    # conversations
+    "open": N_("Open"),
+    "pending": N_("Pending"),
+    "snoozed": N_("Snoozed"),
+    "resolved": N_("Resolved"),
+    # reviews and conflicts
+    "accepted": N_("Accepted (merged)"),
+    "rejected": N_("Rejected"),
+    "superseded": N_("Superseded"),
+    "dismissed": N_("Dismissed"),
+}
+
+
+def page_number(page: Page, name: str = "page") -> int:
+    raw = page.request.query_params.get(name, "1").strip() or "1"
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_NUMBER:
+        raise InvalidInput(f"{name}: a whole number from 1 to {MAX_PAGE_NUMBER:,}")
+    return int(raw)
+
+
+def best_identifier(keys: Iterable[str]) -> str:
+    """The value of the most telling of these ``kind:value`` identifiers (an e-mail before a device id)."""
+    rank = {kind: position for position, kind in enumerate(MAIN_KINDS)}
+    pairs = sorted(
+        (rank.get(kind, len(rank)), kind, value) for kind, _, value in (k.partition(":") for k in keys)
+    )
+    return pairs[0][2] if pairs else ""
