@@ -1,7 +1,7 @@
 """Console page times on the demo database: every page of the console that a link leads to, requested
 many times as the role that works on it; p50/p99 per page against the 200 ms target.
 
-    .venv/bin/python bench/pages.py                       # SQLite, the demo's 3,000 customers (~2 min)
+    .venv/bin/python bench/pages.py                       # SQLite, the demo's 3,000 customers (~1-2 min)
     .venv/bin/python bench/pages.py --backend postgresql
     .venv/bin/python bench/pages.py --customers 500 --requests 10   # a quick look
 
