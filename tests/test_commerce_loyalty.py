@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from parcours.commerce import loyalty, payments
 from parcours.commerce.loyalty import add_months
@@ -449,6 +449,19 @@ def test_card_numbers_are_refused_in_any_field_and_nothing_is_written(
     # 16 digits that fail the Luhn check are not a card number: a provider's reference may have them.
     payment, created = pay(db, provider_reference="4111111111111112", note="ticket 4111 1111 1111 1112")
     assert created and payment.provider_reference == "4111111111111112" and payment.last4 == "4242"
+
+
+def test_an_order_id_with_a_card_like_run_of_digits_is_an_order_not_a_card(db: Database) -> None:
+    # Internal ids are "ord_" + 32 hex characters: some hold 13 to 19 digits in a row that pass Luhn.
+    odd = "ord_" + VISA + "abcdef0123456789"
+    order = make_order(db, "ord-odd")
+    with db.write() as session:
+        session.execute(update(Order).where(Order.id == order.id).values(id=odd))
+    payment, created = pay(db, odd)
+    assert created and payment.order_id == odd
+    with pytest.raises(InvalidInput, match="order_id: looks like a card number") as refused:
+        pay(db, "4111 1111 1111 1111")  # no such order, and a card number: refused, not repeated
+    assert "4111" not in refused.value.message
 
 
 def test_last4_is_exactly_four_digits(db: Database) -> None:

@@ -132,6 +132,9 @@ def _order(session: Session, order_id: str, *, lock: bool) -> Order:
         order = session.scalar(query)
         if order is not None:
             return order
+    # An existing order's id may hold a run of digits that passes the card check; an unknown one that
+    # looks like a card number is refused without being repeated.
+    refuse_card_numbers([("order_id", order_id)])
     raise NotFound(f"order {order_id} not found")
 
 
@@ -179,7 +182,7 @@ def record_payment(
 ) -> tuple[Payment, bool]:
     """Record a payment or a refund of an order; ``(payment, created)``. See the module for the rules."""
     refuse_card_numbers(
-        [("order_id", order_id), ("method", method), ("provider", provider),
+        [("method", method), ("provider", provider),
          ("provider_reference", provider_reference), ("last4", last4), ("status", status),
          ("currency", currency), ("note", note)]
     )  # fmt: skip
