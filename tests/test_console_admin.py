@@ -13,9 +13,11 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
+from parcours.auth import service as auth
 from parcours.auth import users
 from parcours.config import Settings
 from parcours.console.web import SignInThrottle
+from parcours.db.engine import Database
 from parcours.inbox import agents as inbox_agents
 from parcours.inbox import bot
 from parcours.models import Agent, ApiToken, IdentifierKind, KnowledgeArticle, Source, Team, TeamMember, User
@@ -221,6 +223,29 @@ def test_long_lists_are_paginated(api: Api, admin: tuple[httpx.Client, str]) -> 
     assert browser.get("/console/admin/sources?page=zero").status_code == 400
     refused = browser.post("/console/admin/sources", data={"csrf_token": csrf, "name": "", "channel": "web"})
     assert refused.status_code == 400 and 'href="/console/admin/sources?page=2"' in refused.text
+
+
+def test_list_sources_gives_the_admin_page_its_disabled_sources_and_dates(db: Database) -> None:
+    """The domain's list (auth.service.list_sources) the sources page pages through."""
+    with db.write() as session:
+        shop, _ = auth.create_source(session, "Shop", "web")
+        auth.create_source(session, "Tills", "store")
+        auth.create_source(session, "App", "app")
+    with db.write() as session:
+        auth.disable_source(session, "Tills")
+    with db.read() as session:
+        active = auth.list_sources(session)
+        every = auth.list_sources(session, include_disabled=True)
+        second_page = auth.list_sources(session, include_disabled=True, limit=2, offset=1)
+    assert [s.name for s in active] == ["App", "Shop"]  # as the CLI's "source list" shows them
+    assert [(s.name, s.channel, s.disabled_at is not None) for s in every] == [
+        ("App", "app", False),
+        ("Shop", "web", False),
+        ("Tills", "store", True),  # disabled ones last
+    ]
+    assert all(s.created_at is not None and s.created_at <= (s.disabled_at or s.created_at) for s in every)
+    assert [s.name for s in second_page] == ["Shop", "Tills"]
+    assert every[1] == shop  # the same source, whichever function read it
 
 
 # -------------------------------------------------------------------------------------------- channels

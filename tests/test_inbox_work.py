@@ -11,9 +11,17 @@ from websockets.sync.client import connect
 
 from parcours.config import Settings
 from parcours.db.engine import Database
-from parcours.errors import InvalidInput
+from parcours.errors import InvalidInput, NotFound
 from parcours.inbox import automation, routing, sla
-from parcours.inbox.agents import add_member, create_agent, create_team
+from parcours.inbox.agents import (
+    add_member,
+    create_agent,
+    create_team,
+    get_agent,
+    remove_member,
+    set_assignment,
+    update_agent,
+)
 from parcours.inbox.feed import FEED
 from parcours.inbox.outbound import deliver_pending
 from parcours.inbox.service import Inbound, read_conversation, receive
@@ -95,6 +103,59 @@ def test_least_busy_assignment(db: Database, settings: Settings) -> None:
             receive(session, settings, message(f"m{i}", f"p{i}@example.com", T0))
     with db.read() as session:
         assert [routing.load(session, a) for a in (one, two)] == [3, 3]
+
+
+def test_teams_and_agents_are_changed_through_the_service_and_routing_follows(
+    db: Database, settings: Settings
+) -> None:
+    one, two = agent(db, "One"), agent(db, "Two", languages=["fr"], skills=["machines"])
+    with db.write() as session:
+        team = create_team(session, "Team")
+        add_member(session, team.id, one)
+        add_member(session, team.id, two)
+        automation.create_rule(session, "team", "conversation_created", {}, {"assign_team": team.id})
+        assert set_assignment(session, team.id, "least_busy").assignment == "least_busy"
+        with pytest.raises(InvalidInput, match="assignment"):
+            set_assignment(session, team.id, "random")
+        with pytest.raises(NotFound):
+            set_assignment(session, "team_missing", "round_robin")
+    with db.write() as session:  # only what is given changes; words are trimmed, lower-cased, sorted
+        changed = update_agent(session, two, languages=[" FR", "en", "fr"], capacity={"*": 0, "phone": 1})
+        assert (changed.languages, changed.skills, changed.capacity) == (
+            ["en", "fr"],
+            ["machines"],
+            {"*": 0, "phone": 1},
+        )
+        assert update_agent(session, two, skills=[]).skills == []
+        for bad, field in (
+            ({"languages": []}, "languages"),
+            ({"languages": ["x" * 41]}, "languages"),
+            ({"capacity": {"fax": 1}}, "capacity"),
+            ({"capacity": {"*": -1}}, "capacity"),
+            ({"languages": ["de"], "skills": ["bikes"], "capacity": {"fax": 1}}, "capacity"),
+        ):
+            with pytest.raises(InvalidInput, match=field):
+                update_agent(session, two, **bad)
+        with pytest.raises(NotFound):
+            update_agent(session, "agt_missing", skills=["x"])
+    with db.read() as session:  # a refused change changed nothing, not even what it got right
+        kept = get_agent(session, two)
+        assert (kept.languages, kept.skills, kept.capacity) == (["en", "fr"], [], {"*": 0, "phone": 1})
+    with db.write() as session:  # no capacity left: the team's conversations go to One
+        for i in range(3):
+            receive(session, settings, message(f"m{i}", f"p{i}@example.com", T0))
+    with db.read() as session:
+        assert [routing.load(session, a) for a in (one, two)] == [3, 0]
+    with db.write() as session:
+        update_agent(session, two, capacity={"*": 5})
+        remove_member(session, team.id, one)
+        with pytest.raises(NotFound, match="not a member"):
+            remove_member(session, team.id, one)
+    with db.write() as session:  # One left the team: the next ones go to Two
+        for i in range(3, 5):
+            receive(session, settings, message(f"m{i}", f"p{i}@example.com", T0))
+    with db.read() as session:
+        assert [routing.load(session, a) for a in (one, two)] == [3, 2]
 
 
 # ----------------------------------------------------------------------------------------------- SLA
@@ -314,6 +375,32 @@ def test_the_bot_answers_from_the_knowledge_base_and_hands_off(db: Database, set
         )
     with db.read() as session:
         assert "bot_handoff" in read_conversation(session, unsure.conversation_id)["tags"]
+
+
+def test_a_deleted_article_is_no_longer_listed_nor_answered_from(db: Database, settings: Settings) -> None:
+    from parcours.inbox import bot
+
+    settings = settings.model_copy(update={"inbox_bot": True})
+    with db.write() as session:
+        bot.save_article(session, "livraison", "fr", "Livraison", "La livraison est offerte dès 49 €.",
+                         ["combien coûte la livraison"])  # fmt: skip
+        bot.save_article(session, "delivery", "en", "Delivery", "Delivery is free from €49.",
+                         ["how much is delivery"])  # fmt: skip
+    with db.write() as session:
+        assert bot.delete_article(session, "livraison", "fr").title == "Livraison"
+        with pytest.raises(NotFound):
+            bot.delete_article(session, "livraison", "fr")
+        with pytest.raises(NotFound):  # the same slug in another language is another article
+            bot.delete_article(session, "delivery", "fr")
+    with db.read() as session:
+        assert [(a["slug"], a["language"]) for a in bot.list_articles(session, None)] == [("delivery", "en")]
+    agent(db, "Thibault")
+    customer(db, settings, "fr@example.fr")
+    with db.write() as session:
+        asked = arrive(session, settings, message("d1", "fr@example.fr", T0, "Combien coûte la livraison ?"))
+    with db.read() as session:
+        thread = read_conversation(session, asked.conversation_id)
+    assert "bot_handoff" in thread["tags"]  # nothing to answer from: a human takes over
 
 
 def test_the_bot_tells_the_order_status_from_the_timeline(db: Database, settings: Settings) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,6 +22,9 @@ class SourceInfo:
     id: str
     name: str
     channel: str
+    # Filled by list_sources (not compared: the same source whoever read it).
+    created_at: datetime | None = field(default=None, compare=False)
+    disabled_at: datetime | None = field(default=None, compare=False)
 
 
 def digest(secret: str) -> str:
@@ -67,10 +71,20 @@ def internal_source(session: Session, name: str, channel: str) -> SourceInfo:
     return source
 
 
-def list_sources(session: Session) -> list[SourceInfo]:
+def list_sources(
+    session: Session, *, include_disabled: bool = False, limit: int | None = None, offset: int = 0
+) -> list[SourceInfo]:
+    """The sources by name, with when each was created and disabled; the disabled ones (after the
+    active ones) only with ``include_disabled``. ``limit`` and ``offset`` page through them."""
+    query = select(Source.id, Source.name, Source.channel, Source.created_at, Source.disabled_at)
+    if not include_disabled:
+        query = query.where(Source.disabled_at.is_(None))
+    query = query.order_by(Source.disabled_at.is_not(None), Source.name, Source.id).offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
     return [
-        SourceInfo(s.id, s.name, s.channel)
-        for s in session.scalars(select(Source).where(Source.disabled_at.is_(None)).order_by(Source.name))
+        SourceInfo(row.id, row.name, row.channel, created_at=row.created_at, disabled_at=row.disabled_at)
+        for row in session.execute(query)
     ]
 
 

@@ -149,3 +149,48 @@ def add_member(session: Session, team_id: str, agent_id: str) -> None:
     if exists is None:
         session.add(TeamMember(team_id=team_id, agent_id=agent_id, last_assigned_at=None))
         session.flush()
+
+
+def set_assignment(session: Session, team_id: str, assignment: str) -> Team:
+    """How the team's new conversations are shared out: ``round_robin`` or ``least_busy``."""
+    if assignment not in ASSIGNMENTS:
+        raise InvalidInput(f"assignment: must be one of {', '.join(ASSIGNMENTS)}")
+    team = session.get(Team, team_id)
+    if team is None:
+        raise NotFound(f"team {team_id} not found")
+    team.assignment = assignment
+    session.flush()
+    return team
+
+
+def remove_member(session: Session, team_id: str, agent_id: str) -> None:
+    """The agent no longer answers for the team (the conversations already assigned to them stay)."""
+    member = session.scalar(
+        select(TeamMember).where(TeamMember.team_id == team_id, TeamMember.agent_id == agent_id)
+    )
+    if member is None:
+        raise NotFound(f"agent {agent_id} is not a member of team {team_id}")
+    session.delete(member)
+    session.flush()
+
+
+def update_agent(
+    session: Session,
+    agent_id: str,
+    *,
+    languages: list[str] | None = None,
+    skills: list[str] | None = None,
+    capacity: dict[str, Any] | None = None,
+) -> Agent:
+    """Change what is given of an agent's languages (at least one), skills and capacity (the whole
+    mapping of channel to limit, ``*`` for any other channel); what is None stays as it is."""
+    agent = get_agent(session, agent_id)
+    checked_languages = _words(languages, "languages") if languages is not None else agent.languages
+    if not checked_languages:
+        raise InvalidInput("languages: at least one")
+    checked_skills = _words(skills, "skills") if skills is not None else agent.skills
+    checked_capacity = _capacity(capacity) if capacity is not None else agent.capacity
+    # Everything checked before anything changes: a refused update leaves the agent as it was.
+    agent.languages, agent.skills, agent.capacity = checked_languages, checked_skills, checked_capacity
+    session.flush()
+    return agent

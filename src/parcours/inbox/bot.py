@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from parcours.config import Settings
 from parcours.db.types import utcnow
-from parcours.errors import InvalidInput
+from parcours.errors import InvalidInput, NotFound
 from parcours.ids import new_id
 from parcours.inbox import feed
 from parcours.inbox.agents import AgentInfo
@@ -170,6 +170,18 @@ def save_article(
         cleaned,
         utcnow(),
     )
+    session.flush()
+    return article
+
+
+def delete_article(session: Session, slug: str, language: str) -> KnowledgeArticle:
+    """Remove an article (the bot no longer answers from it); returns it as it was."""
+    article = session.scalar(
+        select(KnowledgeArticle).where(KnowledgeArticle.slug == slug, KnowledgeArticle.language == language)
+    )
+    if article is None:
+        raise NotFound(f"no article {slug!r} in {language!r}")
+    session.delete(article)
     session.flush()
     return article
 

@@ -5,7 +5,7 @@ it and the values typed kept)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlencode
@@ -79,7 +79,7 @@ def _page_number(page: Page, name: str = "page") -> int:
 
 def paged(
     session: Session,
-    query: Select[*tuple[Any, ...]],
+    query: Select[*tuple[Any, ...]] | Callable[[int, int], Sequence[Any]],
     page: Page,
     path: str,
     *,
@@ -87,9 +87,14 @@ def paged(
     keep: dict[str, str] | None = None,
 ) -> Paged:
     """The ``name`` page (from the query) of ``query``'s rows, with links to the pages around it on the
-    list at ``path`` (the page may be shown again by a form posted elsewhere)."""
+    list at ``path`` (the page may be shown again by a form posted elsewhere). ``query`` is a statement,
+    or a function of (limit, offset) that returns the rows (a domain's list)."""
     number = _page_number(page, name)
-    rows = list(session.execute(query.limit(PAGE_SIZE + 1).offset((number - 1) * PAGE_SIZE)).all())
+    limit, offset = PAGE_SIZE + 1, (number - 1) * PAGE_SIZE
+    if isinstance(query, Select):
+        rows = list(session.execute(query.limit(limit).offset(offset)).all())
+    else:
+        rows = list(query(limit, offset))
 
     def url(n: int) -> str:
         params = {**(keep or {}), **({name: str(n)} if n > 1 else {})}

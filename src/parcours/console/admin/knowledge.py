@@ -161,11 +161,8 @@ def save_article(language: str, slug: str, page: Page = Depends(form_for(ADMIN))
 
 @router.post("/console/admin/knowledge/{language}/{slug}/delete")
 def delete_article(language: str, slug: str, page: Page = Depends(form_for(ADMIN))) -> Response:
-    # The inbox has no delete yet (to move into parcours.inbox.bot as delete_article).
     with page.db.write() as session:
-        article = _article(session, language, slug)
-        title = article.title
-        session.delete(article)
+        title = bot.delete_article(session, slug, language).title
     return page.redirect(
         "/console/admin/knowledge", flash=page.t.gettext("Article {title} deleted.", title=title)
     )

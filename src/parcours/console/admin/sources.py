@@ -16,7 +16,7 @@ from parcours.auth import service as auth
 from parcours.console.admin.common import ADMIN, attempt, choice_field, paged, public_base, render
 from parcours.console.common import CHANNEL_LABELS
 from parcours.console.web import SESSION_COOKIE, Page, form_for, page_for
-from parcours.models import ApiToken, Source
+from parcours.models import ApiToken
 from parcours.vocabulary import CHANNELS
 
 router = APIRouter(include_in_schema=False)
@@ -65,8 +65,8 @@ def _sources_page(page: Page, *, status: int = 200, **values: Any) -> Response:
     with page.db.read() as session:
         sources = paged(
             session,
-            select(Source.id, Source.name, Source.channel, Source.created_at, Source.disabled_at).order_by(
-                Source.disabled_at.is_not(None), Source.name
+            lambda limit, offset: auth.list_sources(
+                session, include_disabled=True, limit=limit, offset=offset
             ),
             page,
             "/console/admin/sources",

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from fastapi import APIRouter, Depends, Response
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from parcours.console.admin.common import (
@@ -38,39 +38,6 @@ LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$")
 
 
 # ------------------------------------------------------------------------------------- teams, agents
-# The inbox has no service yet to change a team's assignment, remove a member or change an agent's
-# languages, skills and capacity: these helpers do it here with the inbox's own checks (to move into
-# parcours.inbox.agents as set_assignment, remove_member, update_agent).
-def _set_assignment(session: Session, team_id: str, assignment: str) -> Team:
-    team = session.get(Team, team_id)
-    if team is None:
-        raise NotFound(f"team {team_id} not found")
-    if assignment not in inbox_agents.ASSIGNMENTS:
-        raise InvalidInput(f"assignment: must be one of {', '.join(inbox_agents.ASSIGNMENTS)}")
-    team.assignment = assignment
-    session.flush()
-    return team
-
-
-def _remove_member(session: Session, team_id: str, agent_id: str) -> None:
-    removed = session.execute(
-        delete(TeamMember).where(TeamMember.team_id == team_id, TeamMember.agent_id == agent_id)
-    )
-    if not removed.rowcount:  # type: ignore[attr-defined]
-        raise NotFound(f"agent {agent_id} is not a member of team {team_id}")
-
-
-def _update_agent(
-    session: Session, agent_id: str, *, languages: list[str], skills: list[str], capacity: dict[str, Any]
-) -> Agent:
-    agent = inbox_agents.get_agent(session, agent_id)
-    agent.languages = inbox_agents._words(languages, "languages")
-    agent.skills = inbox_agents._words(skills, "skills")
-    agent.capacity = inbox_agents._capacity(capacity)
-    session.flush()
-    return agent
-
-
 def _teams_page(page: Page, *, status: int = 200, **values: Any) -> Response:
     with page.db.read() as session:
         teams = paged(
@@ -152,7 +119,7 @@ def create_team(page: Page = Depends(form_for(ADMIN))) -> Response:
 def set_assignment(team_id: str, page: Page = Depends(form_for(ADMIN))) -> Response:
     assignment = choice_field(page, "assignment", inbox_agents.ASSIGNMENTS)
     with page.db.write() as session:
-        team = _set_assignment(session, team_id, assignment)
+        team = inbox_agents.set_assignment(session, team_id, assignment)
     return page.redirect(
         "/console/admin/teams",
         flash=page.t.gettext("{team} now assigns by {assignment}.", team=team.name,
@@ -187,7 +154,7 @@ def add_member(page: Page = Depends(form_for(ADMIN))) -> Response:
 @router.post("/console/admin/teams/{team_id}/members/{agent_id}/remove")
 def remove_member(team_id: str, agent_id: str, page: Page = Depends(form_for(ADMIN))) -> Response:
     with page.db.write() as session:
-        _remove_member(session, team_id, agent_id)
+        inbox_agents.remove_member(session, team_id, agent_id)
         team = session.get(Team, team_id)
         agent = session.get(Agent, agent_id)
         names = (agent.name if agent else agent_id, team.name if team else team_id)
@@ -253,7 +220,10 @@ def update_agent(agent_id: str, page: Page = Depends(form_for(ADMIN))) -> Respon
         for channel in CAPACITY_CHANNELS:
             if page.field(f"capacity_{channel}", required=False, max_chars=12):
                 capacity[channel] = integer_field(page, f"capacity_{channel}", 0, 1000)
-        return _update_agent(session, agent_id, languages=languages, skills=skills, capacity=capacity).name
+        agent = inbox_agents.update_agent(
+            session, agent_id, languages=languages, skills=skills, capacity=capacity
+        )
+        return agent.name
 
     made = attempt(page, save, lambda p, **v: _agent_page(p, agent_id, **v), "agent")
     if isinstance(made, Response):
