@@ -1,7 +1,8 @@
-"""What several areas of the console show the same way: the words for channels, order statuses and
-loyalty tiers, a customer's name from their traits, a stored moment, and an ``IN`` split in parts.
+"""What several areas of the console show the same way: the words for channels, identifier kinds,
+order, reservation and conversation statuses, fulfilment and loyalty tiers; a customer's name from their
+traits, a stored moment, and an ``IN`` split in parts.
 
-An area that words a channel differently keeps only that difference (``{**CHANNEL_LABELS, ...}``)."""
+An area that words something differently keeps only that difference (``{**CHANNEL_LABELS, ...}``)."""
 
 from __future__ import annotations
 
@@ -31,12 +32,41 @@ CHANNEL_LABELS = {
     "mail": N_("Postal mail"),
     "other": N_("Other"),
 }
+IDENTIFIER_LABELS = {
+    "user_id": N_("Account id"),
+    "pos_customer_id": N_("Till customer id"),
+    "loyalty_card": N_("Loyalty card"),
+    "email": N_("E-mail"),
+    "phone": N_("Phone"),
+    "whatsapp": N_("WhatsApp"),
+    "messenger": N_("Messenger"),
+    "instagram": N_("Instagram"),
+    "anonymous_id": N_("Device or browser id"),
+}
 ORDER_STATUS_LABELS = {
     "placed": N_("Placed"),
     "ready": N_("Ready"),
     "shipped": N_("Shipped"),
     "collected": N_("Collected"),
     "cancelled": N_("Cancelled"),
+}
+RESERVATION_STATUS_LABELS = {
+    "held": N_("Held"),
+    "collected": N_("Collected"),
+    "cancelled": N_("Cancelled"),
+    "expired": N_("Expired"),
+}
+CONVERSATION_STATUS_LABELS = {
+    "open": N_("Open"),
+    "pending": N_("Pending"),
+    "snoozed": N_("Snoozed"),
+    "resolved": N_("Resolved"),
+}
+FULFILMENT_LABELS = {
+    "ship_from_warehouse": N_("Home delivery"),
+    "ship_from_store": N_("Delivery from a store"),
+    "click_collect": N_("Click & collect"),
+    "relay": N_("Relay point"),
 }
 TIER_LABELS = {"bronze": N_("Bronze"), "silver": N_("Silver"), "gold": N_("Gold")}
 

@@ -14,17 +14,7 @@ PAGE_SIZE = 50
 MAX_PAGE_NUMBER = 10_000
 
 # How identifier kinds, channels and statuses are shown (English source strings, translated when shown).
-KIND_LABELS = {
-    "user_id": N_("Account id"),
-    "pos_customer_id": N_("Till customer id"),
-    "loyalty_card": N_("Loyalty card"),
-    "email": N_("E-mail"),
-    "phone": N_("Phone"),
-    "whatsapp": N_("WhatsApp"),
-    "messenger": N_("Messenger"),
-    "instagram": N_("Instagram"),
-    "anonymous_id": N_("Device or browser id"),
-}
+KIND_LABELS = common.IDENTIFIER_LABELS
 # The identifiers a results list shows first (device ids say nothing to a person; shown last).
 MAIN_KINDS = ("email", "phone", "loyalty_card", "whatsapp", "user_id", "pos_customer_id", "instagram")
 CHANNEL_LABELS = {**common.CHANNEL_LABELS, "chat": N_("Chat"), "*": N_("Every channel")}
@@ -37,21 +27,10 @@ EVENT_TYPE_LABELS = {
     "group": N_("Group"),
 }
 STATUS_LABELS = {
-    # orders
-    "placed": N_("Placed"),
-    "ready": N_("Ready"),
-    "shipped": N_("Shipped"),
-    "collected": N_("Collected"),
-    "cancelled": N_("Cancelled"),
+    **common.ORDER_STATUS_LABELS,
     "returned": N_("Returned"),
-    # reservations
-    "held": N_("Held"),
-    "expired": N_("Expired"),
-    # conversations
-    "open": N_("Open"),
-    "pending": N_("Pending"),
-    "snoozed": N_("Snoozed"),
-    "resolved": N_("Resolved"),
+    **common.RESERVATION_STATUS_LABELS,
+    **common.CONVERSATION_STATUS_LABELS,
     # reviews and conflicts
     "accepted": N_("Accepted (merged)"),
     "rejected": N_("Rejected"),

@@ -17,7 +17,7 @@ from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
 from parcours.commerce import loyalty
-from parcours.console.common import display_name, in_chunks, parse_moment
+from parcours.console.common import FULFILMENT_LABELS, TIER_LABELS, display_name, in_chunks, parse_moment
 from parcours.console.customers.common import (
     CHANNEL_LABELS,
     EVENT_TYPE_LABELS,
@@ -49,20 +49,12 @@ TIMELINE_PAGE = 50
 EVENT_TYPES = ("identify", "track", "page", "screen", "alias", "group")
 CONSENT_PURPOSE_CHARS = 60
 
-FULFILMENT_LABELS = {
-    "ship_from_warehouse": N_("Home delivery"),
-    "ship_from_store": N_("Delivery from a store"),
-    "click_collect": N_("Click & collect"),
-    "relay": N_("Relay point"),
-}
 LOYALTY_LABELS = {
     "earn": N_("Earned"),
     "redeem": N_("Redeemed"),
     "adjust": N_("Adjustment"),
     "expire": N_("Expired"),
-    "bronze": N_("Bronze"),
-    "silver": N_("Silver"),
-    "gold": N_("Gold"),
+    **TIER_LABELS,
 }
 TRAIT_LABELS = {
     "firstName": N_("First name"),

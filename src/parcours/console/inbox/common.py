@@ -22,12 +22,7 @@ from parcours.inbox.outbound import Outbox
 from parcours.models import Agent, Conversation, Identifier, Profile, SlaClock, TeamMember
 
 CHANNEL_LABELS = {**common.CHANNEL_LABELS, "social": N_("Social network")}
-STATUS_LABELS = {
-    "open": N_("Open"),
-    "pending": N_("Pending"),
-    "snoozed": N_("Snoozed"),
-    "resolved": N_("Resolved"),
-}
+STATUS_LABELS = common.CONVERSATION_STATUS_LABELS
 PRIORITY_LABELS = {"low": N_("Low"), "normal": N_("Normal"), "high": N_("High"), "urgent": N_("Urgent")}
 VIEW_LABELS = {"mine": N_("Mine"), "unassigned": N_("Unassigned"), "teams": N_("My teams"), "all": N_("All")}
 STATUS_FILTERS = {
@@ -50,17 +45,7 @@ DELIVERY_LABELS = {
     "failed": N_("Failed"),
     "logged": N_("Logged"),
 }
-IDENTIFIER_LABELS = {
-    "email": N_("E-mail"),
-    "phone": N_("Phone"),
-    "whatsapp": N_("WhatsApp"),
-    "messenger": N_("Messenger"),
-    "instagram": N_("Instagram"),
-    "loyalty_card": N_("Loyalty card"),
-    "user_id": N_("Account"),
-    "anonymous_id": N_("Device"),
-    "pos_customer_id": N_("Till customer id"),
-}
+IDENTIFIER_LABELS = {**common.IDENTIFIER_LABELS, "user_id": N_("Account"), "anonymous_id": N_("Device")}
 # The identifier shown for a customer without a name, best first.
 NAME_KINDS = ("email", "phone", "whatsapp", "loyalty_card", "messenger", "instagram", "user_id")
 # Traits shown as the customer's name, not again among the traits.

@@ -17,8 +17,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from parcours.commerce import loyalty
-from parcours.console.common import ORDER_STATUS_LABELS, TIER_LABELS, display_name, parse_moment
-from parcours.console.i18n import N_
+from parcours.console.common import (
+    ORDER_STATUS_LABELS,
+    RESERVATION_STATUS_LABELS,
+    TIER_LABELS,
+    display_name,
+    parse_moment,
+)
 from parcours.console.inbox.common import (
     IDENTIFIER_LABELS,
     NAME_TRAITS,
@@ -56,12 +61,6 @@ router = APIRouter(include_in_schema=False)
 THREAD_SIZE = 100  # latest messages shown; "show earlier" shows up to THREAD_MAX
 THREAD_MAX = 2000
 PANEL_ROWS = 5
-RESERVATION_STATUS_LABELS = {
-    "held": N_("Held"),
-    "collected": N_("Collected"),
-    "cancelled": N_("Cancelled"),
-    "expired": N_("Expired"),
-}
 
 
 @dataclass(frozen=True)

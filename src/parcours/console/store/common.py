@@ -27,12 +27,7 @@ MAX_MATCHES = 20  # customers or products listed for a search
 CHANNEL = "store"
 REQUEST_ID = re.compile(r"^[A-Za-z0-9-]{8,64}$")
 
-FULFILMENT_LABELS = {
-    "ship_from_warehouse": N_("Home delivery"),
-    "ship_from_store": N_("Shipped from a store"),
-    "click_collect": N_("Click & collect"),
-    "relay": N_("Relay point"),
-}
+FULFILMENT_LABELS = {**common.FULFILMENT_LABELS, "ship_from_store": N_("Shipped from a store")}
 CHANNEL_LABELS = {**common.CHANNEL_LABELS, "chat": N_("Chat"), "social": N_("Social"), "mail": N_("Mail")}
 
 
