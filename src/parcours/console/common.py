@@ -1,6 +1,6 @@
 """What several areas of the console show the same way: the words for channels, identifier kinds,
 order, reservation and conversation statuses, fulfilment and loyalty tiers; a customer's name from their
-traits, a stored moment, and an ``IN`` split in parts.
+traits, a stored moment, the page number of a list, and an ``IN`` split in parts.
 
 An area that words something differently keeps only that difference (``{**CHANNEL_LABELS, ...}``)."""
 
@@ -13,6 +13,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, or_
 
 from parcours.console.i18n import N_
+from parcours.console.web import Page
+from parcours.errors import InvalidInput
 
 # How channels are shown (English source strings, translated when shown).
 CHANNEL_LABELS = {
@@ -87,6 +89,14 @@ def parse_moment(value: str | datetime | None) -> datetime | None:
     if isinstance(value, datetime):
         return value
     return datetime.fromisoformat(value)
+
+
+def page_number(page: Page, name: str = "page", maximum: int = 10_000) -> int:
+    """The page of a list the query string asks for (``?page=3``; none or blank: the first)."""
+    raw = page.request.query_params.get(name, "1").strip() or "1"
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise InvalidInput(f"{name}: a whole number from 1 to {maximum:,}")
+    return int(raw)
 
 
 def in_chunks(column: Any, values: Iterable[Any], size: int = 500) -> ColumnElement[bool]:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from parcours.console.common import page_number
 from parcours.console.i18n import N_
 from parcours.console.web import Page
 from parcours.errors import Conflict, InvalidInput, NotFound, ParcoursError
@@ -70,13 +71,6 @@ class Paged:
     next_url: str | None = None
 
 
-def _page_number(page: Page, name: str = "page") -> int:
-    raw = page.request.query_params.get(name, "1")
-    if not raw.isdigit() or not 1 <= int(raw) <= 100_000:
-        raise InvalidInput(f"{name}: a page number from 1")
-    return int(raw)
-
-
 def paged(
     session: Session,
     query: Select[*tuple[Any, ...]] | Callable[[int, int], Sequence[Any]],
@@ -89,7 +83,7 @@ def paged(
     """The ``name`` page (from the query) of ``query``'s rows, with links to the pages around it on the
     list at ``path`` (the page may be shown again by a form posted elsewhere). ``query`` is a statement,
     or a function of (limit, offset) that returns the rows (a domain's list)."""
-    number = _page_number(page, name)
+    number = page_number(page, name, maximum=100_000)
     limit, offset = PAGE_SIZE + 1, (number - 1) * PAGE_SIZE
     if isinstance(query, Select):
         rows = list(session.execute(query.limit(limit).offset(offset)).all())

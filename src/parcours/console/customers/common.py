@@ -1,5 +1,5 @@
 """What the customers area's pages share: how identifier kinds, channels, event types and statuses are
-shown, the page number of a list, and the most telling of a customer's identifiers."""
+shown, and the most telling of a customer's identifiers."""
 
 from __future__ import annotations
 
@@ -7,11 +7,8 @@ from collections.abc import Iterable
 
 from parcours.console import common
 from parcours.console.i18n import N_
-from parcours.console.web import Page
-from parcours.errors import InvalidInput
 
 PAGE_SIZE = 50
-MAX_PAGE_NUMBER = 10_000
 
 # How identifier kinds, channels and statuses are shown (English source strings, translated when shown).
 KIND_LABELS = common.IDENTIFIER_LABELS
@@ -37,13 +34,6 @@ STATUS_LABELS = {
     "superseded": N_("Superseded"),
     "dismissed": N_("Dismissed"),
 }
-
-
-def page_number(page: Page, name: str = "page") -> int:
-    raw = page.request.query_params.get(name, "1").strip() or "1"
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_NUMBER:
-        raise InvalidInput(f"{name}: a whole number from 1 to {MAX_PAGE_NUMBER:,}")
-    return int(raw)
 
 
 def best_identifier(keys: Iterable[str]) -> str:

@@ -11,8 +11,8 @@ from fastapi import APIRouter, Depends, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from parcours.console.common import display_name, in_chunks
-from parcours.console.customers.common import PAGE_SIZE, STATUS_LABELS, page_number
+from parcours.console.common import display_name, in_chunks, page_number
+from parcours.console.customers.common import PAGE_SIZE, STATUS_LABELS
 from parcours.console.i18n import N_, Translator
 from parcours.console.web import Page, form_for, page_for
 from parcours.errors import InvalidInput

@@ -14,13 +14,12 @@ from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 
-from parcours.console.common import display_name, in_chunks
+from parcours.console.common import display_name, in_chunks, page_number
 from parcours.console.customers.common import (
     CHANNEL_LABELS,
     KIND_LABELS,
     MAIN_KINDS,
     PAGE_SIZE,
-    page_number,
 )
 from parcours.console.web import Page, page_for
 from parcours.errors import InvalidInput
