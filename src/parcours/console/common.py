@@ -1,6 +1,7 @@
 """What several areas of the console show the same way: the words for channels, identifier kinds,
 order, reservation and conversation statuses, fulfilment and loyalty tiers; a customer's name from their
-traits, a stored moment, the page number of a list, and an ``IN`` split in parts.
+traits, the active profile a (possibly merged) profile id stands for now, a stored moment, the page
+number of a list, and an ``IN`` split in parts.
 
 An area that words something differently keeps only that difference (``{**CHANNEL_LABELS, ...}``)."""
 
@@ -10,11 +11,13 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_
+from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.orm import Session
 
 from parcours.console.i18n import N_
 from parcours.console.web import Page
 from parcours.errors import InvalidInput
+from parcours.models import Profile
 
 # How channels are shown (English source strings, translated when shown).
 CHANNEL_LABELS = {
@@ -97,6 +100,29 @@ def page_number(page: Page, name: str = "page", maximum: int = 10_000) -> int:
     if not raw.isdigit() or not 1 <= int(raw) <= maximum:
         raise InvalidInput(f"{name}: a whole number from 1 to {maximum:,}")
     return int(raw)
+
+
+def active_profiles(session: Session, ids: Iterable[str]) -> dict[str, tuple[str, dict[str, Any]] | None]:
+    """For each id: (the active profile it stands for now, its traits), following merges in a few
+    statements whatever the number of ids; None when the profile was erased."""
+    wanted = set(ids)
+    rows: dict[str, Any] = {}
+    frontier = set(wanted)
+    for _ in range(50):  # merge chains are short; this bounds a broken one
+        if not frontier:
+            break
+        found = session.execute(
+            select(Profile.id, Profile.merged_into_id, Profile.traits).where(in_chunks(Profile.id, frontier))
+        ).all()
+        rows.update({r.id: r for r in found})
+        frontier = {r.merged_into_id for r in found if r.merged_into_id and r.merged_into_id not in rows}
+    result: dict[str, tuple[str, dict[str, Any]] | None] = {}
+    for pid in wanted:
+        row, hops = rows.get(pid), 0
+        while row is not None and row.merged_into_id is not None and hops < 1000:
+            row, hops = rows.get(row.merged_into_id), hops + 1
+        result[pid] = (row.id, row.traits or {}) if row is not None and row.merged_into_id is None else None
+    return result
 
 
 def in_chunks(column: Any, values: Iterable[Any], size: int = 500) -> ColumnElement[bool]:

@@ -3,7 +3,6 @@ per-field evidence, to merge (accept) or keep apart (reject)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from babel.numbers import format_percent
@@ -11,7 +10,7 @@ from fastapi import APIRouter, Depends, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from parcours.console.common import display_name, in_chunks, page_number
+from parcours.console.common import active_profiles, display_name, page_number
 from parcours.console.customers.common import PAGE_SIZE, STATUS_LABELS
 from parcours.console.i18n import N_, Translator
 from parcours.console.web import Page, form_for, page_for
@@ -63,29 +62,6 @@ def percent(t: Translator, value: float) -> str:
 
 
 # ------------------------------------------------------------------------------------- review queue
-def _current_profiles(session: Session, ids: Iterable[str]) -> dict[str, tuple[str, dict[str, Any]] | None]:
-    """For each id: (the active profile it stands for now, its traits), following merges in a few
-    statements for the whole page; None when the profile was erased."""
-    wanted = set(ids)
-    rows: dict[str, Any] = {}
-    frontier = set(wanted)
-    for _ in range(50):
-        if not frontier:
-            break
-        found = session.execute(
-            select(Profile.id, Profile.merged_into_id, Profile.traits).where(in_chunks(Profile.id, frontier))
-        ).all()
-        rows.update({r.id: r for r in found})
-        frontier = {r.merged_into_id for r in found if r.merged_into_id and r.merged_into_id not in rows}
-    result: dict[str, tuple[str, dict[str, Any]] | None] = {}
-    for pid in wanted:
-        row, hops = rows.get(pid), 0
-        while row is not None and row.merged_into_id is not None and hops < 1000:
-            row, hops = rows.get(row.merged_into_id), hops + 1
-        result[pid] = (row.id, row.traits) if row is not None and row.merged_into_id is None else None
-    return result
-
-
 def review_pair(review: MatchReview, current: dict[str, tuple[str, dict[str, Any]] | None]) -> dict[str, Any]:
     """A review item as the reviewer sees it: the two profiles now, their matching fields as the matcher
     reads them, and the stored per-field evidence."""
@@ -154,7 +130,7 @@ def review_queue(page: Page = Depends(page_for("identity"))) -> Response:
                 .limit(PAGE_SIZE)
             )
         )
-        current = _current_profiles(session, [pid for r in found for pid in (r.profile_a, r.profile_b)])
+        current = active_profiles(session, [pid for r in found for pid in (r.profile_a, r.profile_b)])
         pairs = [review_pair(r, current) for r in found]
         pending = session.scalar(
             select(func.count()).select_from(MatchReview).where(MatchReview.status == "pending")
@@ -175,7 +151,7 @@ def review_queue(page: Page = Depends(page_for("identity"))) -> Response:
 
 
 def _review_names(session: Session, result: dict[str, Any]) -> list[str]:
-    current = _current_profiles(session, result["profile_ids"])
+    current = active_profiles(session, result["profile_ids"])
     return [display_name(now[1]) if (now := current.get(pid)) else "" for pid in result["profile_ids"]]
 
 

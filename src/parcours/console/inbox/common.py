@@ -13,13 +13,13 @@ from sqlalchemy.orm import Session
 
 from parcours.auth.users import UserInfo
 from parcours.console import common
-from parcours.console.common import display_name
+from parcours.console.common import active_profiles, display_name
 from parcours.console.i18n import N_
 from parcours.console.web import Page
 from parcours.errors import Forbidden, InvalidInput, NotFound
 from parcours.inbox.agents import AgentInfo
 from parcours.inbox.outbound import Outbox
-from parcours.models import Agent, Conversation, Identifier, Profile, SlaClock, TeamMember
+from parcours.models import Agent, Conversation, Identifier, SlaClock, TeamMember
 
 CHANNEL_LABELS = {**common.CHANNEL_LABELS, "social": N_("Social network")}
 STATUS_LABELS = common.CONVERSATION_STATUS_LABELS
@@ -134,30 +134,10 @@ class Customer:
 def customers(session: Session, profile_ids: Iterable[str]) -> dict[str, Customer]:
     """Each profile's active profile and a name to show (its traits' name, else its best identifier),
     in a few queries whatever the number of profiles."""
-    wanted = set(profile_ids)
-    rows: dict[str, tuple[str | None, dict[str, Any]]] = {}
-    pending = set(wanted)
-    for _ in range(100):  # merge chains are short; this bounds a broken one
-        if not pending:
-            break
-        found = session.execute(
-            select(Profile.id, Profile.merged_into_id, Profile.traits).where(Profile.id.in_(pending))
-        ).all()
-        pending = set()
-        for profile_id, merged_into, traits in found:
-            rows[profile_id] = (merged_into, traits or {})
-            if merged_into is not None and merged_into not in rows:
-                pending.add(merged_into)
-
-    def active(profile_id: str) -> str:
-        seen = set()
-        while profile_id in rows and rows[profile_id][0] is not None and profile_id not in seen:
-            seen.add(profile_id)
-            profile_id = str(rows[profile_id][0])
-        return profile_id
-
-    actives = {pid: active(pid) for pid in wanted}
-    names = {pid: display_name(rows[pid][1]) if pid in rows else "" for pid in set(actives.values())}
+    current = active_profiles(session, profile_ids)
+    actives = {pid: now[0] if now is not None else pid for pid, now in current.items()}
+    names = {now[0]: display_name(now[1]) for now in current.values() if now is not None}
+    names.update({pid: "" for pid, now in current.items() if now is None})  # erased
     unnamed = [pid for pid, name in names.items() if not name]
     if unnamed:
         best: dict[str, tuple[int, str]] = {}
@@ -171,7 +151,7 @@ def customers(session: Session, profile_ids: Iterable[str]) -> dict[str, Custome
                 best[profile_id] = (rank, value)
         for profile_id in unnamed:
             names[profile_id] = best[profile_id][1] if profile_id in best else ""
-    return {pid: Customer(actives[pid], names[actives[pid]]) for pid in wanted}
+    return {pid: Customer(active, names[active]) for pid, active in actives.items()}
 
 
 def agent_names(session: Session, agent_ids: Iterable[str | None]) -> dict[str, str]:
