@@ -215,10 +215,10 @@ def test_reserving_more_than_the_store_has_is_refused_and_writes_nothing(api: Ap
     relay = browser.post("/console/store/reservations", data={**base, "request_id": rid(), "location": "RLY",
                                                               "quantity": "1"})  # fmt: skip
     assert relay.status_code == 400 and "does not take reservations" in relay.text
-    for bad in ("0", "-1", "two", "1001"):
+    for bad in ("0", "-1", "two", "1001", "²"):
         refused = browser.post("/console/store/reservations", data={**base, "request_id": rid(), "location": "VER",
                                                                     "quantity": bad})  # fmt: skip
-        assert refused.status_code == 400 and "Quantity: a whole number from 1 to 1000" in refused.text, bad
+        assert refused.status_code == 400 and "Quantity: a whole number from 1 to 1,000" in refused.text, bad
     no_id = browser.post("/console/store/reservations", data={**base, "location": "VER", "quantity": "1"})
     assert no_id.status_code == 400 and "request_id" in no_id.text
     with api.db.read() as session:

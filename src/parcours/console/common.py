@@ -1,12 +1,13 @@
 """What several areas of the console show the same way: the words for channels, identifier kinds,
 order, reservation and conversation statuses, fulfilment and loyalty tiers; a customer's name from their
-traits, the active profile a (possibly merged) profile id stands for now, a stored moment, the page
-number of a list, and an ``IN`` split in parts.
+traits, the active profile a (possibly merged) profile id stands for now, a stored moment; the page
+number of a list and a whole number typed in a form; an ``IN`` split in parts.
 
 An area that words something differently keeps only that difference (``{**CHANNEL_LABELS, ...}``)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -100,6 +101,16 @@ def page_number(page: Page, name: str = "page", maximum: int = 10_000) -> int:
     if not raw.isdigit() or not 1 <= int(raw) <= maximum:
         raise InvalidInput(f"{name}: a whole number from 1 to {maximum:,}")
     return int(raw)
+
+
+def whole_number(page: Page, name: str, low: int, high: int, *, label: str | None = None) -> int:
+    """The form field ``name``, a whole number from ``low`` to ``high``; else InvalidInput naming the
+    field (``label``: the name the person reads beside it, when not the field's own)."""
+    text = page.field(name, max_chars=12)
+    if not re.fullmatch(r"-?[0-9]+", text) or not low <= int(text) <= high:
+        raise InvalidInput(page.t.gettext("{field}: a whole number from {low} to {high}", field=label or name,
+                                          low=page.t.number(low), high=page.t.number(high)))  # fmt: skip
+    return int(text)
 
 
 def active_profiles(session: Session, ids: Iterable[str]) -> dict[str, tuple[str, dict[str, Any]] | None]:

@@ -147,14 +147,6 @@ def attempt(
         return _refused(page, error, show, form_id, **values)
 
 
-def integer_field(page: Page, name: str, low: int, high: int) -> int:
-    text = page.field(name, max_chars=12)
-    if not re.fullmatch(r"-?\d+", text) or not low <= int(text) <= high:
-        raise InvalidInput(page.t.gettext("{field}: a whole number from {low} to {high}", field=name,
-                                          low=page.t.number(low), high=page.t.number(high)))  # fmt: skip
-    return int(text)
-
-
 def lines_field(page: Page, name: str, *, max_chars: int = 100_000) -> list[str]:
     """A textarea of one value per line, blanks dropped."""
     text = page.field(name, required=False, max_chars=max_chars)

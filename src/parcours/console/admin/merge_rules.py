@@ -14,11 +14,11 @@ from parcours.console.admin.common import (
     attempt,
     choice_field,
     count_rows,
-    integer_field,
     lines_field,
     render,
     validated,
 )
+from parcours.console.common import whole_number
 from parcours.console.i18n import N_
 from parcours.console.web import Page, form_for, page_for
 from parcours.errors import NotFound
@@ -76,8 +76,8 @@ def add_kind(page: Page = Depends(form_for(ADMIN))) -> Response:
                 "name": page.field("name", max_chars=40),
                 "description": page.field("description", required=False, max_chars=500),
                 "normalizer": choice_field(page, "normalizer", NORMALIZERS),
-                "priority": integer_field(page, "priority", 0, 10_000),
-                "max_per_profile": integer_field(page, "max_per_profile", 1, 10_000),
+                "priority": whole_number(page, "priority", 0, 10_000),
+                "max_per_profile": whole_number(page, "max_per_profile", 1, 10_000),
                 "blocked_values": lines_field(page, "blocked_values"),
                 "blocked_patterns": lines_field(page, "blocked_patterns"),
             },
@@ -121,8 +121,8 @@ def update_kind(name: str, page: Page = Depends(form_for(ADMIN))) -> Response:
         changes = validated(
             KindUpdate,
             {
-                "priority": integer_field(page, "priority", 0, 10_000),
-                "max_per_profile": integer_field(page, "max_per_profile", 1, 10_000),
+                "priority": whole_number(page, "priority", 0, 10_000),
+                "max_per_profile": whole_number(page, "max_per_profile", 1, 10_000),
                 "blocked_values": lines_field(page, "blocked_values"),
                 "blocked_patterns": lines_field(page, "blocked_patterns"),
             },

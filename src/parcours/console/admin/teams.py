@@ -14,12 +14,11 @@ from parcours.console.admin.common import (
     ADMIN,
     attempt,
     choice_field,
-    integer_field,
     paged,
     render,
     words_field,
 )
-from parcours.console.common import CHANNEL_LABELS
+from parcours.console.common import CHANNEL_LABELS, whole_number
 from parcours.console.i18n import N_
 from parcours.console.web import Page, form_for, page_for
 from parcours.db.types import utcnow
@@ -213,13 +212,13 @@ def update_agent(agent_id: str, page: Page = Depends(form_for(ADMIN))) -> Respon
                 raise InvalidInput(page.t.gettext("languages: {code} is not a language code such as fr or en",
                                                   code=repr(code)[:20]))  # fmt: skip
         skills = words_field(page, "skills")
-        capacity: dict[str, Any] = {"*": integer_field(page, "capacity_any", 0, 1000)}
+        capacity: dict[str, Any] = {"*": whole_number(page, "capacity_any", 0, 1000)}
         agent = inbox_agents.get_agent(session, agent_id)
         # Channels this form does not show keep their limits.
         capacity.update({k: v for k, v in agent.capacity.items() if k != "*" and k not in CAPACITY_CHANNELS})
         for channel in CAPACITY_CHANNELS:
             if page.field(f"capacity_{channel}", required=False, max_chars=12):
-                capacity[channel] = integer_field(page, f"capacity_{channel}", 0, 1000)
+                capacity[channel] = whole_number(page, f"capacity_{channel}", 0, 1000)
         agent = inbox_agents.update_agent(
             session, agent_id, languages=languages, skills=skills, capacity=capacity
         )

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from parcours.commerce import offers, orders, reservations, stock
+from parcours.console.common import whole_number
 from parcours.console.store.common import CHANNEL, Here, StoreContext, form_context, request_id_of
 from parcours.console.web import Page, form_for
 from parcours.db.types import utcnow
@@ -19,15 +20,6 @@ from parcours.identity import service as identity
 from parcours.models import Location, LoyaltyEntry, Order, Profile, Reservation
 
 router = APIRouter(include_in_schema=False)
-
-
-def _int_field(page: Page, name: str, label: str, low: int, high: int, default: int | None = None) -> int:
-    raw = page.field(name, None if default is None else str(default), max_chars=12)
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise InvalidInput(
-            page.t.gettext("{field}: a whole number from {low} to {high}", field=label, low=low, high=high)
-        )
-    return int(raw)
 
 
 def back_to(page: Page, context: StoreContext, default: str) -> str:
@@ -45,7 +37,7 @@ def store_reserve(page: Page = Depends(form_for("store"))) -> Response:
     t = page.t
     context, _ = form_context(page)
     request_id = request_id_of(page)
-    quantity = _int_field(page, "quantity", t.gettext("Quantity"), 1, 1000)
+    quantity = whole_number(page, "quantity", 1, 1000, label=t.gettext("Quantity"))
     location_id = page.field("location", max_chars=40)
     sku = page.field("sku", max_chars=60).upper()
     now = utcnow()
@@ -84,7 +76,7 @@ def store_order(page: Page = Depends(form_for("store"))) -> Response:
     t = page.t
     context, here = form_context(page)
     request_id = request_id_of(page)
-    quantity = _int_field(page, "quantity", t.gettext("Quantity"), 1, 1000)
+    quantity = whole_number(page, "quantity", 1, 1000, label=t.gettext("Quantity"))
     sku = page.field("sku", max_chars=60).upper()
     fulfilment = page.field("fulfilment", max_chars=30)
     if fulfilment not in DELIVERY_METHODS:
