@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 from parcours.app import create_app
 from parcours.auth.service import create_source, create_token
 from parcours.config import Settings
+from parcours.console.web import SignInThrottle
 from parcours.db.base import Base
 from parcours.db.engine import Database
 from parcours.db.migrate import upgrade
@@ -225,6 +226,7 @@ def api(live_server: LiveServer, db: Database, settings: Settings) -> Iterator[A
     live_server.app.state.database = db
     live_server.app.state.settings = settings
     live_server.app.state.outbox = Outbox()  # each test registers the senders it needs
+    live_server.app.state.sign_in_throttle = SignInThrottle()  # failed sign-ins of other tests forgotten
     with db.write() as session:
         token = create_token(session, "tests")
     with httpx.Client(base_url=live_server.url, timeout=30) as client:

@@ -121,7 +121,9 @@ def main(argv: list[str]) -> int:
             print(f"{area}.po: {text!r} ({where[0]})")
     clashes = conflicts()
     for text, translations in sorted(clashes.items()):
-        print(f"translated differently: {text!r}: " + "; ".join(f"{f}: {t!r}" for f, t in translations.items()))
+        print(
+            f"translated differently: {text!r}: " + "; ".join(f"{f}: {t!r}" for f, t in translations.items())
+        )
     return 1 if gaps or clashes else 0
 
 
