@@ -185,17 +185,22 @@ def profile_view(session: Session, requested_id: str) -> dict[str, Any]:
     return view
 
 
-def _encode_cursor(moment: datetime, event_id: str) -> str:
+def encode_cursor(moment: datetime, event_id: str) -> str:
+    """A timeline position (an event's time and id) as an opaque URL-safe string."""
     return base64.urlsafe_b64encode(f"{moment.isoformat()}|{event_id}".encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+def decode_cursor(cursor: str, field: str = "cursor") -> tuple[datetime, str]:
+    """The position ``encode_cursor`` wrote; InvalidInput naming ``field`` for anything else."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         moment, event_id = raw.split("|", 1)
-        return datetime.fromisoformat(moment), event_id
+        parsed = datetime.fromisoformat(moment)
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput("cursor: not a cursor this API returned") from None
+        raise InvalidInput(f"{field}: not a position this API gave") from None
+    if parsed.tzinfo is None:
+        raise InvalidInput(f"{field}: not a position this API gave")
+    return parsed, event_id
 
 
 def event_view(event: Event) -> dict[str, Any]:
@@ -242,10 +247,10 @@ def timeline(
     if types:
         query = query.where(Event.type.in_(types))
     if cursor:
-        moment, event_id = _decode_cursor(cursor)
+        moment, event_id = decode_cursor(cursor)
         query = query.where(tuple_(Event.timestamp, Event.id) > tuple_(moment, event_id))
     rows = list(session.scalars(query.order_by(Event.timestamp, Event.id).limit(limit + 1)))
-    next_cursor = _encode_cursor(rows[limit - 1].timestamp, rows[limit - 1].id) if len(rows) > limit else None
+    next_cursor = encode_cursor(rows[limit - 1].timestamp, rows[limit - 1].id) if len(rows) > limit else None
     return {
         "profile_id": profile_id,
         "data": [event_view(e) for e in rows[:limit]],

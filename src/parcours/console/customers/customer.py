@@ -4,8 +4,6 @@ loyalty, satisfaction and conversations."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -126,22 +124,6 @@ _ADDRESS_KEYS = {"street", "postalCode", "postal_code", "city", "country"}
 
 
 # ------------------------------------------------------------------------------------- the customer
-def _encode_cursor(moment: datetime, event_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{moment.isoformat()}|{event_id}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        moment, event_id = raw.split("|", 1)
-        parsed = datetime.fromisoformat(moment)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput("before: not a position this page gave") from None
-    if parsed.tzinfo is None:
-        raise InvalidInput("before: not a position this page gave")
-    return parsed, event_id
-
-
 @dataclass
 class TimelineEvent:
     id: str
@@ -196,13 +178,13 @@ def timeline_page(
     if types:
         query = query.where(Event.type.in_(types))
     if before:
-        moment, event_id = _decode_cursor(before)
+        moment, event_id = identity.decode_cursor(before, field="before")
         query = query.where(tuple_(Event.timestamp, Event.id) < tuple_(moment, event_id))
     rows = session.execute(
         query.order_by(Event.timestamp.desc(), Event.id.desc()).limit(TIMELINE_PAGE + 1)
     ).all()
     older = (
-        _encode_cursor(rows[TIMELINE_PAGE - 1].timestamp, rows[TIMELINE_PAGE - 1].id)
+        identity.encode_cursor(rows[TIMELINE_PAGE - 1].timestamp, rows[TIMELINE_PAGE - 1].id)
         if len(rows) > TIMELINE_PAGE
         else None
     )
