@@ -25,6 +25,7 @@ class SourceInfo:
     # Filled by list_sources (not compared: the same source whoever read it).
     created_at: datetime | None = field(default=None, compare=False)
     disabled_at: datetime | None = field(default=None, compare=False)
+    internal: bool = field(default=False, compare=False)
 
 
 def digest(secret: str) -> str:
@@ -38,7 +39,9 @@ def _check_name(name: str, what: str) -> str:
     return cleaned
 
 
-def create_source(session: Session, name: str, channel: str) -> tuple[SourceInfo, str]:
+def create_source(
+    session: Session, name: str, channel: str, *, internal: bool = False
+) -> tuple[SourceInfo, str]:
     """A new source and its write key (returned once; only its digest is kept)."""
     name = _check_name(name, "source")
     try:
@@ -55,20 +58,27 @@ def create_source(session: Session, name: str, channel: str) -> tuple[SourceInfo
         write_key_hash=digest(write_key),
         created_at=utcnow(),
         disabled_at=None,
+        internal=internal,
     )
     session.add(source)
     session.flush()
-    return SourceInfo(source.id, source.name, source.channel), write_key
+    return SourceInfo(source.id, source.name, source.channel, internal=internal), write_key
 
 
 def internal_source(session: Session, name: str, channel: str) -> SourceInfo:
     """A source Parcours itself records events under (the inbox's channels, commerce), made on first use.
-    Its write key is never handed out."""
-    row = session.execute(select(Source.id, Source.name, Source.channel).where(Source.name == name)).first()
-    if row is not None:
-        return SourceInfo(row.id, row.name, row.channel)
-    source, _write_key = create_source(session, name, channel)
-    return source
+    Its write key is never handed out. A source of the business that happens to bear the name is left
+    alone: Parcours's own then takes the name with " (Parcours)"."""
+    for candidate in (name, f"{name} (Parcours)"):
+        row = session.execute(
+            select(Source.id, Source.name, Source.channel, Source.internal).where(Source.name == candidate)
+        ).first()
+        if row is None:
+            source, _write_key = create_source(session, candidate, channel, internal=True)
+            return source
+        if row.internal:
+            return SourceInfo(row.id, row.name, row.channel, internal=True)
+    raise Conflict(f"sources named {name!r} and {name + ' (Parcours)'!r} belong to the business")
 
 
 def list_sources(
@@ -76,14 +86,23 @@ def list_sources(
 ) -> list[SourceInfo]:
     """The sources by name, with when each was created and disabled; the disabled ones (after the
     active ones) only with ``include_disabled``. ``limit`` and ``offset`` page through them."""
-    query = select(Source.id, Source.name, Source.channel, Source.created_at, Source.disabled_at)
+    query = select(
+        Source.id, Source.name, Source.channel, Source.created_at, Source.disabled_at, Source.internal
+    )
     if not include_disabled:
         query = query.where(Source.disabled_at.is_(None))
     query = query.order_by(Source.disabled_at.is_not(None), Source.name, Source.id).offset(offset)
     if limit is not None:
         query = query.limit(limit)
     return [
-        SourceInfo(row.id, row.name, row.channel, created_at=row.created_at, disabled_at=row.disabled_at)
+        SourceInfo(
+            row.id,
+            row.name,
+            row.channel,
+            created_at=row.created_at,
+            disabled_at=row.disabled_at,
+            internal=row.internal,
+        )
         for row in session.execute(query)
     ]
 
@@ -136,5 +155,7 @@ def disable_source(session: Session, name: str) -> None:
     source = session.scalar(select(Source).where(Source.name == name, Source.disabled_at.is_(None)))
     if source is None:
         raise NotFound(f"no active source named {name!r}")
+    if source.internal:
+        raise Conflict(f"{name!r} is Parcours's own source (it has no write key to refuse)")
     source.disabled_at = utcnow()
     session.flush()

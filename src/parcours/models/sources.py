@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import String
+from sqlalchemy import Boolean, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from parcours.db.base import Base
@@ -19,6 +19,9 @@ class Source(Base):
     write_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime]
     disabled_at: Mapped[datetime | None]
+    # Parcours's own sources (the inbox's channels, commerce): their write key is never handed out and
+    # they cannot be disabled.
+    internal: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
 class ApiToken(Base):
