@@ -70,7 +70,10 @@ def _serve(settings: Settings, database: Database, host: str, port: int) -> None
         typer.echo(f"SMTP server for {settings.email_inbox_domains or settings.inbox_email_domain} "
                    f"on {smtp.host}:{smtp.port}")  # fmt: skip
     try:
-        uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+        # Open live streams (the console's Server-Sent Events, web chat sockets) get 5 seconds to end
+        # at shutdown before they are cut.
+        uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False,
+                    timeout_graceful_shutdown=5)  # fmt: skip
     finally:
         if smtp is not None:
             smtp.stop()
