@@ -229,6 +229,14 @@ def test_merge_rules_are_edited_with_the_error_beside_the_form(page: Page, conso
     docs_screenshot(page, "admin-identity-rules")
 
 
+DOCS_SCREENSHOTS = {
+    "/console/admin": "admin",
+    "/console/admin/sources": "admin-sources",
+    "/console/admin/teams": "admin-teams",
+    "/console/admin/knowledge": "admin-knowledge",
+}
+
+
 def test_every_admin_page_is_accessible_and_fits_a_tablet(page: Page, console: Console) -> None:
     a_team_of_people(console)
     configured_channels(console)
@@ -258,6 +266,8 @@ def test_every_admin_page_is_accessible_and_fits_a_tablet(page: Page, console: C
             response = page.goto(console.path(path))
             assert response is not None and response.status == 200, path
             assert_accessible(page)
+            if viewport == "desktop" and path in DOCS_SCREENSHOTS:
+                docs_screenshot(page, DOCS_SCREENSHOTS[path])
             overflow = page.evaluate(
                 "document.documentElement.scrollWidth - document.documentElement.clientWidth"
             )

@@ -38,6 +38,10 @@ def test_admin_signs_in_and_sees_their_name(page: Page, console: Console) -> Non
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
     assert session_cookies(page), "no session cookie after signing in"
     assert_accessible(page)
+    docs_screenshot(page, "home")
+    page.goto(console.path("/console/preferences"))
+    assert_accessible(page)
+    docs_screenshot(page, "preferences")
 
 
 def test_wrong_password_stays_on_the_sign_in_page(page: Page, console: Console) -> None:

@@ -170,6 +170,7 @@ def test_a_web_order_returned_in_store_in_french(tablet_page: Page, console: Con
     expect(page.get_by_role("alert")).to_have_text("CAF-LUNGO\u00a0: 2 au plus peuvent être retournés.")
     expect(page.get_by_label("Motif")).to_have_value("Goût trop fort")
     assert_accessible(page)
+    docs_screenshot(page, "store-return-fr")
 
     page.get_by_label("Quantité de Capsules Lungo x10 retournée").fill("1")
     page.get_by_role("button", name="Enregistrer le retour et rembourser").click()
