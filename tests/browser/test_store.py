@@ -169,6 +169,7 @@ def test_a_web_order_returned_in_store_in_french(tablet_page: Page, console: Con
     page.get_by_role("button", name="Enregistrer le retour et rembourser").click()
     expect(page.get_by_role("alert")).to_have_text("CAF-LUNGO\u00a0: 2 au plus peuvent être retournés.")
     expect(page.get_by_label("Motif")).to_have_value("Goût trop fort")
+    expect(quantity).to_have_value("3")
     assert_accessible(page)
     docs_screenshot(page, "store-return-fr")
 

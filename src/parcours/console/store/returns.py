@@ -95,6 +95,8 @@ def store_return(order_id: str, page: Page = Depends(form_for("store"))) -> Resp
             problem = problem or t.gettext(
                 "{sku}: at most {count} can be returned.", sku=line.sku, count=left
             )
+            if raw.isdigit():  # shown again as typed, beside the message
+                values[line.sku] = int(raw)
             continue
         if int(raw):
             values[line.sku] = int(raw)
