@@ -185,7 +185,7 @@ def create_rule(
     if session.scalar(select(AutomationRule.id).where(AutomationRule.name == name)) is not None:
         raise Conflict(f"a rule named {name!r} already exists")
     _check_rule(event, conditions, actions, session)
-    forget_memo(session, f"automation_rules:{event}")
+    forget_memo(session, "automation_rules")
     position = len(list(session.scalars(select(AutomationRule.id))))
     rule = AutomationRule(
         id=new_id("rule"),
@@ -241,6 +241,22 @@ def _apply(session: Session, conversation: Conversation, actions: dict[str, Any]
                     data={"by": "automation"})  # fmt: skip
 
 
+def _rules(session: Session) -> dict[str, list[RuleData]]:
+    """The enabled rules of every event, in order: read once per transaction (one query)."""
+
+    def load() -> dict[str, list[RuleData]]:
+        by_event: dict[str, list[RuleData]] = {}
+        for rule in session.scalars(
+            select(AutomationRule).where(AutomationRule.enabled.is_(True)).order_by(AutomationRule.position)
+        ):
+            by_event.setdefault(rule.event, []).append(
+                RuleData(rule.id, rule.name, rule.conditions, rule.actions)
+            )
+        return by_event
+
+    return memo(session, "automation_rules", load)
+
+
 def run(
     session: Session,
     event: str,
@@ -253,18 +269,7 @@ def run(
     """Apply every enabled rule of ``event`` whose conditions hold, in order; returns the rules applied."""
     from parcours.inbox.outbound import write_reply
 
-    rules = memo(
-        session,
-        f"automation_rules:{event}",
-        lambda: [
-            RuleData(rule.id, rule.name, rule.conditions, rule.actions)
-            for rule in session.scalars(
-                select(AutomationRule)
-                .where(AutomationRule.event == event, AutomationRule.enabled.is_(True))
-                .order_by(AutomationRule.position)
-            )
-        ],
-    )
+    rules = _rules(session).get(event, [])
     if not rules:
         return []
     applied = []
@@ -282,5 +287,4 @@ def run(
                     write_reply(session, settings, None, conversation.id, SYSTEM, text, now=now)
         feed.record(session, conversation.id, "automation", now, data={"rule": rule.name})
         applied.append(rule.id)
-    session.flush()
-    return applied
+    return applied  # written with the caller's next flush (receive_batch flushes once per batch)

@@ -1,8 +1,9 @@
 """What happens to conversations, for the agents' live feed and the automation rules.
 
-``record`` stores an ``InboxEvent`` in the caller's transaction and queues it on the session; once the
-transaction commits, the events are published to this process's ``FEED`` (live subscribers: agents'
-WebSocket feeds, tests). A rolled-back transaction publishes nothing.
+``record`` queues an event on the session; its ``InboxEvent`` row is written in the caller's
+transaction just before it commits (``write``: one statement for all of them, with no ORM objects), and
+once the transaction commits, the events are published to this process's ``FEED`` (live subscribers:
+agents' WebSocket feeds, tests). A rolled-back transaction writes and publishes nothing.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from parcours.db.bulk import BulkWriter
 from parcours.models import InboxEvent
 
 Listener = Callable[[dict[str, Any]], None]
 _PENDING = "parcours_inbox_feed"
+_WRITTEN = "parcours_inbox_feed_written"  # how many of the pending events have their row written
+_COLUMNS = ("conversation_id", "type", "agent_id", "data", "created_at")
 
 
 class Feed:
@@ -59,11 +63,6 @@ def record(
     data: dict[str, Any] | None = None,
 ) -> None:
     """Store an event of a conversation; it is published when the transaction commits."""
-    session.add(
-        InboxEvent(
-            conversation_id=conversation_id, type=kind, agent_id=agent_id, data=data or {}, created_at=now
-        )
-    )
     session.info.setdefault(_PENDING, []).append(
         {
             "type": kind,
@@ -71,8 +70,30 @@ def record(
             "agent_id": agent_id,
             "data": data or {},
             "at": now.isoformat(),
+            "created_at": now,
         }
     )
+
+
+def write(session: Session) -> None:
+    """Write the rows of the events recorded since the last ``write`` (in the order recorded)."""
+    pending = session.info.get(_PENDING, [])
+    start = session.info.get(_WRITTEN, 0)
+    if start >= len(pending):
+        return
+    bulk = BulkWriter(session.connection())
+    rows = [
+        (
+            e["conversation_id"],
+            e["type"],
+            e["agent_id"],
+            bulk.document(e["data"]),
+            bulk.moment(e["created_at"]),
+        )
+        for e in pending[start:]
+    ]
+    bulk.insert(InboxEvent.__table__, _COLUMNS, rows)  # type: ignore[arg-type]
+    session.info[_WRITTEN] = len(pending)
 
 
 def mark(session: Session) -> int:
@@ -81,15 +102,25 @@ def mark(session: Session) -> int:
 
 
 def discard_since(session: Session, position: int) -> None:
-    """Forget the events recorded since ``mark`` gave ``position`` (their savepoint was rolled back)."""
+    """Forget the events recorded since ``mark`` gave ``position`` (their savepoint was rolled back,
+    with any of their rows already written)."""
     del session.info.get(_PENDING, [])[position:]
+    session.info[_WRITTEN] = min(session.info.get(_WRITTEN, 0), position)
+
+
+@event.listens_for(Session, "before_commit")
+def _write(session: Session) -> None:
+    if not session.in_nested_transaction():
+        write(session)
 
 
 @event.listens_for(Session, "after_commit")
 def _publish(session: Session) -> None:
     if session.in_nested_transaction():
         return  # a savepoint released: the transaction has not committed yet
+    session.info.pop(_WRITTEN, None)
     for item in session.info.pop(_PENDING, []):
+        item.pop("created_at", None)  # the row's value; subscribers get "at"
         FEED.publish(item)
 
 
@@ -97,3 +128,4 @@ def _publish(session: Session) -> None:
 def _forget(session: Session) -> None:
     if not session.in_nested_transaction():  # a savepoint's events are discarded by its owner
         session.info.pop(_PENDING, None)
+        session.info.pop(_WRITTEN, None)

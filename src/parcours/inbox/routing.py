@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from parcours.inbox import feed
@@ -28,14 +28,43 @@ def load(session: Session, agent_id: str, channel: str | None = None) -> int:
 
 def loads(session: Session, agent_ids: list[str], channel: str | None = None) -> dict[str, int]:
     """Active conversations assigned to each agent (on one channel, if given), in one query."""
+    overall, on_channel = _loads(session, agent_ids, channel)
+    return overall if channel is None else on_channel
+
+
+def _loads(
+    session: Session, agent_ids: list[str], channel: str | None
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Active conversations of each agent, overall and on ``channel``, as this transaction sees them:
+    the stored rows, except those of conversations the session changed or added and has not written
+    yet, which count as they are now (so routing needs no flush between two assignments)."""
+    unwritten = [c for c in (*session.new, *session.dirty, *session.deleted) if isinstance(c, Conversation)]
     query = (
-        select(Conversation.assignee_id, func.count())
+        select(
+            Conversation.assignee_id,
+            func.count(),
+            func.sum(case((Conversation.last_inbound_channel == channel, 1), else_=0)),
+        )
         .where(Conversation.assignee_id.in_(agent_ids), Conversation.status.in_(ACTIVE))
         .group_by(Conversation.assignee_id)
     )
-    if channel is not None:
-        query = query.where(Conversation.last_inbound_channel == channel)
-    return {str(agent_id): int(count) for agent_id, count in session.execute(query)}
+    if unwritten:
+        query = query.where(Conversation.id.not_in([c.id for c in unwritten]))
+    overall: dict[str, int] = {}
+    on_channel: dict[str, int] = {}
+    for agent_id, count, here in session.execute(query):
+        overall[str(agent_id)] = int(count)
+        on_channel[str(agent_id)] = int(here or 0)
+    wanted = set(agent_ids)
+    deleted = set(session.deleted)
+    for c in unwritten:
+        agent_id = c.assignee_id
+        if c in deleted or agent_id is None or agent_id not in wanted or c.status not in ACTIVE:
+            continue
+        overall[agent_id] = overall.get(agent_id, 0) + 1
+        if c.last_inbound_channel == channel:
+            on_channel[agent_id] = on_channel.get(agent_id, 0) + 1
+    return overall, on_channel
 
 
 def _capacity(agent: Agent, channel: str) -> int:
@@ -67,7 +96,7 @@ def route(
     tags = set(conversation.tags)
     channel = conversation.last_inbound_channel
     ids = [agent.id for agent, _ in candidates]
-    on_channel, overall = loads(session, ids, channel), loads(session, ids)
+    overall, on_channel = _loads(session, ids, channel)
     needed = tags & _known_skills(session) if tags else set()
     fitting = []
     for agent, member in candidates:
@@ -96,7 +125,6 @@ def route(
     if member is not None:
         member.last_assigned_at = now
     feed.record(session, conversation.id, "assigned", now, agent_id=chosen.id, data={"by": "routing"})
-    session.flush()
     return chosen.id
 
 
@@ -128,6 +156,7 @@ def set_availability(session: Session, agent_id: str, available: bool, now: date
             )
             route(session, conversation, now, exclude=agent_id)
             moved.append(conversation.id)
+            session.flush()  # keeps the unwritten conversations ``_loads`` looks at few
     else:
         moved = route_waiting(session, now)
     return moved
@@ -143,4 +172,5 @@ def route_waiting(session: Session, now: datetime) -> list[str]:
     ):
         if route(session, conversation, now) is not None:
             assigned.append(conversation.id)
+        session.flush()  # keeps the unwritten conversations ``_loads`` looks at few
     return assigned

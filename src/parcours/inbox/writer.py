@@ -1,8 +1,8 @@
 """Group commit for inbound messages: channel adapters hand their messages to one writer thread, which
 stores whatever is waiting in one transaction (a savepoint per message, so a bad message fails alone),
-commits once and answers every adapter. Under load one commit serves many messages; a lone message
-waits for nothing. The writer keeps the identity graph it touches in memory between batches
-(``GraphCache``), as ingestion does."""
+commits once and answers every adapter. Under load one commit serves many messages (the writer lingers
+up to ``LINGER`` for more); a lone message waits for nothing. The writer keeps the identity graph it
+touches in memory between batches (``GraphCache``), as ingestion does."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -23,6 +24,11 @@ from parcours.inbox.service import Inbound, Received, receive, receive_batch
 
 log = logging.getLogger("parcours.inbox")
 MAX_BATCH = 200
+# Under load (the last batch held more than one message), the writer waits up to this long for more
+# messages before storing a batch: the requests being answered send their next message meanwhile, so
+# batches hold about as many messages as there are senders instead of alternating between halves
+# (the commit_delay of databases). A lone message, after a lone message, waits for nothing.
+LINGER = 0.002
 
 
 @dataclass
@@ -88,13 +94,16 @@ class InboxWriter:
                 self._thread.start()
 
     def _run(self) -> None:
+        company = False  # whether the last batch held more than one message
         while True:
             batch = [self._queue.get()]
+            deadline = time.monotonic() + (LINGER if company else 0.0)
             while len(batch) < self.max_batch:
                 try:
-                    batch.append(self._queue.get_nowait())
+                    batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
                 except queue.Empty:
                     break
+            company = len(batch) > 1
             self._store(batch)
 
     def _store(self, batch: list[_Pending]) -> None:
