@@ -137,8 +137,13 @@ class Feeds:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
+        async def close() -> None:  # cancel the sockets and let them close before the loop stops
+            tasks = asyncio.all_tasks() - {asyncio.current_task()}
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(close(), self.loop).result(30)
         self.loop.call_soon_threadsafe(self.loop.stop)
 
 
