@@ -472,3 +472,26 @@ def test_a_change_of_assignee_is_an_event_on_the_live_feed(db: Database, setting
             .order_by(InboxEvent.seq)
         ).all()
     assert [tuple(e) for e in events] == [("assigned", sonia), ("unassigned", sonia)]
+
+
+def test_least_busy_counts_the_conversations_assigned_earlier_in_the_same_batch(
+    db: Database, settings: Settings
+) -> None:
+    """The inbox writer stores several messages in one transaction: routing must count the conversations
+    it has just assigned there, written or not, or one agent gets them all."""
+    from parcours.inbox.service import receive_batch
+
+    one, two = agent(db, "One"), agent(db, "Two")
+    with db.write() as session:
+        team = create_team(session, "Team", assignment="least_busy")
+        add_member(session, team.id, one)
+        add_member(session, team.id, two)
+        automation.create_rule(session, "team", "conversation_created", {}, {"assign_team": team.id})
+    for index in range(6):
+        customer(db, settings, f"batch{index}@example.fr")
+    with db.write() as session:
+        received = receive_batch(session, settings, [
+            message(f"b{index}", f"batch{index}@example.fr", T0 + timedelta(seconds=index)) for index in range(6)
+        ])  # fmt: skip
+    assignees = [conversation(db, r.conversation_id).assignee_id for r in received]
+    assert sorted(assignees.count(a) for a in (one, two)) == [3, 3], assignees
