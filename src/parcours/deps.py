@@ -3,11 +3,15 @@ request body read within a limit."""
 
 from __future__ import annotations
 
+import json
 import zlib
-from typing import Any
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any, TypeVar
 
 import orjson
 from fastapi import Request, Response
+from pydantic import BaseModel, ValidationError
 
 from parcours.config import Settings
 from parcours.db.engine import Database
@@ -64,3 +68,34 @@ async def read_body(request: Request, limit: int, *, gzip: bool = False) -> byte
     if encoding not in ("", "identity"):
         raise InvalidInput(f"Content-Encoding: {encoding!r} is not supported; send gzip or uncompressed JSON")
     return bytes(body)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def json_body(
+    model: type[M], *, limit: int, check: Callable[[Any], None] | None = None
+) -> Callable[[Request], Awaitable[M]]:
+    """A dependency reading the body (at most ``limit`` bytes) as JSON with exact decimals, handing the
+    document to ``check`` (which may refuse it) and validating it with ``model``; every problem is an
+    InvalidInput naming its field."""
+
+    async def parse(request: Request) -> M:
+        raw = await read_body(request, limit)
+        try:
+            data = json.loads(raw, parse_float=Decimal)
+        except (ValueError, RecursionError):
+            raise InvalidInput("body: not valid JSON") from None
+        if check is not None:
+            check(data)
+        try:
+            return model.model_validate(data)
+        except ValidationError as error:
+            problems = [
+                {"field": ".".join(str(p) for p in item["loc"]) or "body", "error": item["msg"]}
+                for item in error.errors()
+            ]
+            message = "; ".join(f"{p['field']}: {p['error']}" for p in problems)
+            raise InvalidInput(message, details=problems) from None
+
+    return parse

@@ -8,23 +8,22 @@ read with exact decimals; amounts go out as strings."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from parcours import deps
 from parcours.auth.endpoints import require_api_token
 from parcours.commerce import loyalty, payments
 from parcours.commerce.offers import jsonable
 from parcours.config import Settings
 from parcours.db.engine import Database
 from parcours.db.types import utcnow
-from parcours.deps import JsonResponse, database, read_body, settings
-from parcours.errors import InvalidInput
+from parcours.deps import JsonResponse, database, settings
 from parcours.identity import service as identity
 
 router = APIRouter(tags=["loyalty", "payments"], dependencies=[Depends(require_api_token)])
@@ -47,29 +46,14 @@ def _leaves(value: Any, path: str) -> Iterator[tuple[str, Any]]:
         yield path or "body", value
 
 
+def _refuse_card_numbers(document: Any) -> None:
+    payments.refuse_card_numbers(_leaves(document, ""))
+
+
 def json_body(model: type[M]) -> Callable[[Request], Awaitable[M]]:
     """A dependency reading the body as JSON (exact decimals), refusing card numbers anywhere in it,
     then validated by ``model``."""
-
-    async def parse(request: Request) -> M:
-        raw = await read_body(request, MAX_JSON_BYTES)
-        try:
-            data = json.loads(raw, parse_float=Decimal)
-        except (ValueError, RecursionError):
-            raise InvalidInput("body: not valid JSON") from None
-        payments.refuse_card_numbers(_leaves(data, ""))
-        try:
-            return model.model_validate(data)
-        except ValidationError as error:
-            problems = [
-                {"field": ".".join(str(p) for p in item["loc"]) or "body", "error": item["msg"]}
-                for item in error.errors()
-            ]
-            raise InvalidInput(
-                "; ".join(f"{p['field']}: {p['error']}" for p in problems), details=problems
-            ) from None
-
-    return parse
+    return deps.json_body(model, limit=MAX_JSON_BYTES, check=_refuse_card_numbers)
 
 
 class _Body(BaseModel):

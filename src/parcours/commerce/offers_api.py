@@ -7,15 +7,15 @@ having too many decimals, never rounded through a binary float); amounts go out 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from parcours import deps
 from parcours.auth.endpoints import require_api_token
 from parcours.commerce import audit, catalogue, offers
 from parcours.db.engine import Database
@@ -31,24 +31,7 @@ MAX_JSON_BYTES = 256 * 1024
 
 def json_body(model: type[M]) -> Callable[[Request], Awaitable[M]]:
     """A dependency reading the body as JSON with exact decimals, validated by ``model``."""
-
-    async def parse(request: Request) -> M:
-        raw = await read_body(request, MAX_JSON_BYTES)
-        try:
-            data = json.loads(raw, parse_float=Decimal)
-        except (ValueError, RecursionError):
-            raise InvalidInput("body: not valid JSON") from None
-        try:
-            return model.model_validate(data)
-        except ValidationError as error:
-            problems = [
-                {"field": ".".join(str(p) for p in item["loc"]) or "body", "error": item["msg"]}
-                for item in error.errors()
-            ]
-            message = "; ".join(f"{p['field']}: {p['error']}" for p in problems)
-            raise InvalidInput(message, details=problems) from None
-
-    return parse
+    return deps.json_body(model, limit=MAX_JSON_BYTES)
 
 
 async def feed_body(request: Request) -> bytes:

@@ -93,23 +93,32 @@ class Outbox:
             return sorted(self._senders)
 
 
-def customer_address(session: Session, profile_id: str, channel: str) -> tuple[str, str] | None:
-    """The customer's address on a channel (identifier kind, value), from the unified profile's
-    identifiers: the most recently seen of the first kind the channel uses that the profile holds. A
-    merged-away profile answers with its survivor's identifiers (they moved there with the merge)."""
+def customer_addresses(session: Session, profile_id: str) -> dict[str, tuple[str, str]]:
+    """The customer's address on every channel they can be reached on (channel -> identifier kind,
+    value), from the unified profile's identifiers in one query: for each channel, the most recently
+    seen of the first kind it uses that the profile holds. A merged-away profile answers with its
+    survivor's identifiers (they moved there with the merge)."""
     from parcours.identity.service import resolve_profile_id
 
-    profile_id = resolve_profile_id(session, profile_id)
-    for kind in ADDRESS_KINDS.get(channel, ()):
-        value = session.scalar(
-            select(Identifier.value)
-            .where(Identifier.profile_id == profile_id, Identifier.kind == kind)
-            .order_by(Identifier.last_seen_at.desc())
-            .limit(1)
-        )
-        if value is not None:
-            return kind, value
-    return None
+    kinds = sorted({kind for channel_kinds in ADDRESS_KINDS.values() for kind in channel_kinds})
+    latest: dict[str, str] = {}  # kind -> most recently seen value
+    for kind, value in session.execute(
+        select(Identifier.kind, Identifier.value)
+        .where(Identifier.profile_id == resolve_profile_id(session, profile_id), Identifier.kind.in_(kinds))
+        .order_by(Identifier.last_seen_at.desc())
+    ):
+        latest.setdefault(kind, value)
+    found: dict[str, tuple[str, str]] = {}
+    for channel, channel_kinds in ADDRESS_KINDS.items():
+        held = next((k for k in channel_kinds if k in latest), None)
+        if held is not None:
+            found[channel] = (held, latest[held])
+    return found
+
+
+def customer_address(session: Session, profile_id: str, channel: str) -> tuple[str, str] | None:
+    """The customer's address on one channel (see ``customer_addresses``)."""
+    return customer_addresses(session, profile_id).get(channel)
 
 
 def write_reply(

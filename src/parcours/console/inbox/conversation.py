@@ -42,7 +42,7 @@ from parcours.db.types import utcnow
 from parcours.errors import InvalidInput, NotFound
 from parcours.identity import service as identity
 from parcours.inbox import automation
-from parcours.inbox.outbound import ADDRESS_KINDS, LOGGED_CHANNELS, Outbox, customer_address
+from parcours.inbox.outbound import LOGGED_CHANNELS, Outbox, customer_addresses
 from parcours.models import (
     Agent,
     Conversation,
@@ -73,15 +73,11 @@ class ReplyChannel:
 def reply_channels(session: Session, outbox: Outbox, conversation: Conversation) -> list[ReplyChannel]:
     """The channels this customer can be answered on, as ``write_reply`` decides: an address of the
     channel's kinds among the profile's identifiers, and a sender configured (or a logged channel)."""
-    found = []
     configured = set(outbox.channels())
-    for channel in ADDRESS_KINDS:
-        address = customer_address(session, conversation.profile_id, channel)
-        if address is None:
-            continue
-        ready = channel in LOGGED_CHANNELS or channel in configured
-        found.append(ReplyChannel(channel, address[1], ready))
-    return found
+    return [
+        ReplyChannel(channel, value, channel in LOGGED_CHANNELS or channel in configured)
+        for channel, (_kind, value) in customer_addresses(session, conversation.profile_id).items()
+    ]
 
 
 def thread_messages(session: Session, conversation_id: str, limit: int) -> tuple[list[Message], int]:
