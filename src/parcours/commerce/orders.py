@@ -326,12 +326,17 @@ def get(session: Session, order_id: str) -> Order:
     return order
 
 
+def recent(session: Session, profile_ids: list[str], limit: int | None = None) -> list[Order]:
+    """The latest orders (``limit``, or all) of these profiles — one person's, merged ones included —
+    from every channel, newest first."""
+    return list(session.scalars(
+        select(Order).where(Order.profile_id.in_(profile_ids)).order_by(Order.created_at.desc(), Order.id).limit(limit)))  # fmt: skip
+
+
 def orders_of(session: Session, profile_id: str, *, limit: int | None = None) -> list[dict[str, Any]]:
     """The customer's orders (the ``limit`` latest, or all), from every channel, newest first; two
     statements whatever their number."""
-    ids = people(session, resolve_profile_id(session, profile_id))
-    found = list(session.scalars(
-        select(Order).where(Order.profile_id.in_(ids)).order_by(Order.created_at.desc(), Order.id).limit(limit)))  # fmt: skip
+    found = recent(session, people(session, resolve_profile_id(session, profile_id)), limit)
     lines = lines_of(session, [o.id for o in found])
     return [view(session, o, lines[o.id]) for o in found]
 

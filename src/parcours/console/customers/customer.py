@@ -11,10 +11,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Response
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
-from parcours.commerce import loyalty
+from parcours.commerce import loyalty, orders
 from parcours.console.common import FULFILMENT_LABELS, TIER_LABELS, display_name, in_chunks, parse_moment
 from parcours.console.customers.common import (
     CHANNEL_LABELS,
@@ -34,8 +34,6 @@ from parcours.models import (
     Event,
     Location,
     Message,
-    Order,
-    OrderLine,
     Reservation,
     Source,
 )
@@ -223,20 +221,9 @@ def timeline_page(
 
 
 def _orders(session: Session, ids: list[str]) -> list[dict[str, Any]]:
-    """The customer's latest orders from every channel (two statements; ``orders.orders_of`` reads each
-    order's lines one order at a time)."""
-    found = list(
-        session.scalars(
-            select(Order).where(in_chunks(Order.profile_id, ids)).order_by(Order.created_at.desc()).limit(20)
-        )
-    )
-    items = dict(
-        session.execute(
-            select(OrderLine.order_id, func.sum(OrderLine.quantity))
-            .where(in_chunks(OrderLine.order_id, [o.id for o in found]))
-            .group_by(OrderLine.order_id)
-        ).all()
-    )
+    """The customer's latest orders from every channel."""
+    found = orders.recent(session, ids, 20)
+    lines = orders.lines_of(session, [o.id for o in found])
     return [
         {
             "number": o.number,
@@ -245,7 +232,7 @@ def _orders(session: Session, ids: list[str]) -> list[dict[str, Any]]:
             "status": o.status,
             "total": o.total,
             "currency": o.currency,
-            "item_count": int(items.get(o.id) or 0),
+            "item_count": sum(line.quantity for line in lines[o.id]),
             "created_at": o.created_at,
             "ready_on": o.ready_on,
         }

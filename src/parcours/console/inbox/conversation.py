@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from parcours.commerce import loyalty
+from parcours.commerce import orders as commerce_orders
 from parcours.console.common import (
     ORDER_STATUS_LABELS,
     RESERVATION_STATUS_LABELS,
@@ -51,7 +52,6 @@ from parcours.models import (
     Location,
     Macro,
     Message,
-    Order,
     Reservation,
     Team,
 )
@@ -126,11 +126,7 @@ def customer_panel(
             .limit(8)
         )
     )
-    orders = list(
-        session.scalars(
-            select(Order).where(Order.profile_id.in_(ids)).order_by(Order.created_at.desc()).limit(PANEL_ROWS)
-        )
-    )
+    latest_orders = commerce_orders.recent(session, ids, PANEL_ROWS)
     reservations = list(
         session.execute(
             select(Reservation, Location.name)
@@ -163,7 +159,7 @@ def customer_panel(
         "name": display_name(traits),
         "traits": shown_traits[:12],
         "events": events,
-        "orders": orders,
+        "orders": latest_orders,
         "reservations": reservations,
         "loyalty": member if has_card or member["entries"] else None,
         "tier_labels": TIER_LABELS,

@@ -20,7 +20,7 @@ from parcours.console.common import ORDER_STATUS_LABELS, TIER_LABELS, display_na
 from parcours.console.i18n import N_
 from parcours.console.web import Page
 from parcours.errors import Forbidden, InvalidInput, NotFound
-from parcours.models import Location, OrderLine, Profile, Variant
+from parcours.models import Location, Profile, Variant
 
 PAGE_SIZE = 50
 MAX_MATCHES = 20  # customers or products listed for a search
@@ -133,15 +133,6 @@ def variant_names(session: Session, skus: Iterable[str]) -> dict[str, str]:
         sku: name
         for sku, name in session.execute(select(Variant.sku, Variant.name).where(Variant.sku.in_(wanted)))
     }
-
-
-def order_lines(session: Session, order_ids: list[str]) -> dict[str, list[OrderLine]]:
-    result: dict[str, list[OrderLine]] = {}
-    if order_ids:
-        query = select(OrderLine).where(OrderLine.order_id.in_(order_ids)).order_by(OrderLine.id)
-        for line in session.scalars(query):
-            result.setdefault(line.order_id, []).append(line)
-    return result
 
 
 def sku_names(items: Iterable[Iterable[dict[str, Any]]]) -> set[str]:

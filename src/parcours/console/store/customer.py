@@ -10,9 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from parcours.commerce import loyalty as loyalty_service
+from parcours.commerce import orders
 from parcours.console.common import display_name
 from parcours.console.store.common import (
-    order_lines,
     render,
     sku_names,
     store_context,
@@ -21,7 +21,7 @@ from parcours.console.store.common import (
 from parcours.console.web import Page, page_for
 from parcours.db.types import utcnow
 from parcours.identity import service as identity
-from parcours.models import Identifier, Location, Order, Profile, Reservation
+from parcours.models import Identifier, Location, Profile, Reservation
 
 router = APIRouter(include_in_schema=False)
 
@@ -65,15 +65,8 @@ def store_customer(
                 .order_by(Reservation.created_at)
             )
         )
-        recent = list(
-            session.scalars(
-                select(Order)
-                .where(Order.profile_id.in_(ids))
-                .order_by(Order.created_at.desc())
-                .limit(RECENT_ORDERS)
-            )
-        )
-        lines = order_lines(session, [o.id for o in recent])
+        recent = orders.recent(session, ids, RECENT_ORDERS)
+        lines = orders.lines_of(session, [o.id for o in recent])
         skus = variant_names(
             session, sku_names([r.lines for r in held]) | {line.sku for ls in lines.values() for line in ls}
         )

@@ -15,13 +15,13 @@ from fastapi import APIRouter, Depends, Response
 from sqlalchemy import String, func, literal, or_, select
 from sqlalchemy.orm import Session
 
+from parcours.commerce import orders
 from parcours.console.common import display_name
 from parcours.console.store.common import (
     MAX_MATCHES,
     PAGE_SIZE,
     Here,
     names_of,
-    order_lines,
     render,
     sku_names,
     store_context,
@@ -209,7 +209,7 @@ def pickups_at(
             .limit(wanted)
         )
     )
-    lines = order_lines(session, [o.id for o in ready])
+    lines = orders.lines_of(session, [o.id for o in ready])
     for order in ready:
         found.append(Pickup("order", order.id, order.ready_on or order.created_at, order.profile_id,
                             [{"sku": line.sku, "quantity": line.quantity} for line in lines.get(order.id, [])],

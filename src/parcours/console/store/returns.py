@@ -15,7 +15,6 @@ from parcours.console.store.common import (
     StoreContext,
     form_context,
     names_of,
-    order_lines,
     render,
     request_id_of,
     require_here,
@@ -43,7 +42,7 @@ def _return_page(
     order = session.get(Order, order_id[:60])
     if order is None:
         raise NotFound(page.t.gettext("No order {number}.", number=order_id[:60]))
-    lines = order_lines(session, [order.id]).get(order.id, [])
+    lines = orders.lines_of(session, [order.id]).get(order.id, [])
     deadline = _return_deadline(session, order)
     return render(
         page, "store/return.html", context, status=status, order=order, lines=lines, deadline=deadline,
@@ -79,7 +78,7 @@ def store_return(order_id: str, page: Page = Depends(form_for("store"))) -> Resp
         done = session.scalar(
             select(Return.id).where(Return.channel == CHANNEL, Return.request_id == request_id)
         )
-        bought = order_lines(session, [order.id]).get(order.id, [])
+        bought = orders.lines_of(session, [order.id]).get(order.id, [])
         deadline = _return_deadline(session, order)
     target = context.link(
         f"/console/store/customers/{order.profile_id}" if order.profile_id else "/console/store"
