@@ -7,7 +7,6 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -125,8 +124,7 @@ def _inbox_agent(session: Session, name: str, email: str, role: str, locale: str
     existing = session.scalar(select(Agent).where(Agent.name == name))
     if existing is not None:
         taken = session.scalar(select(User.id).where(User.agent_id == existing.id)) is not None
-        same_person = (existing.email or "").lower() == email or (existing.email is None and not taken)
-        if same_person and not taken:
+        if not taken and (existing.email is None or existing.email.lower() == email):
             existing.role = role
             existing.email = email
             return existing.id
@@ -314,16 +312,3 @@ def sign_out(session: Session, token: str) -> None:
 
 def csrf_matches(expected: str, given: str | None) -> bool:
     return given is not None and hmac.compare_digest(expected.encode(), given.encode())
-
-
-def user_view(user: User) -> dict[str, Any]:
-    return {
-        "id": user.id,
-        "email": user.email,
-        "name": user.name,
-        "role": user.role,
-        "locale": user.locale,
-        "agent_id": user.agent_id,
-        "location_id": user.location_id,
-        "disabled": user.disabled_at is not None,
-    }

@@ -98,17 +98,14 @@ class Translator:
     def number(self, value: int | float | Decimal) -> str:
         return format_decimal(value, locale=self.locale)
 
-    def percent(self, value: float) -> str:
-        return format_percent(value, locale=self.locale)
+    def percent(self, value: float, pattern: str | None = None) -> str:
+        """A share as a percentage in the locale's way ("98.7%", "98,7 %"); ``pattern`` as Babel's."""
+        return format_percent(value, pattern, locale=self.locale)
 
     def money(self, amount: Decimal | str | None, currency: str = "EUR") -> str:
         if amount is None:
             return ""
         return format_currency(Decimal(str(amount)), currency, locale=self.locale)
-
-    @property
-    def language_name(self) -> str:
-        return Locale.parse(self.locale).get_display_name(self.locale) or self.locale
 
 
 def translator(locale: str | None, timezone: str) -> Translator:

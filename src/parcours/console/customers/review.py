@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from babel.numbers import format_percent
 from fastapi import APIRouter, Depends, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from parcours.console.common import active_profiles, display_name, page_number
 from parcours.console.customers.common import PAGE_SIZE, STATUS_LABELS
-from parcours.console.i18n import N_, Translator
+from parcours.console.i18n import N_
 from parcours.console.web import Page, form_for, page_for
 from parcours.errors import InvalidInput
 from parcours.identity import service as identity
@@ -54,11 +53,6 @@ MATCH_LEVEL_LABELS = {
     "different": N_("different"),
 }
 REVIEW_FILTERS = {"pending": ("pending",), "decided": ("accepted", "rejected", "superseded")}
-
-
-def percent(t: Translator, value: float) -> str:
-    """A probability as a percentage with one decimal (0.987 -> "98.7%", "98,7 %")."""
-    return format_percent(value, "#,##0.0%", locale=t.locale)
 
 
 # ------------------------------------------------------------------------------------- review queue
@@ -145,7 +139,6 @@ def review_queue(page: Page = Depends(page_for("identity"))) -> Response:
         has_next=number * PAGE_SIZE < total,
         field_labels=MATCH_FIELD_LABELS,
         level_labels=MATCH_LEVEL_LABELS,
-        percent=percent,
         status_labels=STATUS_LABELS,
     )
 
