@@ -9,8 +9,11 @@ import pytest
 from parcours.config import Settings
 from parcours.db.engine import Database
 from parcours.identity import service as identity
+from parcours.identity.resolution import GraphCache
+from parcours.ingest.service import ingest_messages
 from parcours.matching import MatchModel, PersonRecord, link_records
-from parcours.matching.realtime import score
+from parcours.matching.blocking import MAX_BLOCK
+from parcours.matching.realtime import BlockingIndex, score, store_keys
 from parcours.matching.review import accept_review, list_reviews, reject_review
 from tests.conftest import Api
 from tests.helpers import active_profiles, ingest, make_source, profile_of
@@ -194,3 +197,47 @@ def test_a_review_of_a_profile_merged_away_is_superseded(db: Database, settings:
         assert list_reviews(session, status="pending", limit=10) == []
         (item,) = list_reviews(session, status="superseded", limit=10)
     assert item["current_profile_ids"][0] == item["current_profile_ids"][1]
+
+
+def test_the_blocking_index_overlays_what_its_writer_decided(db: Database) -> None:
+    with db.write() as session:
+        crowd = {f"c{n}": ["common"] for n in range(MAX_BLOCK + 1)}
+        store_keys(session, {"p1": ["k1", "k2"], "p2": ["k1"], **crowd})
+        index = BlockingIndex()
+        index.load(session, {"k1", "k2", "common"})
+    assert index.candidates("x", ["k1", "k2"]) == ["p1", "p2"]  # most keys shared first
+    assert index.candidates("x", ["common"]) == []  # held by too many to tell anyone apart
+    index.set_keys("p1", ["k3"])  # p1's traits changed: it no longer holds k1 or k2
+    index.set_keys("p3", ["k1", "k2"])
+    index.set_keys("p2", [])  # merged away
+    assert index.candidates("x", ["k1", "k2"]) == ["p3"]
+    assert index.candidates("p3", ["k1", "k2"]) == []  # never its own candidate
+
+
+def test_a_warm_writer_proposes_what_a_cold_one_would(db: Database, settings: Settings) -> None:
+    """One graph cache across batches (as the server keeps it): the blocking keys it holds in memory,
+    with a profile's keys changed twice in between, find the pair that reading them from the database
+    finds."""
+    web = make_source(db, "web", "web")
+    cache = GraphCache()
+
+    def send(message: dict[str, Any]) -> None:
+        with db.write() as session:
+            result = ingest_messages(session, settings, web, [message], expected_type=None, cache=cache)
+        assert not result.errors
+
+    paul, helene = {"firstName": "Paul", "lastName": "Martin"}, {"firstName": "Helene", "lastName": "Dupont"}
+    send({"type": "identify", "messageId": "w0", "userId": "u-5", "traits": paul})
+    send(person("w1", {"email": "a@example.fr"}))  # Hélène Dupont, born 1984-03-07, in Lyon
+    # u-5 was Paul Martin: now he says his name is Hélène Dupont, then goes back to his own name.
+    send({"type": "identify", "messageId": "w2", "userId": "u-5", "traits": helene})
+    send({"type": "identify", "messageId": "w3", "userId": "u-5", "traits": paul})
+    send({"type": "identify", "messageId": "w4", "userId": "u-9",
+          "traits": {"firstName": "Helene", "lastName": "Dupont", "birthday": "1984-03-07"}})  # fmt: skip
+    with db.read() as session:
+        pending = list_reviews(session, status="pending", limit=10)
+        u9 = identity.find_profile_id(session, identity.load_registry(session, "FR"), "user_id", "u-9")
+    # Only u-9 and the first Hélène make a likely pair; u-5 (Paul Martin again) is no candidate of u-9.
+    assert [sorted(item["current_profile_ids"]) for item in pending if u9 in item["current_profile_ids"]] == [
+        sorted([u9, profile_of(db, settings, "email", "a@example.fr")])
+    ]

@@ -35,6 +35,7 @@ from parcours.identity.kinds import KindRegistry, identifier_hash
 from parcours.identity.touchpoints import RecordOutcome, Touchpoint, iso_key
 from parcours.ids import new_id
 from parcours.matching.realtime import (
+    BlockingIndex,
     MatchPolicy,
     PairScores,
     find_candidates,
@@ -118,8 +119,9 @@ class GraphCache:
     Used by one writer at a time (writers hold the graph lock); ``max_identifiers`` bounds its size:
     past it, the next batch starts empty."""
 
-    def __init__(self, max_identifiers: int = 200_000) -> None:
+    def __init__(self, max_identifiers: int = 200_000, max_blocking_entries: int = 1_000_000) -> None:
         self.max_identifiers = max_identifiers
+        self.max_blocking_entries = max_blocking_entries
         self.token: str | None = None
         self.idents: dict[Key, _IdentState] = {}
         self.profiles: dict[str, _ProfileState] = {}
@@ -127,11 +129,18 @@ class GraphCache:
         self.redirects: dict[str, str] = {}
         self.blocks: set[frozenset[str]] = set()
         self.blocks_loaded: set[str] = set()
+        # Real-time matching's blocking keys: who holds each key read so far.
+        self.blocking = BlockingIndex()
 
     def begin(self, lock: GraphLock) -> None:
-        if self.token != lock.previous_token or len(self.idents) > self.max_identifiers:
+        if (
+            self.token != lock.previous_token
+            or len(self.idents) > self.max_identifiers
+            or self.blocking.size > self.max_blocking_entries
+        ):
             self.idents, self.profiles, self.redirects = {}, {}, {}
             self.blocks, self.blocks_loaded = set(), set()
+            self.blocking = BlockingIndex()
         self.token = lock.token
 
     def forget(self) -> None:
@@ -676,7 +685,8 @@ class IdentityBatch:
         wanted = {pid: keys for pid, keys in changed.items() if keys}
         if not wanted:
             return
-        candidates = find_candidates(self.session, wanted, self.match_keys)
+        pending = {pid: [] if pid in self.redirects else keys for pid, keys in self.match_keys.items()}
+        candidates = find_candidates(self.session, wanted, self.graph.blocking, pending)
         others = sorted({self._final(o) for found in candidates.values() for o in found} - set(self.profiles))
         self._load_profiles(others)
         records: dict[str, PersonRecord] = {}
@@ -716,6 +726,8 @@ class IdentityBatch:
                 kept = self.profiles[survivor]
                 kept.matched_record = record_from_traits(survivor, kept.traits)
                 self.match_keys[survivor] = keys_of(kept.matched_record) if kept.matched_record else []
+                self.graph.blocking.set_keys(survivor, self.match_keys[survivor])
+                self.graph.blocking.set_keys(second if survivor == first else first, [])
                 continue
             self.reviews.append(
                 {

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from parcours.db.types import utcnow
+from parcours.identity.resolution import lock_identity_graph
 from parcours.ids import new_id
 from parcours.matching.linkage import Linkage, Progress, link_records
 from parcours.matching.realtime import PairScores, keys_of, record_from_traits, save_model, store_keys
@@ -75,6 +76,8 @@ def dedupe_profiles(
     """Link the active profiles: train and store the model, rebuild every profile's blocking keys
     (real-time matching uses both), and queue pairs at or above ``review_threshold`` for review
     (pairs already reviewed are skipped). Returns the linkage and the number of new review items."""
+    # It rewrites every profile's blocking keys: writers (and their caches of the keys) must know.
+    lock_identity_graph(session)
     records = []
     for profile_id, traits in session.execute(
         select(Profile.id, Profile.traits).where(Profile.merged_into_id.is_(None))

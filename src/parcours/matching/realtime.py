@@ -126,51 +126,101 @@ def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
     return [items[start : start + size] for start in range(0, len(items), size)]
 
 
+class BlockingIndex:
+    """Which profiles hold each blocking key (``match_keys``), for the keys read so far, kept current
+    with the keys this process decides, so that a warm stream of changed profiles finds its candidates
+    in memory instead of reading every holder of every key again.
+
+    ``load`` reads the keys it does not hold yet, as stored: it must run before ``set_keys`` records
+    this transaction's (not yet stored) changes, which it then overlays. A key held by more than
+    ``MAX_BLOCK`` profiles tells no one apart: it is kept as too common, holders not tracked (it stays
+    so while this index lives). A profile whose keys this index set is counted by those keys only, so
+    keys it lost (or a merge that emptied them) never make it a candidate; a stored holder that was
+    merged away is dropped when its key is read. Owned by one writer at a time (the identity graph
+    lock), inside a ``GraphCache`` that discards it whenever anyone else wrote the graph."""
+
+    def __init__(self) -> None:
+        self.holders: dict[str, set[str] | None] = {}  # None: too common
+        self.keys_of: dict[str, frozenset[str]] = {}
+        self.size = 0  # holder entries held, to bound memory
+
+    def load(self, session: Session, keys: set[str]) -> None:
+        missing = sorted(key for key in keys if key not in self.holders)
+        too_common: set[str] = set()
+        for part in _chunks(missing):
+            for key, count in session.execute(
+                select(MatchKey.key, func.count()).where(MatchKey.key.in_(part)).group_by(MatchKey.key)
+            ):
+                if count > MAX_BLOCK:
+                    too_common.add(key)
+        loaded: dict[str, set[str]] = {key: set() for key in missing if key not in too_common}
+        for part in _chunks(list(loaded)):
+            # (no join with profiles here: planners then walk every active profile)
+            for key, holder in session.execute(
+                select(MatchKey.key, MatchKey.profile_id).where(MatchKey.key.in_(part))
+            ):
+                loaded[key].add(holder)
+        unknown = sorted({h for hs in loaded.values() for h in hs if h not in self.keys_of})
+        merged: set[str] = (
+            set()
+        )  # merged-away profiles are no one's candidates (their keys are normally gone)
+        for part in _chunks(unknown):
+            merged.update(
+                session.scalars(
+                    select(Profile.id).where(Profile.id.in_(part), Profile.merged_into_id.is_not(None))
+                )
+            )
+        for key in too_common:
+            self.holders[key] = None
+        for key, found in loaded.items():
+            found -= merged
+            self.holders[key] = found
+            self.size += len(found)
+
+    def set_keys(self, profile_id: str, keys: Sequence[str]) -> None:
+        """The keys ``profile_id`` holds from now on (none: it is no one's candidate)."""
+        self.keys_of[profile_id] = frozenset(keys)
+        for key in keys:
+            found = self.holders.get(key)
+            if found is not None and profile_id not in found:
+                found.add(profile_id)
+                self.size += 1
+                if len(found) > MAX_BLOCK:
+                    self.holders[key] = None
+
+    def candidates(self, profile_id: str, keys: Sequence[str]) -> list[str]:
+        """The holders of ``keys`` (loaded) other than ``profile_id``, most keys shared first, at most
+        ``MAX_CANDIDATES``."""
+        usable = [found for key in keys if (found := self.holders.get(key))]
+        # Counted in C (Counter over the chained holders): this runs over every holder of every key.
+        shared = Counter(chain.from_iterable(usable))
+        shared.pop(profile_id, None)
+        wanted = frozenset(keys)
+        for holder in [h for h in shared if h in self.keys_of]:
+            count = len(self.keys_of[holder] & wanted)  # what it holds now, not what was read
+            if count:
+                shared[holder] = count
+            else:
+                del shared[holder]
+        best = heapq.nsmallest(MAX_CANDIDATES, shared.items(), key=lambda item: (-item[1], item[0]))
+        return [pid for pid, _count in best]
+
+
 def find_candidates(
-    session: Session, wanted: dict[str, list[str]], pending: dict[str, list[str]]
+    session: Session,
+    wanted: dict[str, list[str]],
+    index: BlockingIndex | None = None,
+    pending: dict[str, list[str]] | None = None,
 ) -> dict[str, list[str]]:
     """For each profile of ``wanted`` (profile -> its blocking keys), the profiles sharing a key with it,
-    most keys shared first: stored ones, and ``pending`` ones (profile -> keys this transaction is about
-    to store, which replace its stored ones). A few queries for the whole batch."""
-    all_keys = sorted({key for keys in wanted.values() for key in keys})
-    # As in batch blocking: a key shared by too many profiles tells no one apart.
-    too_common: set[str] = set()
-    for part in _chunks(all_keys):
-        for key, count in session.execute(
-            select(MatchKey.key, func.count()).where(MatchKey.key.in_(part)).group_by(MatchKey.key)
-        ):
-            if count > MAX_BLOCK:
-                too_common.add(key)
-    holders: dict[str, list[str]] = {}
-    for part in _chunks([key for key in all_keys if key not in too_common]):
-        # (no join with profiles here: planners then walk every active profile)
-        for key, holder in session.execute(
-            select(MatchKey.key, MatchKey.profile_id).where(MatchKey.key.in_(part))
-        ):
-            if holder not in pending:
-                holders.setdefault(key, []).append(holder)
-    for holder, keys in pending.items():
-        for key in keys:
-            if key not in too_common:
-                holders.setdefault(key, []).append(holder)
-    stored = sorted({h for hs in holders.values() for h in hs if h not in pending})
-    merged: set[str] = set()  # merged-away profiles are no one's candidates (their keys are normally gone)
-    for part in _chunks(stored):
-        merged.update(
-            session.scalars(
-                select(Profile.id).where(Profile.id.in_(part), Profile.merged_into_id.is_not(None))
-            )
-        )
-    found: dict[str, list[str]] = {}
-    for profile_id, keys in wanted.items():
-        # Counted in C (Counter over the chained holders): this loop runs over every holder of every key.
-        shared = Counter(chain.from_iterable(holders.get(key, ()) for key in keys))
-        shared.pop(profile_id, None)
-        for gone in merged.intersection(shared):
-            del shared[gone]
-        best = heapq.nsmallest(MAX_CANDIDATES, shared.items(), key=lambda item: (-item[1], item[0]))
-        found[profile_id] = [pid for pid, _count in best]
-    return found
+    most keys shared first. ``index``: what this writer already knows (a fresh one reads everything
+    from the database); ``pending``: profile -> the keys this transaction is about to store, which
+    replace its stored ones."""
+    index = index or BlockingIndex()
+    index.load(session, {key for keys in wanted.values() for key in keys})
+    for profile_id, keys in (pending or {}).items():
+        index.set_keys(profile_id, keys)
+    return {profile_id: index.candidates(profile_id, keys) for profile_id, keys in wanted.items()}
 
 
 class PairScores:
@@ -216,7 +266,7 @@ def score(model: MatchModel, record: PersonRecord, others: Sequence[PersonRecord
 def match_stored(session: Session, model: MatchModel, record: PersonRecord) -> list[Scored]:
     """Score a record against the stored base: candidates through the stored blocking keys, their
     traits read from the database (the path of a profile nothing in memory knows yet)."""
-    others = find_candidates(session, {record.id: keys_of(record)}, {})[record.id]
+    others = find_candidates(session, {record.id: keys_of(record)})[record.id]
     if not others:
         return []
     records = []
