@@ -56,6 +56,7 @@ from _common import (
     summarise_py_spy,
 )
 from ingest import Workload, build_workload, send_all
+from parcours.app import tune_garbage_collector
 from parcours.config import Settings
 from parcours.identity import resolution
 from parcours.identity import service as identity_service
@@ -160,6 +161,7 @@ def profile_inprocess(args: argparse.Namespace, workload: Workload, workdir: Pat
                 timer.wrap(batch_t, "_decided_pairs", "  matching: reviewed pairs"),
             ]
             graph_cache = resolution.GraphCache()  # as the server keeps one
+            tune_garbage_collector()  # as the server does
             profiler = cProfile.Profile() if args.cprofile else None
             try:
                 began = time.perf_counter()

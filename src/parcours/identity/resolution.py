@@ -194,7 +194,8 @@ class _ProfileState:
     created_at: datetime
     traits: dict[str, Any]
     trait_times: dict[str, Any]
-    # Every identifier the profile holds ("kind", "value").
+    # Every identifier the profile holds ("kind", "value"); change it through ``add_key``/``absorb``,
+    # which keep ``by_kind`` (the same identifiers: kind -> values) in step.
     keys: set[Key]
     persisted: bool
     # API-recorded consent rows (no event) of profiles merged into this one in this batch; its own are
@@ -203,9 +204,23 @@ class _ProfileState:
     consents_loaded: bool = False
     # The matching record it was last matched (or loaded) with: matched again only when it changes.
     matched_record: PersonRecord | None = None
+    by_kind: dict[str, set[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for kind, value in self.keys:
+            self.by_kind.setdefault(kind, set()).add(value)
+
+    def add_key(self, key: Key) -> None:
+        self.keys.add(key)
+        self.by_kind.setdefault(key[0], set()).add(key[1])
+
+    def absorb(self, other: _ProfileState) -> None:
+        """Take every identifier of ``other`` (merged into this one)."""
+        for key in other.keys:
+            self.add_key(key)
 
     def count(self, kind: str) -> int:
-        return sum(1 for held, _ in self.keys if held == kind)
+        return len(self.by_kind.get(kind, ()))
 
 
 @dataclass
@@ -260,6 +275,7 @@ class IdentityBatch:
         self.created_then_merged: dict[str, _ProfileState] = {}
         self.matching = matching
         self.match_keys: dict[str, list[str]] = {}  # profiles whose stored blocking keys change
+        self.once_only_kinds = frozenset(k for k, rule in registry.rules.items() if rule.max_per_profile == 1)
         self.reviews: list[dict[str, Any]] = []
         self.events: list[list[Any]] = []
         self.consents: list[dict[str, Any]] = []
@@ -358,7 +374,7 @@ class IdentityBatch:
                     Identifier.profile_id.in_(part)
                 )
             ):
-                self.profiles[profile_id].keys.add((kind, value))
+                self.profiles[profile_id].add_key((kind, value))
 
     def _load_blocks(self, profile_ids: Sequence[str]) -> None:
         """Pairs kept apart by an unmerge; read only for profiles an event would merge."""
@@ -509,7 +525,7 @@ class IdentityBatch:
             if profile.count(key[0]) >= rule.max_per_profile:
                 skipped.append(key)
                 continue
-            profile.keys.add(key)
+            profile.add_key(key)
             self.idents[key] = _IdentState(target, tp.timestamp, tp.timestamp, event_id, persisted=False)
             self.new_keys.append(key)
         for key in known:
@@ -656,7 +672,7 @@ class IdentityBatch:
                 "undone_at": None,
             }
         )
-        keep.keys |= gone.keys
+        keep.absorb(gone)
         keep.api_consents += gone.api_consents
         combine_traits(keep.traits, keep.trait_times, gone.traits, gone.trait_times)
         self.changed_profiles.add(survivor)
@@ -692,12 +708,16 @@ class IdentityBatch:
         records: dict[str, PersonRecord] = {}
         pairs: set[tuple[str, str]] = set()
         for profile_id, found in candidates.items():
+            mine = self.profiles[profile_id]
             for candidate in found:
                 other = self._final(candidate)
-                record = self.profiles[other].matched_record if other in self.profiles else None
-                if other != profile_id and record is not None:
-                    records[other] = record
-                    pairs.add((min(profile_id, other), max(profile_id, other)))
+                state = self.profiles.get(other)
+                if state is None or state.matched_record is None or other == profile_id:
+                    continue
+                if self._hard_conflict(mine, state):
+                    continue  # two different accounts: never one person, not worth scoring
+                records[other] = state.matched_record
+                pairs.add((profile_id, other) if profile_id < other else (other, profile_id))
             records[profile_id] = self.profiles[profile_id].matched_record  # type: ignore[assignment]
         if not pairs:
             return
@@ -759,12 +779,10 @@ class IdentityBatch:
 
     def _hard_conflict(self, a: _ProfileState, b: _ProfileState) -> bool:
         """Both hold a different identifier of a kind allowed once per profile (e.g. two user_ids)."""
-        for kind, rule in self.registry.rules.items():
-            if rule.max_per_profile == 1:
-                mine = {v for k, v in a.keys if k == kind}
-                theirs = {v for k, v in b.keys if k == kind}
-                if mine and theirs and mine != theirs:
-                    return True
+        for kind in self.once_only_kinds:
+            mine, theirs = a.by_kind.get(kind), b.by_kind.get(kind)
+            if mine and theirs and mine != theirs:
+                return True
         return False
 
     def _merge_refused(self, profile_ids: list[str]) -> bool:
