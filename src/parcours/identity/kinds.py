@@ -45,6 +45,9 @@ class KindRegistry:
     def __init__(self, rules: list[KindRule], phone_region: str) -> None:
         self.rules = {rule.name: rule for rule in rules}
         self.phone_region = phone_region
+        # Kinds a profile may hold only one of (``user_id``...): two profiles holding different ones are
+        # two people.
+        self.once_only_kinds = frozenset(rule.name for rule in rules if rule.max_per_profile == 1)
 
     @classmethod
     def load(cls, session: Session, phone_region: str) -> KindRegistry:

@@ -194,9 +194,6 @@ class _ProfileState:
     created_at: datetime
     traits: dict[str, Any]
     trait_times: dict[str, Any]
-    # Every identifier the profile holds ("kind", "value"); change it through ``add_key``/``absorb``,
-    # which keep ``by_kind`` (the same identifiers: kind -> values) in step.
-    keys: set[Key]
     persisted: bool
     # API-recorded consent rows (no event) of profiles merged into this one in this batch; its own are
     # read only when it is merged away (``consents_loaded``).
@@ -204,20 +201,20 @@ class _ProfileState:
     consents_loaded: bool = False
     # The matching record it was last matched (or loaded) with: matched again only when it changes.
     matched_record: PersonRecord | None = None
+    # Every identifier the profile holds: kind -> values.
     by_kind: dict[str, set[str]] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        for kind, value in self.keys:
-            self.by_kind.setdefault(kind, set()).add(value)
+    @property
+    def keys(self) -> list[Key]:
+        return [(kind, value) for kind, values in self.by_kind.items() for value in values]
 
     def add_key(self, key: Key) -> None:
-        self.keys.add(key)
         self.by_kind.setdefault(key[0], set()).add(key[1])
 
     def absorb(self, other: _ProfileState) -> None:
         """Take every identifier of ``other`` (merged into this one)."""
-        for key in other.keys:
-            self.add_key(key)
+        for kind, values in other.by_kind.items():
+            self.by_kind.setdefault(kind, set()).update(values)
 
     def count(self, kind: str) -> int:
         return len(self.by_kind.get(kind, ()))
@@ -275,7 +272,6 @@ class IdentityBatch:
         self.created_then_merged: dict[str, _ProfileState] = {}
         self.matching = matching
         self.match_keys: dict[str, list[str]] = {}  # profiles whose stored blocking keys change
-        self.once_only_kinds = frozenset(k for k, rule in registry.rules.items() if rule.max_per_profile == 1)
         self.reviews: list[dict[str, Any]] = []
         self.events: list[list[Any]] = []
         self.consents: list[dict[str, Any]] = []
@@ -364,7 +360,6 @@ class IdentityBatch:
                     row.created_at,
                     dict(row.traits),
                     dict(row.trait_times),
-                    set(),
                     persisted=True,
                     # Only real-time matching compares it: no work on the ingestion path without it.
                     matched_record=record_from_traits(row.id, row.traits) if self.matching else None,
@@ -622,10 +617,7 @@ class IdentityBatch:
                         rule="unmerged pair",
                         reason=f"profiles {a} and {b} were unmerged and are kept apart",
                     )
-        total: Counter[str] = Counter()
-        for profile_id in matched:
-            total.update(kind for kind, _ in self._state(profile_id).keys)
-        for kind, count in sorted(total.items()):
+        for kind, count in sorted(self._kind_totals(matched).items()):
             limit = self.registry.rules[kind].max_per_profile
             if count > limit:
                 return _Decision(
@@ -643,7 +635,7 @@ class IdentityBatch:
 
     def _new_profile(self) -> str:
         profile_id = new_id("prf")
-        self.profiles[profile_id] = _ProfileState(profile_id, self.now, {}, {}, set(), persisted=False)
+        self.profiles[profile_id] = _ProfileState(profile_id, self.now, {}, {}, persisted=False)
         self.new_profiles.append(profile_id)
         return profile_id
 
@@ -682,6 +674,7 @@ class IdentityBatch:
         self.merged_now.append(merged)
         if self.matching is not None:
             self.match_keys[merged] = []  # a merged-away profile is no one's candidate
+            self.graph.blocking.set_keys(merged, [])
 
     # --------------------------------------------------------- probabilistic matching
     def _match_changed_profiles(self, policy: MatchPolicy) -> None:
@@ -701,8 +694,7 @@ class IdentityBatch:
         wanted = {pid: keys for pid, keys in changed.items() if keys}
         if not wanted:
             return
-        pending = {pid: [] if pid in self.redirects else keys for pid, keys in self.match_keys.items()}
-        candidates = find_candidates(self.session, wanted, self.graph.blocking, pending)
+        candidates = find_candidates(self.session, wanted, self.graph.blocking, self._keys_to_store())
         others = sorted({self._final(o) for found in candidates.values() for o in found} - set(self.profiles))
         self._load_profiles(others)
         records: dict[str, PersonRecord] = {}
@@ -747,7 +739,6 @@ class IdentityBatch:
                 kept.matched_record = record_from_traits(survivor, kept.traits)
                 self.match_keys[survivor] = keys_of(kept.matched_record) if kept.matched_record else []
                 self.graph.blocking.set_keys(survivor, self.match_keys[survivor])
-                self.graph.blocking.set_keys(second if survivor == first else first, [])
                 continue
             self.reviews.append(
                 {
@@ -762,6 +753,10 @@ class IdentityBatch:
                     "merge_id": None,
                 }
             )
+
+    def _keys_to_store(self) -> dict[str, list[str]]:
+        """The blocking keys this batch changes, by profile (a merged-away profile holds none)."""
+        return {pid: [] if pid in self.redirects else keys for pid, keys in self.match_keys.items()}
 
     def _decided_pairs(self, pairs: list[tuple[str, str]]) -> set[tuple[str, str]]:
         """Those of ``pairs`` already in the review queue (pending, accepted or rejected): never
@@ -779,7 +774,7 @@ class IdentityBatch:
 
     def _hard_conflict(self, a: _ProfileState, b: _ProfileState) -> bool:
         """Both hold a different identifier of a kind allowed once per profile (e.g. two user_ids)."""
-        for kind in self.once_only_kinds:
+        for kind in self.registry.once_only_kinds:
             mine, theirs = a.by_kind.get(kind), b.by_kind.get(kind)
             if mine and theirs and mine != theirs:
                 return True
@@ -790,10 +785,15 @@ class IdentityBatch:
         self._load_blocks(profile_ids)
         if frozenset(profile_ids) in self.graph.blocks:
             return True
+        totals = self._kind_totals(profile_ids)
+        return any(count > self.registry.rules[kind].max_per_profile for kind, count in totals.items())
+
+    def _kind_totals(self, profile_ids: Sequence[str]) -> Counter[str]:
+        """How many identifiers of each kind these profiles hold together."""
         total: Counter[str] = Counter()
         for profile_id in profile_ids:
-            total.update(kind for kind, _ in self._state(profile_id).keys)
-        return any(count > self.registry.rules[kind].max_per_profile for kind, count in total.items())
+            total.update({kind: len(values) for kind, values in self._state(profile_id).by_kind.items()})
+        return total
 
     # ----------------------------------------------------------------- writing
     def _moment(self, value: datetime) -> Any:
@@ -896,11 +896,7 @@ class IdentityBatch:
         if self.merges:
             conn.execute(_table(Merge).insert(), self.merges)
         if self.match_keys:  # a merged-away profile is no one's candidate any more
-            store_keys(
-                self.session,
-                {pid: [] if pid in self.redirects else keys for pid, keys in self.match_keys.items()},
-                new=frozenset(self.new_profiles),
-            )
+            store_keys(self.session, self._keys_to_store(), new=frozenset(self.new_profiles))
         if self.reviews:
             # Merges later in the batch may have made two items one pair, or one profile.
             by_pair: dict[tuple[str, str], dict[str, Any]] = {}

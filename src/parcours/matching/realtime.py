@@ -161,9 +161,8 @@ class BlockingIndex:
             ):
                 loaded[key].add(holder)
         unknown = sorted({h for hs in loaded.values() for h in hs if h not in self.keys_of})
-        merged: set[str] = (
-            set()
-        )  # merged-away profiles are no one's candidates (their keys are normally gone)
+        # Merged-away profiles are no one's candidates (their keys are normally gone).
+        merged: set[str] = set()
         for part in _chunks(unknown):
             merged.update(
                 session.scalars(
