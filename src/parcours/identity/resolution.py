@@ -19,14 +19,13 @@ graph is never decided on stale reads; the unique ``(kind, value)`` constraint b
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
 from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import Executable, Table, bindparam, or_, select, text, update
+from sqlalchemy import Table, bindparam, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from parcours.db.bulk import BulkWriter
@@ -130,10 +129,8 @@ class GraphCache:
         self.redirects: dict[str, str] = {}
         self.blocks: set[frozenset[str]] = set()
         self.blocks_loaded: set[str] = set()
-        # Real-time matching's blocking keys: who holds each key read so far ...
+        # Real-time matching's blocking keys: who holds each key read so far.
         self.blocking = BlockingIndex()
-        # ... and the pairs its batches queued for review (one batch may be written after the next read).
-        self.proposed: set[tuple[str, str]] = set()
 
     def begin(self, lock: GraphLock) -> None:
         if (
@@ -143,7 +140,7 @@ class GraphCache:
         ):
             self.idents, self.profiles, self.redirects = {}, {}, {}
             self.blocks, self.blocks_loaded = set(), set()
-            self.blocking, self.proposed = BlockingIndex(), set()
+            self.blocking = BlockingIndex()
         self.token = lock.token
 
     def forget(self) -> None:
@@ -773,7 +770,7 @@ class IdentityBatch:
             ):
                 if (a, b) in wanted:
                     found.add((a, b))
-        return found | (wanted & self.graph.proposed)
+        return found
 
     def _hard_conflict(self, a: _ProfileState, b: _ProfileState) -> bool:
         """Both hold a different identifier of a kind allowed once per profile (e.g. two user_ids)."""
@@ -808,21 +805,15 @@ class IdentityBatch:
         return converted
 
     def _flush(self) -> None:
-        """Write the batch in this batch's own session."""
-        self.plan().run(self.session)
+        """Write the batch, each table in one executemany statement (merges first move stored rows).
 
-    def plan(self) -> WritePlan:
-        """What this batch writes, every row built now (in the drivers' form), so that it can be written
-        later in another transaction without reading the graph cache again: each table in one
-        executemany statement, merges first moving stored rows. The high-volume rows (events,
-        identifiers, profiles) go through the driver-level ``BulkWriter``. Marks what it plans as stored
-        in the cache (the cache is dropped if the write fails)."""
-        plan = WritePlan()
-        now, moment, document = self._moment(self.now), self._moment, self.writer.document
+        The high-volume rows (events, identifiers, profiles) go through the driver-level ``BulkWriter``."""
+        conn, writer, now = self.session.connection(), self.writer, self._moment(self.now)
+        moment, document = self._moment, writer.document
         profiles_t, identifiers_t = _table(Profile), _table(Identifier)
         # Profiles created in this batch, merged away or not (their ids stay valid: stored too).
         new_profiles = [self.profiles.get(pid) or self.created_then_merged[pid] for pid in self.new_profiles]
-        plan.insert(
+        writer.insert(
             profiles_t,
             PROFILE_COLUMNS,
             [
@@ -834,7 +825,7 @@ class IdentityBatch:
             # Rows stored before this batch under a merged-away id move to its final survivor.
             moves = [{"old": merged, "new": self._final(merged)} for merged in self.merged_now]
             for table in (identifiers_t, _table(Event), _table(Consent)):
-                plan.execute(
+                conn.execute(
                     table.update()
                     .where(table.c.profile_id == bindparam("old"))
                     .values(profile_id=bindparam("new")),
@@ -849,7 +840,7 @@ class IdentityBatch:
             # A pending review of a merged-away profile is superseded: its survivor is matched afresh.
             reviews_t = _table(MatchReview)
             for part in chunks(self.merged_now):
-                plan.execute(
+                conn.execute(
                     reviews_t.update()
                     .where(
                         reviews_t.c.status == "pending",
@@ -857,7 +848,7 @@ class IdentityBatch:
                     )
                     .values(status="superseded", decided_at=self.now)
                 )
-            plan.update(
+            writer.update(
                 profiles_t,
                 ("merged_into_id", "updated_at"),
                 ("id",),
@@ -868,14 +859,14 @@ class IdentityBatch:
             for pid in sorted(self.changed_profiles)
             if pid in self.profiles and self.profiles[pid].persisted
         ]
-        plan.update(
+        writer.update(
             profiles_t,
             ("traits", "trait_times", "updated_at"),
             ("id",),
             [(document(p.traits), document(p.trait_times), now, p.id) for p in changed],
         )
         new_idents = [(key, self.idents[key]) for key in self.new_keys]
-        plan.insert(
+        writer.insert(
             identifiers_t,
             IDENTIFIER_COLUMNS,
             [
@@ -891,24 +882,21 @@ class IdentityBatch:
             ],
         )
         seen = [(key, self.idents[key]) for key in sorted(self.seen_keys) if self.idents[key].persisted]
-        plan.update(
+        writer.update(
             identifiers_t,
             ("first_seen_at", "last_seen_at"),
             ("kind", "value"),
             [(moment(s.first_seen), moment(s.last_seen), kind, value) for (kind, value), s in seen],
         )
-        plan.insert(_table(Event), EVENT_COLUMNS, [tuple(row) for row in self.events])
-        for model, rows in (
-            (Consent, self.consents),
-            (IdentityConflict, self.conflicts),
-            (Merge, self.merges),
-        ):
-            if rows:
-                plan.execute(_table(model).insert(), list(rows))
+        writer.insert(_table(Event), EVENT_COLUMNS, [tuple(row) for row in self.events])
+        if self.consents:
+            conn.execute(_table(Consent).insert(), self.consents)
+        if self.conflicts:
+            conn.execute(_table(IdentityConflict).insert(), self.conflicts)
+        if self.merges:
+            conn.execute(_table(Merge).insert(), self.merges)
         if self.match_keys:  # a merged-away profile is no one's candidate any more
-            plan.steps.append(
-                partial(store_keys, profile_keys=self._keys_to_store(), new=frozenset(self.new_profiles))
-            )
+            store_keys(self.session, self._keys_to_store(), new=frozenset(self.new_profiles))
         if self.reviews:
             # Merges later in the batch may have made two items one pair, or one profile.
             by_pair: dict[tuple[str, str], dict[str, Any]] = {}
@@ -922,41 +910,12 @@ class IdentityBatch:
             known = self._decided_pairs(list(by_pair))
             reviews = [review for pair, review in by_pair.items() if pair not in known]
             if reviews:
-                plan.execute(_table(MatchReview).insert(), reviews)
-                self.graph.proposed.update((review["profile_a"], review["profile_b"]) for review in reviews)
-        # What is written is stored from now on (the cache carries it into the next batch).
+                conn.execute(_table(MatchReview).insert(), reviews)
+        # What was written is now stored (the cache carries it into the next batch).
         for p in new_profiles:
             p.persisted = True
         for _, s in new_idents:
             s.persisted = True
-        return plan
-
-
-class WritePlan:
-    """The statements of a decided batch, with their rows, in order; ``run`` executes them in a
-    transaction (the batch's own, or a later one)."""
-
-    def __init__(self) -> None:
-        self.steps: list[Callable[[Session], None]] = []
-
-    def insert(self, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
-        if rows:
-            self.steps.append(lambda session: BulkWriter(session.connection()).insert(table, columns, rows))
-
-    def update(
-        self, table: Table, columns: Sequence[str], where: Sequence[str], rows: list[tuple[Any, ...]]
-    ) -> None:
-        if rows:
-            self.steps.append(
-                lambda session: BulkWriter(session.connection()).update(table, columns, where, rows)
-            )
-
-    def execute(self, statement: Executable, rows: list[dict[str, Any]] | None = None) -> None:
-        self.steps.append(lambda session: session.connection().execute(statement, rows))  # type: ignore[arg-type]
-
-    def run(self, session: Session) -> None:
-        for step in self.steps:
-            step(session)
 
 
 def _table(model: type[Any]) -> Table:
