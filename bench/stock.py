@@ -5,6 +5,7 @@ oversell count (must be 0), and the latency of ``GET /v1/availability/{sku}?near
     .venv/bin/python bench/stock.py                  # SQLite and PostgreSQL
     .venv/bin/python bench/stock.py --quick          # fewer SKUs and requests
     .venv/bin/python bench/stock.py --backend sqlite
+    .venv/bin/python bench/stock.py --quick --backend postgresql --profile reservations   # + py-spy
 
 For each backend: a fresh, migrated database; 200 stores (click & collect) and 2 warehouses across France,
 20,000 SKUs with a price; each SKU stocked in about 30 stores and both warehouses (about 640,000 stock
@@ -29,6 +30,8 @@ import random
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -52,8 +55,10 @@ from _common import (
     percentile,
     print_json_line,
     print_table,
+    py_spy_attached,
     run_clients,
     run_server,
+    summarise_py_spy,
 )
 from parcours.models import Location, Price, Product, Reservation, StockLevel, Variant
 
@@ -127,6 +132,20 @@ def oversold(url: str, hot_ok: int) -> tuple[int, int]:
         database.dispose()
 
 
+@contextmanager
+def profiled(args: argparse.Namespace, phase: str, pid: int, workdir: Path) -> Iterator[None]:
+    """py-spy on the server during ``phase`` when ``--profile`` names it; its summary on stdout."""
+    if args.profile != phase:
+        yield
+        return
+    raw = workdir / f"pyspy-{phase}.txt"
+    with py_spy_attached(pid, raw, gil=args.gil):
+        yield
+    summarise_py_spy(
+        raw, 25, title=f"server during {phase} ({'GIL holder only' if args.gil else 'every busy thread'})"
+    )
+
+
 def measure(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(args.seed)
     with bench_workdir("parcours-bench-stock-") as workdir, fresh_database(backend, workdir) as url:
@@ -163,7 +182,8 @@ def measure(backend: str, args: argparse.Namespace) -> dict[str, Any]:
                 finally:
                     client.close()
 
-            seconds = run_clients(args.clients, reserve, "reservations")
+            with profiled(args, "reservations", server.pid, workdir):
+                seconds = run_clients(args.clients, reserve, "reservations")
             rate = len(requests) / seconds
 
             def ping(slot: int, failed: threading.Event) -> None:
@@ -197,7 +217,8 @@ def measure(backend: str, args: argparse.Namespace) -> dict[str, Any]:
                     with lock:
                         latencies.extend(mine)
 
-            run_clients(8, look, "availability")
+            with profiled(args, "availability", server.pid, workdir):
+                run_clients(8, look, "availability")
         sold, stored = oversold(url, counts["hot_ok"])
         if stored != counts["ok"]:
             raise BenchError(f"{counts['ok']} reservations answered 201 but {stored} are stored")
@@ -219,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seed", type=int, default=20260301)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--profile", choices=("reservations", "availability"),
+                        help="py-spy on the server during that phase (needs py-spy in the venv)")  # fmt: skip
+    parser.add_argument("--gil", action="store_true", help="with --profile: sample the GIL holder only")
     args = parser.parse_args(argv)
     args.skus = args.skus or (2000 if args.quick else 20_000)
     args.reservations = args.reservations or (2000 if args.quick else 6000)

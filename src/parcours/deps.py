@@ -18,12 +18,14 @@ from parcours.db.engine import Database
 from parcours.errors import InvalidInput, PayloadTooLarge
 
 
-def database(request: Request) -> Database:
+# The dependencies below are ``async`` on purpose: FastAPI runs a plain ``def`` dependency in the thread
+# pool, a thread hop (and a wait for the GIL) per request for reading one attribute.
+async def database(request: Request) -> Database:
     db: Database = request.app.state.database
     return db
 
 
-def settings(request: Request) -> Settings:
+async def settings(request: Request) -> Settings:
     value: Settings = request.app.state.settings
     return value
 

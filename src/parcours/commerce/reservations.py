@@ -8,11 +8,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from parcours.commerce import stock
 from parcours.commerce.events import timeline_event
+from parcours.db.claims import claim_statement
 from parcours.errors import Conflict, InvalidInput, NotFound
 from parcours.identity.service import resolve_profile_id
 from parcours.ids import new_id
@@ -20,6 +20,7 @@ from parcours.models import Reservation
 from parcours.vocabulary import CHANNELS
 
 DEFAULT_HOLD_HOURS = 48
+_COLUMNS = tuple(column.key for column in Reservation.__table__.columns)
 MAX_LINES = 50
 
 
@@ -64,9 +65,9 @@ def reserve(
     now: datetime,
     hold_hours: float = DEFAULT_HOLD_HOURS,
 ) -> tuple[Reservation, bool]:
-    """Set the lines aside at a store until ``now + hold_hours``. All lines or none (InsufficientStock
-    names the line that is short). Idempotent on (channel, request_id): a retry returns the same
-    reservation (created False)."""
+    """Set the lines aside at a store until ``now + hold_hours``. All lines or none: InsufficientStock
+    names the line that is short, and the caller's unit of work must roll back (``Database.write`` does).
+    Idempotent on (channel, request_id): a retry returns the same reservation (created False)."""
     if channel not in CHANNELS:
         raise InvalidInput(f"channel: unknown channel {channel!r}")
     if not request_id or len(request_id) > 100:
@@ -74,20 +75,12 @@ def reserve(
     if not 0 < hold_hours <= 24 * 30:
         raise InvalidInput("hold_hours: more than 0 and at most 30 days")
     lines = check_lines(lines)
-    existing = session.scalar(
-        select(Reservation).where(Reservation.channel == channel, Reservation.request_id == request_id)
-    )
-    if existing is not None:
-        if existing.lines != lines or existing.location_id != location_id:
-            raise Conflict(f"request_id {request_id!r} was already used for another reservation")
-        return existing, False
     if not stock.takes_reservations(session, location_id):
         raise InvalidInput(f"location_id: {location_id!r} is not a store taking reservations")
     if profile_id is not None:
         profile_id = resolve_profile_id(session, profile_id)
-    reservation_id = new_id("rsv")
     reservation = Reservation(
-        id=reservation_id,
+        id=new_id("rsv"),
         profile_id=profile_id,
         location_id=location_id,
         channel=channel,
@@ -99,19 +92,25 @@ def reserve(
         closed_at=None,
         order_id=None,
     )
-    try:
-        with session.begin_nested():  # the request id claimed first, then all lines or none
-            session.add(reservation)
-            session.flush()
-            for line in lines:
-                stock.reserve(session, line["sku"], location_id, line["quantity"], reference=reservation_id,
-                              now=now)  # fmt: skip
-    except IntegrityError:  # the same request, sent twice at once: the other one won (nothing kept here)
-        return reserve(session, location_id=location_id, lines=lines, channel=channel, request_id=request_id,
-                       profile_id=profile_id, now=now, hold_hours=hold_hours)  # fmt: skip
+    # The request id first: a retry, or the same request sent twice at once, finds it taken.
+    connection = session.connection()
+    claim = claim_statement(connection.dialect.name, Reservation, ("channel", "request_id"), "id")
+    values = {column: getattr(reservation, column) for column in _COLUMNS}
+    if connection.execute(claim, values).first() is None:
+        existing = session.scalar(
+            select(Reservation).where(Reservation.channel == channel, Reservation.request_id == request_id)
+        )
+        if existing is None:  # cannot happen: the claim found the key taken, and keys are never removed
+            raise Conflict(f"request_id {request_id!r} is being used by another reservation; retry")
+        if existing.lines != lines or existing.location_id != location_id:
+            raise Conflict(f"request_id {request_id!r} was already used for another reservation")
+        return existing, False
+    reservation_id = reservation.id
     timeline_event(session, profile_id, "Reservation Held", channel,
                    {"reservation_id": reservation_id, "location_id": location_id, "lines": lines,
                     "expires_at": reservation.expires_at.isoformat()}, now)  # fmt: skip
+    for line in lines:  # last, in SKU order: the rows stay locked (PostgreSQL) only until the commit
+        stock.reserve(session, line["sku"], location_id, line["quantity"], reference=reservation_id, now=now)
     return reservation, True
 
 

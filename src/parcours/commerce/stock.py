@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import BindParameter
 
 from parcours.errors import InsufficientStock, InvalidInput, NotFound
 from parcours.ids import new_id
@@ -80,11 +81,41 @@ def _location(session: Session, location_id: str) -> Location:
     return location
 
 
+# Every stock change is one of a few statements, built once: building a statement costs more Python than
+# running it. They run on the session's connection as plain Core (no ORM bulk-update bookkeeping).
+_SKU: BindParameter[str] = bindparam("p_sku")
+_LOCATION: BindParameter[str] = bindparam("p_location")
+_QUANTITY: BindParameter[int] = bindparam("p_quantity")
+_NOW: BindParameter[datetime] = bindparam("p_now")
+_THIS_LEVEL = (StockLevel.sku == _SKU, StockLevel.location_id == _LOCATION)
+_AVAILABLE_COVERS = StockLevel.on_hand - StockLevel.reserved >= _QUANTITY
+_RESERVED_COVERS = StockLevel.reserved >= _QUANTITY
+# (on hand change, reserved change, guard) per change, as multiples of the quantity
+_CHANGES = {
+    "reserve": (0, 1, _AVAILABLE_COVERS),
+    "release": (0, -1, _RESERVED_COVERS),
+    "take_reserved": (-1, -1, _RESERVED_COVERS),
+    "take_from_shelf": (-1, 0, _AVAILABLE_COVERS),
+}
+_CHANGE_STATEMENTS = {
+    change: update(StockLevel)
+    .where(*_THIS_LEVEL, guard)
+    .values(
+        on_hand=StockLevel.on_hand + on_hand * _QUANTITY,
+        reserved=StockLevel.reserved + reserved * _QUANTITY,
+        updated_at=_NOW,
+    )
+    for change, (on_hand, reserved, guard) in _CHANGES.items()
+}
+_MOVE = insert(StockMovement)
+_LEVEL = select(StockLevel.on_hand, StockLevel.reserved).where(*_THIS_LEVEL)
+
+
 def _move(session: Session, sku: str, location_id: str, on_hand: int, reserved: int, reason: str,
           reference: str | None, now: datetime) -> None:  # fmt: skip
-    session.execute(insert(StockMovement).values(
-        sku=sku, location_id=location_id, on_hand_change=on_hand, reserved_change=reserved, reason=reason,
-        reference=reference, created_at=now))  # fmt: skip
+    session.connection().execute(_MOVE, {
+        "sku": sku, "location_id": location_id, "on_hand_change": on_hand, "reserved_change": reserved,
+        "reason": reason, "reference": reference, "created_at": now})  # fmt: skip
 
 
 def _quantity(quantity: int) -> int:
@@ -114,54 +145,44 @@ def receive(session: Session, sku: str, location_id: str, quantity: int, *, reas
     _move(session, sku, location_id, quantity, 0, reason, reference, now)
 
 
-def _change(session: Session, sku: str, location_id: str, quantity: int, *, on_hand: int, reserved: int,
-            guard: Any, reason: str, reference: str | None, now: datetime) -> None:  # fmt: skip
-    changed = session.execute(
-        update(StockLevel)
-        .where(StockLevel.sku == sku, StockLevel.location_id == location_id, guard)
-        .values(on_hand=StockLevel.on_hand + on_hand, reserved=StockLevel.reserved + reserved, updated_at=now)
-    )
-    if changed.rowcount != 1:  # type: ignore[attr-defined]
-        level = session.execute(
-            select(StockLevel.on_hand, StockLevel.reserved).where(
-                StockLevel.sku == sku, StockLevel.location_id == location_id
-            )
-        ).first()
+def _change(session: Session, change: str, sku: str, location_id: str, quantity: int, *, reason: str,
+            reference: str | None, now: datetime) -> None:  # fmt: skip
+    """One change of a level, recorded as a movement. The movement is written first and the level last,
+    so that the level's row lock (PostgreSQL) is held for as little as possible; when the level cannot
+    cover the change, InsufficientStock, and the caller's unit of work rolls back (the movement with it)."""
+    on_hand, reserved, _ = _CHANGES[change]
+    _move(session, sku, location_id, on_hand * quantity, reserved * quantity, reason, reference, now)
+    connection = session.connection()
+    key = {"p_sku": sku, "p_location": location_id}
+    changed = connection.execute(_CHANGE_STATEMENTS[change], {**key, "p_quantity": quantity, "p_now": now})
+    if changed.rowcount != 1:
+        level = connection.execute(_LEVEL, key).first()
         available = (level.on_hand - level.reserved) if level else 0
         raise InsufficientStock(
             f"insufficient stock: {sku} at {location_id}: {available} available, {quantity} asked",
             details={"sku": sku, "location_id": location_id, "available": available, "asked": quantity},
         )
-    _move(session, sku, location_id, on_hand, reserved, reason, reference, now)
 
 
 def reserve(session: Session, sku: str, location_id: str, quantity: int, *, reference: str,
             now: datetime) -> None:  # fmt: skip
     """Set units aside (a reservation, an order waiting for pickup)."""
-    _quantity(quantity)
-    _change(session, sku, location_id, quantity, on_hand=0, reserved=quantity,
-            guard=StockLevel.on_hand - StockLevel.reserved >= quantity, reason="reserve", reference=reference,
+    _change(session, "reserve", sku, location_id, _quantity(quantity), reason="reserve", reference=reference,
             now=now)  # fmt: skip
 
 
 def release(session: Session, sku: str, location_id: str, quantity: int, *, reference: str, reason: str,
             now: datetime) -> None:  # fmt: skip
     """Units set aside go back to the shelf (a reservation expired or was cancelled)."""
-    _change(session, sku, location_id, quantity, on_hand=0, reserved=-quantity,
-            guard=StockLevel.reserved >= quantity, reason=reason, reference=reference, now=now)  # fmt: skip
+    _change(session, "release", sku, location_id, _quantity(quantity), reason=reason, reference=reference,
+            now=now)  # fmt: skip
 
 
 def take(session: Session, sku: str, location_id: str, quantity: int, *, reserved: bool, reference: str,
          reason: str, now: datetime) -> None:  # fmt: skip
     """Units leave (sold, shipped, collected, transferred out): from those set aside, or from the shelf."""
-    _quantity(quantity)
-    if reserved:
-        _change(session, sku, location_id, quantity, on_hand=-quantity, reserved=-quantity,
-                guard=StockLevel.reserved >= quantity, reason=reason, reference=reference, now=now)  # fmt: skip
-    else:
-        _change(session, sku, location_id, quantity, on_hand=-quantity, reserved=0,
-                guard=StockLevel.on_hand - StockLevel.reserved >= quantity, reason=reason, reference=reference,
-                now=now)  # fmt: skip
+    _change(session, "take_reserved" if reserved else "take_from_shelf", sku, location_id, _quantity(quantity),
+            reason=reason, reference=reference, now=now)  # fmt: skip
 
 
 def available(session: Session, sku: str, location_id: str) -> int:

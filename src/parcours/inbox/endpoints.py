@@ -44,7 +44,7 @@ def _delivered(db: Database, senders: Outbox, view: dict[str, Any]) -> dict[str,
     return service.message_view(deliver(db, senders, view["id"]))
 
 
-def outbox(request: Request) -> Outbox:
+async def outbox(request: Request) -> Outbox:
     value: Outbox = request.app.state.outbox
     return value
 
