@@ -5,9 +5,10 @@ callers, can oversell. Every change is also a ``StockMovement`` with its reason.
 
 from __future__ import annotations
 
+import heapq
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -195,12 +196,19 @@ def available(session: Session, sku: str, location_id: str) -> int:
 
 
 # -------------------------------------------------------------------------------------- availability
+EARTH_RADIUS_KM = 6371.0
+
+
 def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     """Great-circle distance (haversine)."""
     p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 6371.0 * 2 * math.asin(math.sqrt(a))
+    return _haversine_km(p1, math.radians(lon1), math.cos(p1), p2, math.radians(lon2), math.cos(p2))
+
+
+def _haversine_km(lat1: float, lon1: float, cos1: float, lat2: float, lon2: float, cos2: float) -> float:
+    """The haversine on coordinates in radians, with the cosines of the latitudes given."""
+    a = math.sin((lat2 - lat1) / 2) ** 2 + cos1 * cos2 * math.sin((lon2 - lon1) / 2) ** 2
+    return EARTH_RADIUS_KM * 2 * math.asin(math.sqrt(a))
 
 
 @dataclass(frozen=True)
@@ -212,6 +220,15 @@ class _Place:
     latitude: float
     longitude: float
     services: tuple[str, ...]
+    # in radians, and the cosine of the latitude: what every distance from this place needs
+    lat: float = field(init=False)
+    lon: float = field(init=False)
+    cos_lat: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lat", math.radians(self.latitude))
+        object.__setattr__(self, "lon", math.radians(self.longitude))
+        object.__setattr__(self, "cos_lat", math.cos(self.lat))
 
 
 # Locations change rarely and every availability query needs all of them: kept per database for a few
@@ -244,46 +261,54 @@ def forget_places() -> None:
     _places_cache.clear()
 
 
+_AVAILABLE_BY_LOCATION = select(StockLevel.location_id, StockLevel.on_hand - StockLevel.reserved).where(
+    StockLevel.sku == _SKU
+)
+
+
 def availability(session: Session, sku: str, *, near: tuple[float, float] | None, now: datetime,
                  limit: int = 50) -> list[dict[str, Any]]:  # fmt: skip
     """Where the SKU can be picked up, nearest first: stores with their own available units (ready in a
     couple of hours), stores without (ready once transferred from a warehouse or another store that has
     it), relay points (shipped from a warehouse)."""
-    _variant(session, sku)
-    levels = {
-        location_id: on_hand - reserved
-        for location_id, on_hand, reserved in session.execute(
-            select(StockLevel.location_id, StockLevel.on_hand, StockLevel.reserved).where(
-                StockLevel.sku == sku
-            )
-        )
+    levels: dict[str, int] = {
+        location_id: free
+        for location_id, free in session.connection().execute(_AVAILABLE_BY_LOCATION, {"p_sku": sku})
     }
+    if not levels:  # never stocked anywhere, or no such SKU
+        _variant(session, sku)
     places = _places(session)
     warehouse_stock = sum(max(0, levels.get(p.id, 0)) for p in places if p.kind == "warehouse")
     network = sum(max(0, v) for v in levels.values())
     candidates = [p for p in places if p.kind != "warehouse"]
+    distances: dict[str, float] = {}
     if near is not None:
-        distances = {p.id: distance_km(near[0], near[1], p.latitude, p.longitude) for p in candidates}
-        candidates.sort(key=lambda p: (distances[p.id], p.id))
+        lat, lon = math.radians(near[0]), math.radians(near[1])
+        cos_lat = math.cos(lat)
+        distances = {p.id: _haversine_km(lat, lon, cos_lat, p.lat, p.lon, p.cos_lat) for p in candidates}
+        candidates = heapq.nsmallest(limit, candidates, key=lambda p: (distances[p.id], p.id))
     result = []
+    pickup_here = (now + timedelta(hours=READY_HOURS)).isoformat()
+    pickup_transferred = (now + timedelta(days=TRANSFER_DAYS)).isoformat() if network > 0 else None
+    pickup_relay = (now + timedelta(days=RELAY_DAYS)).isoformat() if warehouse_stock > 0 else None
     for place in candidates[:limit]:
         here = max(0, levels.get(place.id, 0)) if place.kind == "store" else 0
         if place.kind == "store":
             if here > 0:
-                ready: datetime | None = now + timedelta(hours=READY_HOURS)
-            elif network > 0 and "click_collect" in place.services:
-                ready = now + timedelta(days=TRANSFER_DAYS)
+                ready: str | None = pickup_here
+            elif "click_collect" in place.services:
+                ready = pickup_transferred
             else:
                 ready = None
         else:
-            ready = now + timedelta(days=RELAY_DAYS) if warehouse_stock > 0 else None
+            ready = pickup_relay
         entry: dict[str, Any] = {
             "location_id": place.id,
             "kind": place.kind,
             "name": place.name,
             "city": place.city,
             "available_here": here,
-            "pickup_from": ready.isoformat() if ready else None,
+            "pickup_from": ready,
         }
         if near is not None:
             entry["distance_km"] = round(distances[place.id], 1)
