@@ -128,11 +128,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
+    # FastAPI tries the routes in the order they were added: the busiest first (events, inbound messages,
+    # stock and reservations), the console last.
     app.include_router(ingest_router)
-    app.include_router(identity_router)
-    app.include_router(inbox_router)
     install_channels(app, settings)
     install_commerce(app)
+    app.include_router(identity_router)
+    app.include_router(inbox_router)
     install_console(app)
     app.add_middleware(AccessLog)
     return app
