@@ -6,9 +6,12 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from itertools import pairwise
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
@@ -170,6 +173,25 @@ def test_availability_lists_nearest_first_with_pickup_dates(db: Database) -> Non
     )
     assert places[2]["pickup_from"] == (T0 + timedelta(days=2)).isoformat()  # Lyon: after a transfer
     assert places[1]["kind"] == "relay" and places[1]["pickup_from"] == (T0 + timedelta(days=3)).isoformat()
+
+
+coordinates = st.tuples(st.floats(-90, 90), st.floats(-180, 180))
+
+
+@given(origin=coordinates, places=st.lists(coordinates, min_size=2, max_size=30))
+def test_nearest_first_by_chord_is_nearest_first_by_great_circle(
+    origin: tuple[float, float], places: list[tuple[float, float]]
+) -> None:
+    """Availability orders places by the straight-line distance through the Earth (cheaper): the same
+    order as the great-circle distance it reports."""
+    x, y, z = stock._on_unit_sphere(*origin)
+    chords = [
+        (x - px) ** 2 + (y - py) ** 2 + (z - pz) ** 2
+        for px, py, pz in (stock._on_unit_sphere(*place) for place in places)
+    ]
+    by_chord = [places[i] for i in sorted(range(len(places)), key=chords.__getitem__)]
+    kilometres = [stock.distance_km(*origin, *place) for place in by_chord]
+    assert all(near <= far + 1e-6 for near, far in pairwise(kilometres))
 
 
 def test_notifications_are_events_on_the_timeline(db: Database, settings: Any) -> None:

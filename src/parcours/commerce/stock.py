@@ -202,13 +202,16 @@ EARTH_RADIUS_KM = 6371.0
 def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     """Great-circle distance (haversine)."""
     p1, p2 = math.radians(lat1), math.radians(lat2)
-    return _haversine_km(p1, math.radians(lon1), math.cos(p1), p2, math.radians(lon2), math.cos(p2))
-
-
-def _haversine_km(lat1: float, lon1: float, cos1: float, lat2: float, lon2: float, cos2: float) -> float:
-    """The haversine on coordinates in radians, with the cosines of the latitudes given."""
-    a = math.sin((lat2 - lat1) / 2) ** 2 + cos1 * cos2 * math.sin((lon2 - lon1) / 2) ** 2
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return EARTH_RADIUS_KM * 2 * math.asin(math.sqrt(a))
+
+
+def _on_unit_sphere(latitude: float, longitude: float) -> tuple[float, float, float]:
+    """The point in 3D on a sphere of radius 1: the squared straight-line (chord) distance between two
+    such points orders places exactly as the great-circle distance does, for a few multiplications."""
+    lat, lon = math.radians(latitude), math.radians(longitude)
+    return math.cos(lat) * math.cos(lon), math.cos(lat) * math.sin(lon), math.sin(lat)
 
 
 @dataclass(frozen=True)
@@ -220,15 +223,10 @@ class _Place:
     latitude: float
     longitude: float
     services: tuple[str, ...]
-    # in radians, and the cosine of the latitude: what every distance from this place needs
-    lat: float = field(init=False)
-    lon: float = field(init=False)
-    cos_lat: float = field(init=False)
+    point: tuple[float, float, float] = field(init=False)  # on the unit sphere
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "lat", math.radians(self.latitude))
-        object.__setattr__(self, "lon", math.radians(self.longitude))
-        object.__setattr__(self, "cos_lat", math.cos(self.lat))
+        object.__setattr__(self, "point", _on_unit_sphere(self.latitude, self.longitude))
 
 
 # Locations change rarely and every availability query needs all of them: kept per database for a few
@@ -271,22 +269,21 @@ def availability(session: Session, sku: str, *, near: tuple[float, float] | None
     """Where the SKU can be picked up, nearest first: stores with their own available units (ready in a
     couple of hours), stores without (ready once transferred from a warehouse or another store that has
     it), relay points (shipped from a warehouse)."""
-    levels: dict[str, int] = {
-        location_id: free
-        for location_id, free in session.connection().execute(_AVAILABLE_BY_LOCATION, {"p_sku": sku})
-    }
+    found = session.connection().execute(_AVAILABLE_BY_LOCATION, {"p_sku": sku}).all()
+    levels: dict[str, int] = dict(found)
     if not levels:  # never stocked anywhere, or no such SKU
         _variant(session, sku)
     places = _places(session)
     warehouse_stock = sum(max(0, levels.get(p.id, 0)) for p in places if p.kind == "warehouse")
     network = sum(max(0, v) for v in levels.values())
     candidates = [p for p in places if p.kind != "warehouse"]
-    distances: dict[str, float] = {}
     if near is not None:
-        lat, lon = math.radians(near[0]), math.radians(near[1])
-        cos_lat = math.cos(lat)
-        distances = {p.id: _haversine_km(lat, lon, cos_lat, p.lat, p.lon, p.cos_lat) for p in candidates}
-        candidates = heapq.nsmallest(limit, candidates, key=lambda p: (distances[p.id], p.id))
+        x, y, z = _on_unit_sphere(*near)
+        by_distance = []
+        for place in candidates:
+            px, py, pz = place.point
+            by_distance.append(((x - px) ** 2 + (y - py) ** 2 + (z - pz) ** 2, place.id, place))
+        candidates = [p for _, _, p in heapq.nsmallest(limit, by_distance)]
     result = []
     pickup_here = (now + timedelta(hours=READY_HOURS)).isoformat()
     pickup_transferred = (now + timedelta(days=TRANSFER_DAYS)).isoformat() if network > 0 else None
@@ -311,6 +308,6 @@ def availability(session: Session, sku: str, *, near: tuple[float, float] | None
             "pickup_from": ready,
         }
         if near is not None:
-            entry["distance_km"] = round(distances[place.id], 1)
+            entry["distance_km"] = round(distance_km(near[0], near[1], place.latitude, place.longitude), 1)
         result.append(entry)
     return result
