@@ -40,6 +40,7 @@ from parcours.inbox.endpoints import router as inbox_router
 from parcours.inbox.outbound import Outbox
 from parcours.inbox.writer import InboxWriter
 from parcours.ingest.endpoints import router as ingest_router
+from parcours.routing import add_routes
 
 STATUS_BY_ERROR: dict[type[ParcoursError], int] = {
     InvalidInput: 400,
@@ -130,11 +131,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     # FastAPI tries the routes in the order they were added: the busiest first (events, inbound messages,
     # stock and reservations), the console last.
-    app.include_router(ingest_router)
+    add_routes(app, ingest_router)
     install_channels(app, settings)
     install_commerce(app)
-    app.include_router(identity_router)
-    app.include_router(inbox_router)
+    add_routes(app, identity_router)
+    add_routes(app, inbox_router)
     install_console(app)
     app.add_middleware(AccessLog)
     return app

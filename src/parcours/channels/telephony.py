@@ -21,6 +21,7 @@ from parcours.inbox.agents import AgentInfo
 from parcours.inbox.endpoints import current_agent
 from parcours.inbox.service import Inbound, receive
 from parcours.inbox.writer import InboxWriter
+from parcours.routing import add_routes
 
 router = APIRouter(tags=["channels"])
 MAX_BODY = 64 * 1024
@@ -152,4 +153,4 @@ def log_visit(
 
 
 def install(app: FastAPI, settings: Settings) -> None:
-    app.include_router(router)
+    add_routes(app, router)

@@ -28,6 +28,7 @@ from parcours.errors import Forbidden, InvalidInput, NotAuthenticated
 from parcours.inbox.outbound import DeliveryFailed, Outbox, Outgoing
 from parcours.inbox.service import Inbound
 from parcours.inbox.writer import InboxWriter
+from parcours.routing import add_routes
 
 log = logging.getLogger("parcours.channels.twilio")
 router = APIRouter(tags=["channels"])
@@ -294,6 +295,6 @@ def register_senders(outbox: Outbox, settings: Settings) -> list[str]:
 
 def install(app: FastAPI, settings: Settings) -> None:
     """The webhook route (always: without an auth token it refuses every request) and the senders."""
-    app.include_router(router)
+    add_routes(app, router)
     outbox: Outbox = app.state.outbox
     register_senders(outbox, settings)

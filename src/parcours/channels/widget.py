@@ -59,6 +59,7 @@ from parcours.inbox import service as inbox
 from parcours.inbox.outbound import ADDRESS_KINDS, DeliveryFailed, Outgoing
 from parcours.inbox.service import Inbound
 from parcours.inbox.writer import InboxWriter
+from parcours.routing import add_routes
 
 log = logging.getLogger("parcours.channels.widget")
 
@@ -606,5 +607,5 @@ def install(app: FastAPI, settings: Settings) -> None:
     router = APIRouter(tags=["chat"])
     router.add_api_route("/widget.js", serve_widget, methods=["GET"], include_in_schema=False)
     router.add_api_websocket_route("/v1/chat/ws", chat_socket)
-    app.include_router(router)
+    add_routes(app, router)
     app.state.outbox.register("chat", ChatSender(app))

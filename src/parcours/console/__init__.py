@@ -8,6 +8,8 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from parcours.routing import add_routes
+
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
@@ -18,5 +20,5 @@ def install(app: FastAPI) -> None:
     app.state.sign_in_throttle = SignInThrottle()
 
     for module in (home, inbox, customers, store, admin):
-        app.include_router(module.router)
+        add_routes(app, module.router)
     app.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console-static")

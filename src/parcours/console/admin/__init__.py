@@ -10,7 +10,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from parcours.console.admin import channels, index, knowledge, merge_rules, sources, teams, users
+from parcours.routing import add_routes
 
 router = APIRouter(include_in_schema=False)
 for module in (index, sources, channels, teams, users, merge_rules, knowledge):
-    router.include_router(module.router)
+    add_routes(router, module.router)

@@ -11,7 +11,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from parcours.console.customers import customer, graph, review, search
+from parcours.routing import add_routes
 
 router = APIRouter(include_in_schema=False)
 for module in (search, customer, graph, review):
-    router.include_router(module.router)
+    add_routes(router, module.router)

@@ -13,7 +13,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from parcours.console.inbox import actions, conversation, listing, live
+from parcours.routing import add_routes
 
 router = APIRouter(include_in_schema=False)
 for module in (listing, conversation, actions, live):
-    router.include_router(module.router)
+    add_routes(router, module.router)

@@ -15,7 +15,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from parcours.console.store import actions, customer, home, returns, stock
+from parcours.routing import add_routes
 
 router = APIRouter(include_in_schema=False)
 for module in (home, customer, stock, returns, actions):
-    router.include_router(module.router)
+    add_routes(router, module.router)
