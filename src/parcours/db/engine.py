@@ -80,7 +80,15 @@ class Database:
         self.dialect = self.engine.dialect.name
         writer_bind = self.engine.execution_options(parcours_writer=True)
         self._writer = sessionmaker(bind=writer_bind, expire_on_commit=False, autoflush=False)
-        self._reader = sessionmaker(bind=self.engine, expire_on_commit=False, autoflush=False)
+        # PostgreSQL reads run in autocommit: a transaction would add a BEGIN and a COMMIT round trip to
+        # every read and give nothing, since under READ COMMITTED each statement takes its own snapshot
+        # anyway. (SQLite readers keep their deferred transaction: one snapshot for the unit of work.)
+        reader_bind = (
+            self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self.dialect == "postgresql"
+            else self.engine
+        )
+        self._reader = sessionmaker(bind=reader_bind, expire_on_commit=False, autoflush=False)
 
     @contextmanager
     def write(self) -> Iterator[Session]:
