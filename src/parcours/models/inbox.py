@@ -58,6 +58,8 @@ class Conversation(Base):
     __table_args__ = (
         Index("ix_conversations_profile", "profile_id", "last_message_at"),
         Index("ix_conversations_inbox", "status", "assignee_id", "last_message_at"),
+        # routing counts each agent's active conversations, overall and per channel, from this alone
+        Index("ix_conversations_agent_load", "assignee_id", "status", "last_inbound_channel"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
