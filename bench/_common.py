@@ -412,6 +412,15 @@ def py_spy_attached(pid: int, output: Path, *, rate: int = 200, gil: bool = Fals
             spy.wait()
 
 
+@contextmanager
+def profiled(pid: int, workdir: Path, title: str, *, gil: bool = False) -> Iterator[None]:
+    """py-spy on the server for the duration of the block, then its summary on stdout."""
+    raw = workdir / "pyspy.txt"
+    with py_spy_attached(pid, raw, gil=gil):
+        yield
+    summarise_py_spy(raw, 25, title=f"{title} ({'GIL holder only' if gil else 'every busy thread'})")
+
+
 def _frame_name(frame: str) -> str:
     return re.sub(r":\d+\)$", ")", frame)
 

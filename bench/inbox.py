@@ -32,6 +32,7 @@ import random
 import sys
 import threading
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -50,6 +51,7 @@ from _common import (
     percentile,
     print_json_line,
     print_table,
+    profiled,
     run_clients,
     run_server,
 )
@@ -200,7 +202,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 finally:
                     client.close()
 
-            seconds = run_clients(args.clients, send, "webhook posts")
+            with (
+                profiled(server.pid, workdir, "server during the webhook posts", gil=args.gil)
+                if args.profile
+                else nullcontext()
+            ):
+                seconds = run_clients(args.clients, send, "webhook posts")
             feeds.wait_for([sid for sid, _, _ in bodies], timeout=30)
             feeds.stop()
             missing = [sid for sid, _, _ in bodies if sid not in feeds.arrived]
@@ -244,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=8, help="concurrent webhook connections")
     parser.add_argument("--seed", type=int, default=20260301)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="py-spy on the server during the posts")
+    parser.add_argument("--gil", action="store_true", help="with --profile: sample the GIL holder only")
     args = parser.parse_args(argv)
     args.messages = args.messages or (1000 if args.quick else 5000)
     args.customers = args.customers or max(1, args.messages // 5)

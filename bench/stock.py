@@ -30,8 +30,7 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -55,10 +54,9 @@ from _common import (
     percentile,
     print_json_line,
     print_table,
-    py_spy_attached,
+    profiled,
     run_clients,
     run_server,
-    summarise_py_spy,
 )
 from parcours.models import Location, Price, Product, Reservation, StockLevel, Variant
 
@@ -132,18 +130,13 @@ def oversold(url: str, hot_ok: int) -> tuple[int, int]:
         database.dispose()
 
 
-@contextmanager
-def profiled(args: argparse.Namespace, phase: str, pid: int, workdir: Path) -> Iterator[None]:
-    """py-spy on the server during ``phase`` when ``--profile`` names it; its summary on stdout."""
+def profiled_if(
+    args: argparse.Namespace, phase: str, pid: int, workdir: Path
+) -> AbstractContextManager[None]:
+    """py-spy on the server during ``phase`` when ``--profile`` names it."""
     if args.profile != phase:
-        yield
-        return
-    raw = workdir / f"pyspy-{phase}.txt"
-    with py_spy_attached(pid, raw, gil=args.gil):
-        yield
-    summarise_py_spy(
-        raw, 25, title=f"server during {phase} ({'GIL holder only' if args.gil else 'every busy thread'})"
-    )
+        return nullcontext()
+    return profiled(pid, workdir, f"server during {phase}", gil=args.gil)
 
 
 def measure(backend: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -182,7 +175,7 @@ def measure(backend: str, args: argparse.Namespace) -> dict[str, Any]:
                 finally:
                     client.close()
 
-            with profiled(args, "reservations", server.pid, workdir):
+            with profiled_if(args, "reservations", server.pid, workdir):
                 seconds = run_clients(args.clients, reserve, "reservations")
             rate = len(requests) / seconds
 
@@ -217,7 +210,7 @@ def measure(backend: str, args: argparse.Namespace) -> dict[str, Any]:
                     with lock:
                         latencies.extend(mine)
 
-            with profiled(args, "availability", server.pid, workdir):
+            with profiled_if(args, "availability", server.pid, workdir):
                 run_clients(8, look, "availability")
         sold, stored = oversold(url, counts["hot_ok"])
         if stored != counts["ok"]:
