@@ -12,16 +12,17 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from parcours.commerce import orders, reservations, stock
 from parcours.db.engine import Database
 from parcours.errors import Conflict, InsufficientStock, InvalidInput
-from parcours.models import Event, Price, Product, StockLevel, Variant
+from parcours.models import Event, Price, Product, Reservation, StockLevel, StockMovement, Variant
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 SKU = "ARA-031"
+SKU2 = "ARA-030"  # sorts first: reserved before SKU in a reservation of both
 
 
 def world(db: Database, units: int = 10) -> None:
@@ -50,10 +51,10 @@ def world(db: Database, units: int = 10) -> None:
         stock.receive(session, SKU, "PAR", units, now=T0)
 
 
-def level(db: Database, location: str) -> tuple[int, int]:
+def level(db: Database, location: str, sku: str = SKU) -> tuple[int, int]:
     with db.read() as session:
         row = session.execute(select(StockLevel.on_hand, StockLevel.reserved).where(
-            StockLevel.sku == SKU, StockLevel.location_id == location)).one()  # fmt: skip
+            StockLevel.sku == sku, StockLevel.location_id == location)).one()  # fmt: skip
         return int(row.on_hand), int(row.reserved)
 
 
@@ -96,6 +97,54 @@ def test_the_database_refuses_negative_stock_whoever_writes(db: Database) -> Non
         session.execute(text("UPDATE stock_levels SET reserved = 3 WHERE location_id = 'PAR'"))
     with pytest.raises(IntegrityError), db.write() as session:
         session.execute(text("UPDATE stock_levels SET on_hand = -1 WHERE location_id = 'PAR'"))
+
+
+def test_a_refused_reservation_leaves_nothing_and_its_request_id_free(db: Database) -> None:
+    """All lines or none, without a savepoint: the unit of work that met InsufficientStock rolls back,
+    request id, movement and every line with it."""
+    world(db, units=2)
+    with db.write() as session:
+        session.add(
+            Variant(sku=SKU2, product_id="p-moulin", ean=None, name="Meules", attributes={}, active=True)
+        )
+        session.flush()
+        stock.receive(session, SKU2, "PAR", 5, now=T0)
+    lines = [{"sku": SKU, "quantity": 3}, {"sku": SKU2, "quantity": 1}]
+    with pytest.raises(InsufficientStock, match=f"{SKU} at PAR: 2 available, 3 asked"), db.write() as session:
+        reservations.reserve(session, location_id="PAR", lines=lines, channel="app", request_id="big",
+                             profile_id=None, now=T0)  # fmt: skip
+    with db.read() as session:
+        assert session.scalar(select(func.count()).select_from(Reservation)) == 0
+        assert session.scalar(select(func.count()).select_from(StockMovement).where(
+            StockMovement.reason == "reserve")) == 0  # fmt: skip
+    assert level(db, "PAR") == (2, 0) and level(db, "PAR", SKU2) == (5, 0)
+    with db.write() as session:  # the goods arrive: the same request now succeeds
+        stock.receive(session, SKU, "PAR", 1, now=T0)
+        _, created = reservations.reserve(session, location_id="PAR", lines=lines, channel="app",
+                                          request_id="big", profile_id=None, now=T0)  # fmt: skip
+    assert created and level(db, "PAR") == (3, 3) and level(db, "PAR", SKU2) == (5, 1)
+
+
+def test_a_request_id_is_one_reservation_even_after_the_store_stops_taking_them(db: Database) -> None:
+    world(db, units=3)
+    one = [{"sku": SKU, "quantity": 1}]
+    with db.write() as session:
+        held, _ = reservations.reserve(session, location_id="PAR", lines=one, channel="app", request_id="r1",
+                                       profile_id=None, now=T0)  # fmt: skip
+    with pytest.raises(Conflict, match="already used for another reservation"), db.write() as session:
+        reservations.reserve(session, location_id="PAR", lines=[{"sku": SKU, "quantity": 2}], channel="app",
+                             request_id="r1", profile_id=None, now=T0)  # fmt: skip
+    with db.write() as session:
+        session.execute(text("UPDATE locations SET services = '[]' WHERE id = 'PAR'"))
+    stock.forget_places()
+    with db.write() as session:
+        again, created = reservations.reserve(session, location_id="PAR", lines=one, channel="app",
+                                              request_id="r1", profile_id=None, now=T0)  # fmt: skip
+        assert not created and again.id == held.id
+        with pytest.raises(InvalidInput, match="not a store taking reservations"):
+            reservations.reserve(session, location_id="PAR", lines=one, channel="app", request_id="r2",
+                                 profile_id=None, now=T0)  # fmt: skip
+    assert level(db, "PAR") == (3, 1)
 
 
 def test_reservations_expire_and_release_the_stock(db: Database) -> None:

@@ -76,6 +76,9 @@ def reserve(
         raise InvalidInput("hold_hours: more than 0 and at most 30 days")
     lines = check_lines(lines)
     if not stock.takes_reservations(session, location_id):
+        earlier = _earlier(session, channel, request_id, lines, location_id)
+        if earlier is not None:  # a retry of a reservation made before the store stopped taking them
+            return earlier, False
         raise InvalidInput(f"location_id: {location_id!r} is not a store taking reservations")
     if profile_id is not None:
         profile_id = resolve_profile_id(session, profile_id)
@@ -97,14 +100,10 @@ def reserve(
     claim = claim_statement(connection.dialect.name, Reservation, ("channel", "request_id"), "id")
     values = {column: getattr(reservation, column) for column in _COLUMNS}
     if connection.execute(claim, values).first() is None:
-        existing = session.scalar(
-            select(Reservation).where(Reservation.channel == channel, Reservation.request_id == request_id)
-        )
-        if existing is None:  # cannot happen: the claim found the key taken, and keys are never removed
-            raise Conflict(f"request_id {request_id!r} is being used by another reservation; retry")
-        if existing.lines != lines or existing.location_id != location_id:
-            raise Conflict(f"request_id {request_id!r} was already used for another reservation")
-        return existing, False
+        earlier = _earlier(session, channel, request_id, lines, location_id)
+        if earlier is None:  # the claim saw the id taken, yet no reservation holds it: refuse, never guess
+            raise Conflict(f"request_id {request_id!r} was already used")
+        return earlier, False
     reservation_id = reservation.id
     timeline_event(session, profile_id, "Reservation Held", channel,
                    {"reservation_id": reservation_id, "location_id": location_id, "lines": lines,
@@ -112,6 +111,18 @@ def reserve(
     for line in lines:  # last, in SKU order: the rows stay locked (PostgreSQL) only until the commit
         stock.reserve(session, line["sku"], location_id, line["quantity"], reference=reservation_id, now=now)
     return reservation, True
+
+
+def _earlier(
+    session: Session, channel: str, request_id: str, lines: list[dict[str, Any]], location_id: str
+) -> Reservation | None:
+    """The reservation this request already made, if any; Conflict if the request id made another."""
+    earlier = session.scalar(
+        select(Reservation).where(Reservation.channel == channel, Reservation.request_id == request_id)
+    )
+    if earlier is not None and (earlier.lines != lines or earlier.location_id != location_id):
+        raise Conflict(f"request_id {request_id!r} was already used for another reservation")
+    return earlier
 
 
 def get(session: Session, reservation_id: str, *, lock: bool = False) -> Reservation:
