@@ -229,13 +229,22 @@ class _Place:
         object.__setattr__(self, "point", _on_unit_sphere(self.latitude, self.longitude))
 
 
+@dataclass(frozen=True)
+class _Network:
+    """The active locations, as every availability query needs them."""
+
+    by_id: dict[str, _Place]
+    pickup_points: list[_Place]  # stores and relay points, by id
+    warehouse_ids: list[str]
+
+
 # Locations change rarely and every availability query needs all of them: kept per database for a few
 # seconds (a new or closed store shows within that time).
 PLACES_SECONDS = 5.0
-_places_cache: dict[str, tuple[float, list[_Place]]] = {}
+_places_cache: dict[str, tuple[float, _Network]] = {}
 
 
-def _places(session: Session) -> list[_Place]:
+def _network(session: Session) -> _Network:
     key = str(session.get_bind().engine.url)
     cached = _places_cache.get(key)
     if cached is not None and time.monotonic() - cached[0] < PLACES_SECONDS:
@@ -245,12 +254,17 @@ def _places(session: Session) -> list[_Place]:
                Location.services).where(Location.active.is_(True)).order_by(Location.id)
     ).all()  # fmt: skip
     places = [_Place(r.id, r.kind, r.name, r.city, r.latitude, r.longitude, tuple(r.services)) for r in rows]
-    _places_cache[key] = (time.monotonic(), places)
-    return places
+    network = _Network(
+        by_id={place.id: place for place in places},
+        pickup_points=[place for place in places if place.kind != "warehouse"],
+        warehouse_ids=[place.id for place in places if place.kind == "warehouse"],
+    )
+    _places_cache[key] = (time.monotonic(), network)
+    return network
 
 
 def takes_reservations(session: Session, location_id: str) -> bool:
-    place = next((p for p in _places(session) if p.id == location_id), None)
+    place = _network(session).by_id.get(location_id)
     return place is not None and place.kind == "store" and "click_collect" in place.services
 
 
@@ -273,10 +287,10 @@ def availability(session: Session, sku: str, *, near: tuple[float, float] | None
     levels: dict[str, int] = dict(found)
     if not levels:  # never stocked anywhere, or no such SKU
         _variant(session, sku)
-    places = _places(session)
-    warehouse_stock = sum(max(0, levels.get(p.id, 0)) for p in places if p.kind == "warehouse")
-    network = sum(max(0, v) for v in levels.values())
-    candidates = [p for p in places if p.kind != "warehouse"]
+    network = _network(session)
+    warehouse_stock = sum(max(0, levels.get(place_id, 0)) for place_id in network.warehouse_ids)
+    anywhere = sum(max(0, v) for v in levels.values())
+    candidates = network.pickup_points
     if near is not None:
         x, y, z = _on_unit_sphere(*near)
         by_distance = []
@@ -286,7 +300,7 @@ def availability(session: Session, sku: str, *, near: tuple[float, float] | None
         candidates = [p for _, _, p in heapq.nsmallest(limit, by_distance)]
     result = []
     pickup_here = (now + timedelta(hours=READY_HOURS)).isoformat()
-    pickup_transferred = (now + timedelta(days=TRANSFER_DAYS)).isoformat() if network > 0 else None
+    pickup_transferred = (now + timedelta(days=TRANSFER_DAYS)).isoformat() if anywhere > 0 else None
     pickup_relay = (now + timedelta(days=RELAY_DAYS)).isoformat() if warehouse_stock > 0 else None
     for place in candidates[:limit]:
         here = max(0, levels.get(place.id, 0)) if place.kind == "store" else 0
