@@ -130,11 +130,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         return {"status": "ok", "version": __version__}
 
     # FastAPI tries the routes in the order they were added: the busiest first (events, inbound messages,
-    # stock and reservations), the console last.
+    # the profile view, stock and reservations), the console last.
     add_routes(app, ingest_router)
     install_channels(app, settings)
-    install_commerce(app)
     add_routes(app, identity_router)
+    install_commerce(app)
     add_routes(app, inbox_router)
     install_console(app)
     app.add_middleware(AccessLog)
