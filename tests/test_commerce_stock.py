@@ -91,6 +91,33 @@ def test_fifty_concurrent_clients_never_oversell_the_last_ten_units(db: Database
     assert on_hand - reserved == 0 and on_hand >= 0 and reserved >= 0
 
 
+def test_copies_of_one_request_sent_at_once_make_one_reservation(db: Database) -> None:
+    """A till or an app retrying while the first try is still in flight: the request id is claimed in
+    the insert itself, so every copy answers with the one reservation and the stock moves once."""
+    world(db, units=10)
+    answers: list[tuple[str, bool]] = []
+    lock = threading.Lock()
+    start = threading.Barrier(8)
+
+    def client() -> None:
+        start.wait()
+        with db.write() as session:
+            reservation, created = reservations.reserve(
+                session, location_id="PAR", lines=[{"sku": SKU, "quantity": 2}], channel="app",
+                request_id="same", profile_id=None, now=T0)  # fmt: skip
+        with lock:
+            answers.append((reservation.id, created))
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(answers) == 8 and len({reservation_id for reservation_id, _ in answers}) == 1
+    assert [created for _, created in answers].count(True) == 1
+    assert level(db, "PAR") == (10, 2)
+
+
 def test_the_database_refuses_negative_stock_whoever_writes(db: Database) -> None:
     world(db, units=2)
     with pytest.raises(IntegrityError), db.write() as session:
