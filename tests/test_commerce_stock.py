@@ -4,6 +4,7 @@ clock, click & collect with transfer, relay pickup, endless aisle, returns anywh
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import pairwise
@@ -268,6 +269,34 @@ def test_nearest_first_by_chord_is_nearest_first_by_great_circle(
     by_chord = [places[i] for i in sorted(range(len(places)), key=chords.__getitem__)]
     kilometres = [stock.distance_km(*origin, *place) for place in by_chord]
     assert all(near <= far + 1e-6 for near, far in pairwise(kilometres))
+
+
+def test_an_expiry_pass_never_releases_a_reservation_being_cancelled(db: Database) -> None:
+    """The background pass and a request at the same moment: the units of the reservation go back to
+    the shelf once, and it stays cancelled."""
+    world(db, units=5)
+    one = [{"sku": SKU, "quantity": 1}]
+    with db.write() as session:
+        ending, _ = reservations.reserve(session, location_id="PAR", lines=one, channel="app", request_id="a",
+                                         profile_id=None, now=T0, hold_hours=1)  # fmt: skip
+        reservations.reserve(session, location_id="PAR", lines=[{"sku": SKU, "quantity": 2}], channel="app",
+                             request_id="b", profile_id=None, now=T0, hold_hours=48)  # fmt: skip
+    expired: list[list[str]] = []
+
+    def background_pass() -> None:
+        with db.write() as session:
+            expired.append(reservations.expire_due(session, T0 + timedelta(hours=2)))
+
+    with db.write() as session:  # the customer cancels; the pass starts before the cancel commits
+        reservations.cancel(session, ending.id, T0 + timedelta(hours=2))
+        other = threading.Thread(target=background_pass)
+        other.start()
+        time.sleep(0.5)
+    other.join()
+    assert expired == [[]]
+    assert level(db, "PAR") == (5, 2)
+    with db.read() as session:
+        assert reservations.get(session, ending.id).status == "cancelled"
 
 
 def test_notifications_are_events_on_the_timeline(db: Database, settings: Any) -> None:

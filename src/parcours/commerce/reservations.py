@@ -161,10 +161,17 @@ def cancel(session: Session, reservation_id: str, now: datetime) -> Reservation:
 
 
 def expire_due(session: Session, now: datetime) -> list[str]:
-    """Release every reservation whose hold has run out; returns their ids."""
+    """Release every reservation whose hold has run out; returns their ids. On PostgreSQL each one is
+    locked first, and one being collected or cancelled at that moment (locked by that request) is left
+    to the next pass, which finds it no longer held: its units are never released twice. (SQLite
+    writers are serialised already.)"""
     due = list(
         session.scalars(
-            select(Reservation).where(Reservation.status == "held", Reservation.expires_at <= now).limit(500)
+            select(Reservation)
+            .where(Reservation.status == "held", Reservation.expires_at <= now)
+            .limit(500)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
         )
     )
     for reservation in due:
