@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from parcours.commerce import orders, reservations, stock
 from parcours.db.engine import Database
 from parcours.errors import Conflict, InsufficientStock, InvalidInput
-from parcours.models import Event, Price, Product, Reservation, StockLevel, StockMovement, Variant
+from parcours.models import Event, Price, Product, Reservation, Return, StockLevel, StockMovement, Variant
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 SKU = "ARA-031"
@@ -357,6 +357,40 @@ def test_a_click_and_collect_order_is_handed_over_at_its_pickup_store_once_ready
         points = session.scalars(select(LoyaltyEntry.points).where(LoyaltyEntry.order_id == local.id)).all()
         names = session.scalars(select(Event.name).where(Event.profile_id == profile)).all()
     assert points == [54] and "Order Collected" in names
+
+
+def test_two_returns_at_once_cannot_both_take_back_the_last_unit(db: Database) -> None:
+    """The same item brought back in two stores at the same moment: one refund, one restock."""
+    world(db, units=3)
+    with db.write() as session:
+        order, _ = orders.place(session, channel="web", request_id="w1", lines=[{"sku": SKU, "quantity": 1}],
+                                fulfilment="ship_from_store", source_location_id="PAR", profile_id=None, now=T0)  # fmt: skip
+    outcomes: list[str] = []
+    lock = threading.Lock()
+    start = threading.Barrier(6)
+
+    def store(n: int) -> None:
+        start.wait()
+        try:
+            with db.write() as session:
+                orders.return_items(session, order.number, location_id="LYS", lines=[{"sku": SKU, "quantity": 1}],
+                                    channel="store", request_id=f"ret-{n}", reason="", now=T0 + timedelta(days=1))  # fmt: skip
+            result = "refunded"
+        except Conflict as error:
+            assert "can still be returned" in error.message
+            result = "refused"
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=store, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["refunded"] + ["refused"] * 5
+    with db.read() as session:
+        assert session.scalar(select(func.count()).select_from(Return)) == 1
+    assert level(db, "LYS") == (1, 0)
 
 
 def test_a_return_follows_the_policy_of_the_channel_the_order_was_bought_on(db: Database) -> None:

@@ -297,11 +297,7 @@ def hand_over(session: Session, order_id: str, *, location_id: str, now: datetim
     collected, the timeline says so, and its points are earned (once, whatever is retried). Refused
     elsewhere than the pickup location, while goods sent from another location are still on their way
     (before the promised date), and for an order already collected or cancelled."""
-    order = session.scalar(
-        select(Order).where(Order.id == order_id).with_for_update().execution_options(populate_existing=True)
-    )
-    if order is None:
-        raise NotFound(f"order {order_id} not found")
+    order = get(session, order_id, lock=True)
     if order.fulfilment not in PICKUP_FULFILMENTS:
         raise Conflict(f"order {order.number} is delivered ({order.fulfilment}), not picked up")
     if order.pickup_location_id != location_id:
@@ -319,8 +315,19 @@ def hand_over(session: Session, order_id: str, *, location_id: str, now: datetim
     return order
 
 
-def get(session: Session, order_id: str) -> Order:
-    order = session.get(Order, order_id) or session.scalar(select(Order).where(Order.number == order_id))
+def get(session: Session, order_id: str, *, lock: bool = False) -> Order:
+    """The order, by id or number; ``lock``: its row locked until the transaction ends (PostgreSQL;
+    SQLite writers are serialised already) and read afresh, so that two changes at once cannot both
+    pass their checks."""
+    if lock:
+        order = session.scalar(
+            select(Order)
+            .where(or_(Order.id == order_id, Order.number == order_id))
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    else:
+        order = session.get(Order, order_id) or session.scalar(select(Order).where(Order.number == order_id))
     if order is None:
         raise NotFound(f"order {order_id} not found")
     return order
@@ -354,8 +361,9 @@ def return_items(
     now: datetime,
 ) -> tuple[Return, bool]:
     """Goods of an order brought back to any store or warehouse: within the return policy's days, no
-    more than bought and not yet returned; restocked at ``location_id``; the refund is the price paid."""
-    order = get(session, order_id)
+    more than bought and not yet returned; restocked at ``location_id``; the refund is the price paid.
+    The order stays locked until the commit: two returns at once cannot both take the last unit."""
+    order = get(session, order_id, lock=True)
     existing = session.scalar(
         select(Return).where(Return.channel == channel, Return.request_id == request_id)
     )
@@ -379,7 +387,10 @@ def return_items(
         raise Conflict(f"the return period of {days} days for order {order.number} is over")
     lines = reservations.check_lines(lines)
     bought = {
-        line.sku: line for line in session.scalars(select(OrderLine).where(OrderLine.order_id == order.id))
+        line.sku: line
+        for line in session.scalars(
+            select(OrderLine).where(OrderLine.order_id == order.id).execution_options(populate_existing=True)
+        )
     }
     refund = Decimal("0")
     for line in lines:
