@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import func, select, text
+from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from parcours.commerce import orders, reservations, stock
@@ -159,6 +159,8 @@ def test_a_request_id_is_one_reservation_even_after_the_store_stops_taking_them(
     with db.write() as session:
         held, _ = reservations.reserve(session, location_id="PAR", lines=one, channel="app", request_id="r1",
                                        profile_id=None, now=T0)  # fmt: skip
+        assert inspect(held).persistent  # in the session as stored: flushing writes it no second time
+        session.flush()
     with pytest.raises(Conflict, match="already used for another reservation"), db.write() as session:
         reservations.reserve(session, location_id="PAR", lines=[{"sku": SKU, "quantity": 2}], channel="app",
                              request_id="r1", profile_id=None, now=T0)  # fmt: skip

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from parcours.commerce import stock
 from parcours.commerce.events import timeline_event
@@ -104,6 +104,8 @@ def reserve(
         if earlier is None:  # the claim saw the id taken, yet no reservation holds it: refuse, never guess
             raise Conflict(f"request_id {request_id!r} was already used")
         return earlier, False
+    make_transient_to_detached(reservation)  # the row is written: the object joins the session as it
+    session.add(reservation)
     reservation_id = reservation.id
     timeline_event(session, profile_id, "Reservation Held", channel,
                    {"reservation_id": reservation_id, "location_id": location_id, "lines": lines,
