@@ -5,7 +5,6 @@ idempotent payment records (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -23,6 +22,7 @@ from parcours.db.engine import Database
 from parcours.errors import Conflict, InvalidInput, NotFound
 from parcours.identity import service as identity
 from parcours.models import Event, LoyaltyEntry, Order, Payment
+from tests.concurrency_helpers import at_once
 from tests.conftest import Api
 from tests.helpers import active_profiles, ingest, make_source, profile_of
 
@@ -105,28 +105,12 @@ def test_eight_requests_sending_the_same_posting_at_once_post_it_once(
     db: Database, settings: Settings
 ) -> None:
     ana = member(db, settings)
-    start = threading.Barrier(8)
-    results: list[tuple[int, bool]] = []
-    errors: list[BaseException] = []
-    lock = threading.Lock()
 
-    def till() -> None:
-        start.wait()
-        try:
-            entry, created = post(db, ana, "earn", 75, "till-LYS-01:sale-77")
-            with lock:
-                results.append((entry.id, created))
-        except BaseException as error:  # pragma: no cover - reported below
-            with lock:
-                errors.append(error)
+    def till(_: int) -> tuple[int, bool]:
+        entry, created = post(db, ana, "earn", 75, "till-LYS-01:sale-77")
+        return entry.id, created
 
-    threads = [threading.Thread(target=till) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors, errors
-    assert len(results) == 8
+    results = at_once(8, till)
     assert len({entry_id for entry_id, _ in results}) == 1
     assert sum(created for _, created in results) == 1
     assert len(entries(db)) == 1
@@ -136,53 +120,31 @@ def test_eight_requests_sending_the_same_posting_at_once_post_it_once(
 def test_one_key_sent_at_once_for_two_members_posts_once(db: Database, settings: Settings) -> None:
     """Two members never share a lock: the unique key decides, the loser sees the winner's entry."""
     ana, bob = member(db, settings), member(db, settings, "u-bob", card="LC-77")
-    start = threading.Barrier(8)
-    outcomes: list[str] = []
-    lock = threading.Lock()
 
-    def till(n: int) -> None:
-        start.wait()
+    def till(n: int) -> str:
         try:
             _, created = post(db, ana if n % 2 else bob, "earn", 10, "till-9:sale-1")
-            outcome = "created" if created else "replay"
+            return "created" if created else "replay"
         except Conflict as error:
             assert "member:" in error.message
-            outcome = "conflict"
-        with lock:
-            outcomes.append(outcome)
+            return "conflict"
 
-    threads = [threading.Thread(target=till, args=(n,)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(outcomes) == ["conflict"] * 4 + ["created"] + ["replay"] * 3
+    assert sorted(at_once(8, till)) == ["conflict"] * 4 + ["created"] + ["replay"] * 3
     assert len(entries(db)) == 1
 
 
 def test_concurrent_redemptions_never_spend_the_same_points_twice(db: Database, settings: Settings) -> None:
     ana = member(db, settings)
     post(db, ana, "earn", 300, "earn-1")
-    start = threading.Barrier(8)
-    outcomes: list[str] = []
-    lock = threading.Lock()
 
-    def redeem(n: int) -> None:
-        start.wait()
+    def redeem(n: int) -> str:
         try:
             post(db, ana, "redeem", 100, f"redeem-{n}", channel="web")
-            outcome = "ok"
+            return "ok"
         except Conflict:
-            outcome = "refused"
-        with lock:
-            outcomes.append(outcome)
+            return "refused"
 
-    threads = [threading.Thread(target=redeem, args=(n,)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(outcomes) == ["ok"] * 3 + ["refused"] * 5
+    assert sorted(at_once(8, redeem)) == ["ok"] * 3 + ["refused"] * 5
     assert balance(db, ana) == 0
 
 

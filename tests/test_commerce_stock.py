@@ -20,6 +20,7 @@ from parcours.commerce import orders, reservations, stock
 from parcours.db.engine import Database
 from parcours.errors import Conflict, InsufficientStock, InvalidInput
 from parcours.models import Event, Price, Product, Reservation, Return, StockLevel, StockMovement, Variant
+from tests.concurrency_helpers import at_once
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 SKU = "ARA-031"
@@ -61,12 +62,8 @@ def level(db: Database, location: str, sku: str = SKU) -> tuple[int, int]:
 
 def test_fifty_concurrent_clients_never_oversell_the_last_ten_units(db: Database) -> None:
     world(db, units=10)
-    outcomes: list[str] = []
-    lock = threading.Lock()
-    start = threading.Barrier(50)
 
-    def client(n: int) -> None:
-        start.wait()
+    def client(n: int) -> str:
         try:
             with db.write() as session:
                 if n % 2:
@@ -75,18 +72,12 @@ def test_fifty_concurrent_clients_never_oversell_the_last_ten_units(db: Database
                 else:
                     orders.place(session, channel="store", request_id=f"o{n}", lines=[{"sku": SKU, "quantity": 1}],
                                  fulfilment="ship_from_store", source_location_id="PAR", profile_id=None, now=T0)  # fmt: skip
-            result = "ok"
+            return "ok"
         except InsufficientStock as error:
             assert "insufficient stock" in error.message
-            result = "refused"
-        with lock:
-            outcomes.append(result)
+            return "refused"
 
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(50)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    outcomes = at_once(50, client)
     assert outcomes.count("ok") == 10 and outcomes.count("refused") == 40
     on_hand, reserved = level(db, "PAR")
     assert on_hand - reserved == 0 and on_hand >= 0 and reserved >= 0
@@ -96,25 +87,16 @@ def test_copies_of_one_request_sent_at_once_make_one_reservation(db: Database) -
     """A till or an app retrying while the first try is still in flight: the request id is claimed in
     the insert itself, so every copy answers with the one reservation and the stock moves once."""
     world(db, units=10)
-    answers: list[tuple[str, bool]] = []
-    lock = threading.Lock()
-    start = threading.Barrier(8)
 
-    def client() -> None:
-        start.wait()
+    def client(_: int) -> tuple[str, bool]:
         with db.write() as session:
             reservation, created = reservations.reserve(
                 session, location_id="PAR", lines=[{"sku": SKU, "quantity": 2}], channel="app",
                 request_id="same", profile_id=None, now=T0)  # fmt: skip
-        with lock:
-            answers.append((reservation.id, created))
+            return reservation.id, created
 
-    threads = [threading.Thread(target=client) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(answers) == 8 and len({reservation_id for reservation_id, _ in answers}) == 1
+    answers = at_once(8, client)
+    assert len({reservation_id for reservation_id, _ in answers}) == 1
     assert [created for _, created in answers].count(True) == 1
     assert level(db, "PAR") == (10, 2)
 
@@ -367,29 +349,18 @@ def test_two_returns_at_once_cannot_both_take_back_the_last_unit(db: Database) -
     with db.write() as session:
         order, _ = orders.place(session, channel="web", request_id="w1", lines=[{"sku": SKU, "quantity": 1}],
                                 fulfilment="ship_from_store", source_location_id="PAR", profile_id=None, now=T0)  # fmt: skip
-    outcomes: list[str] = []
-    lock = threading.Lock()
-    start = threading.Barrier(6)
 
-    def store(n: int) -> None:
-        start.wait()
+    def store(n: int) -> str:
         try:
             with db.write() as session:
                 orders.return_items(session, order.number, location_id="LYS", lines=[{"sku": SKU, "quantity": 1}],
                                     channel="store", request_id=f"ret-{n}", reason="", now=T0 + timedelta(days=1))  # fmt: skip
-            result = "refunded"
+            return "refunded"
         except Conflict as error:
             assert "can still be returned" in error.message
-            result = "refused"
-        with lock:
-            outcomes.append(result)
+            return "refused"
 
-    threads = [threading.Thread(target=store, args=(n,)) for n in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(outcomes) == ["refunded"] + ["refused"] * 5
+    assert sorted(at_once(6, store)) == ["refunded"] + ["refused"] * 5
     with db.read() as session:
         assert session.scalar(select(func.count()).select_from(Return)) == 1
     assert level(db, "LYS") == (1, 0)
