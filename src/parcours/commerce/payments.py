@@ -35,6 +35,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from parcours.commerce import orders
 from parcours.commerce.catalogue import check_currency, check_money
 from parcours.commerce.events import timeline_event
 from parcours.commerce.offers import jsonable
@@ -125,17 +126,13 @@ def _check_last4(value: Any) -> str | None:
 
 def _order(session: Session, order_id: str, *, lock: bool) -> Order:
     """The order by id (or by number, as printed on receipts), locked for update when ``lock``."""
-    for column in (Order.id, Order.number):
-        query = select(Order).where(column == order_id)
-        if lock:
-            query = query.with_for_update()
-        order = session.scalar(query)
-        if order is not None:
-            return order
-    # An existing order's id may hold a run of digits that passes the card check; an unknown one that
-    # looks like a card number is refused without being repeated.
-    refuse_card_numbers([("order_id", order_id)])
-    raise NotFound(f"order {order_id} not found")
+    try:
+        return orders.get(session, order_id, lock=lock)
+    except NotFound:
+        # An existing order's id may hold a run of digits that passes the card check; an unknown one
+        # that looks like a card number is refused without being repeated.
+        refuse_card_numbers([("order_id", order_id)])
+        raise
 
 
 def _totals(session: Session, order_id: str) -> tuple[Decimal, Decimal]:

@@ -20,7 +20,6 @@ from parcours.models import Reservation
 from parcours.vocabulary import CHANNELS
 
 DEFAULT_HOLD_HOURS = 48
-_COLUMNS = tuple(column.key for column in Reservation.__table__.columns)
 MAX_LINES = 50
 
 
@@ -82,28 +81,28 @@ def reserve(
         raise InvalidInput(f"location_id: {location_id!r} is not a store taking reservations")
     if profile_id is not None:
         profile_id = resolve_profile_id(session, profile_id)
-    reservation = Reservation(
-        id=new_id("rsv"),
-        profile_id=profile_id,
-        location_id=location_id,
-        channel=channel,
-        request_id=request_id,
-        status="held",
-        lines=lines,
-        created_at=now,
-        expires_at=now + timedelta(hours=hold_hours),
-        closed_at=None,
-        order_id=None,
-    )
+    row: dict[str, Any] = {
+        "id": new_id("rsv"),
+        "profile_id": profile_id,
+        "location_id": location_id,
+        "channel": channel,
+        "request_id": request_id,
+        "status": "held",
+        "lines": lines,
+        "created_at": now,
+        "expires_at": now + timedelta(hours=hold_hours),
+        "closed_at": None,
+        "order_id": None,
+    }
     # The request id first: a retry, or the same request sent twice at once, finds it taken.
     connection = session.connection()
     claim = claim_statement(connection.dialect.name, Reservation, ("channel", "request_id"), "id")
-    values = {column: getattr(reservation, column) for column in _COLUMNS}
-    if connection.execute(claim, values).first() is None:
+    if connection.execute(claim, row).first() is None:
         earlier = _earlier(session, channel, request_id, lines, location_id)
         if earlier is None:  # the claim saw the id taken, yet no reservation holds it: refuse, never guess
             raise Conflict(f"request_id {request_id!r} was already used")
         return earlier, False
+    reservation = Reservation(**row)
     make_transient_to_detached(reservation)  # the row is written: the object joins the session as it
     session.add(reservation)
     reservation_id = reservation.id

@@ -153,15 +153,15 @@ def _change(session: Session, change: str, sku: str, location_id: str, quantity:
     cover the change, InsufficientStock, and the caller's unit of work rolls back (the movement with it)."""
     on_hand, reserved, _ = _CHANGES[change]
     _move(session, sku, location_id, on_hand * quantity, reserved * quantity, reason, reference, now)
-    connection = session.connection()
-    key = {"p_sku": sku, "p_location": location_id}
-    changed = connection.execute(_CHANGE_STATEMENTS[change], {**key, "p_quantity": quantity, "p_now": now})
+    changed = session.connection().execute(
+        _CHANGE_STATEMENTS[change],
+        {"p_sku": sku, "p_location": location_id, "p_quantity": quantity, "p_now": now},
+    )
     if changed.rowcount != 1:
-        level = connection.execute(_LEVEL, key).first()
-        available = (level.on_hand - level.reserved) if level else 0
+        free = available(session, sku, location_id)
         raise InsufficientStock(
-            f"insufficient stock: {sku} at {location_id}: {available} available, {quantity} asked",
-            details={"sku": sku, "location_id": location_id, "available": available, "asked": quantity},
+            f"insufficient stock: {sku} at {location_id}: {free} available, {quantity} asked",
+            details={"sku": sku, "location_id": location_id, "available": free, "asked": quantity},
         )
 
 
@@ -187,11 +187,7 @@ def take(session: Session, sku: str, location_id: str, quantity: int, *, reserve
 
 
 def available(session: Session, sku: str, location_id: str) -> int:
-    level = session.execute(
-        select(StockLevel.on_hand, StockLevel.reserved).where(
-            StockLevel.sku == sku, StockLevel.location_id == location_id
-        )
-    ).first()
+    level = session.connection().execute(_LEVEL, {"p_sku": sku, "p_location": location_id}).first()
     return (level.on_hand - level.reserved) if level else 0
 
 

@@ -673,8 +673,7 @@ class IdentityBatch:
         self.redirects[merged] = survivor
         self.merged_now.append(merged)
         if self.matching is not None:
-            self.match_keys[merged] = []  # a merged-away profile is no one's candidate
-            self.graph.blocking.set_keys(merged, [])
+            self._keys_decided(merged, [])  # a merged-away profile is no one's candidate
 
     # --------------------------------------------------------- probabilistic matching
     def _match_changed_profiles(self, policy: MatchPolicy) -> None:
@@ -737,8 +736,7 @@ class IdentityBatch:
                 )  # fmt: skip
                 kept = self.profiles[survivor]
                 kept.matched_record = record_from_traits(survivor, kept.traits)
-                self.match_keys[survivor] = keys_of(kept.matched_record) if kept.matched_record else []
-                self.graph.blocking.set_keys(survivor, self.match_keys[survivor])
+                self._keys_decided(survivor, keys_of(kept.matched_record) if kept.matched_record else [])
                 continue
             self.reviews.append(
                 {
@@ -753,6 +751,12 @@ class IdentityBatch:
                     "merge_id": None,
                 }
             )
+
+    def _keys_decided(self, profile_id: str, keys: list[str]) -> None:
+        """Blocking keys a merge decided: stored at the flush, and known at once to the writer's index (a
+        merge may follow the candidate search, which lays the batch's other keys over the index)."""
+        self.match_keys[profile_id] = keys
+        self.graph.blocking.set_keys(profile_id, keys)
 
     def _keys_to_store(self) -> dict[str, list[str]]:
         """The blocking keys this batch changes, by profile (a merged-away profile holds none)."""
