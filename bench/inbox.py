@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
     BenchError,
+    CpuMeter,
     HttpClient,
     bench_main,
     bench_workdir,
@@ -202,12 +203,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 finally:
                     client.close()
 
+            meter = CpuMeter(server.pid)
             with (
-                profiled(server.pid, workdir, "server during the webhook posts", gil=args.gil)
-                if args.profile
-                else nullcontext()
+                (
+                    profiled(server.pid, workdir, "server during the webhook posts", gil=args.gil)
+                    if args.profile
+                    else nullcontext()
+                ),
+                meter.measuring(),
             ):
                 seconds = run_clients(args.clients, send, "webhook posts")
+            log(f"CPU per message: {meter.per_operation(len(bodies))}")
             feeds.wait_for([sid for sid, _, _ in bodies], timeout=30)
             feeds.stop()
             missing = [sid for sid, _, _ in bodies if sid not in feeds.arrived]

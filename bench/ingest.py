@@ -52,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
     BACKENDS,
     BenchError,
+    CpuMeter,
     HttpClient,
     basic_auth,
     bench_main,
@@ -439,7 +440,10 @@ def measure_ingest(backend: str, workdir: Path, workload: Workload, concurrency:
             _, write_key = make_source(database)
             checkpoint(database)
             with run_server(url, workdir) as server:
-                seconds = send_all(server.port, write_key, workload, concurrency)
+                meter = CpuMeter(server.pid)
+                with meter.measuring():
+                    seconds = send_all(server.port, write_key, workload, concurrency)
+            log(f"{backend}: CPU per event: {meter.per_operation(workload.count)}")
             with database.read() as session:
                 stored = session.scalar(select(func.count()).select_from(Event)) or 0
                 profiles = session.scalar(

@@ -43,6 +43,7 @@ from sqlalchemy import func, insert, select
 from _common import (
     BACKENDS,
     BenchError,
+    CpuMeter,
     HttpClient,
     bench_main,
     bench_workdir,
@@ -175,9 +176,11 @@ def measure(backend: str, args: argparse.Namespace) -> dict[str, Any]:
                 finally:
                     client.close()
 
-            with profiled_if(args, "reservations", server.pid, workdir):
+            meter = CpuMeter(server.pid)
+            with profiled_if(args, "reservations", server.pid, workdir), meter.measuring():
                 seconds = run_clients(args.clients, reserve, "reservations")
             rate = len(requests) / seconds
+            log(f"{backend}: CPU per reservation: {meter.per_operation(len(requests))}")
 
             def ping(slot: int, failed: threading.Event) -> None:
                 client = HttpClient(server.port)
@@ -187,7 +190,9 @@ def measure(backend: str, args: argparse.Namespace) -> dict[str, Any]:
                 finally:
                     client.close()
 
-            baseline = len(requests) / run_clients(args.clients, ping, "baseline")
+            with meter.measuring():
+                baseline = len(requests) / run_clients(args.clients, ping, "baseline")
+            log(f"{backend}: CPU per GET /healthz: {meter.per_operation(len(requests))}")
             latencies: list[float] = []
             queries = [
                 (f"SKU-{rng.randrange(args.skus):05d}", rng.choice(CITIES)) for _ in range(args.lookups)
@@ -210,8 +215,9 @@ def measure(backend: str, args: argparse.Namespace) -> dict[str, Any]:
                     with lock:
                         latencies.extend(mine)
 
-            with profiled_if(args, "availability", server.pid, workdir):
+            with profiled_if(args, "availability", server.pid, workdir), meter.measuring():
                 run_clients(8, look, "availability")
+            log(f"{backend}: CPU per availability look-up: {meter.per_operation(len(queries))}")
         sold, stored = oversold(url, counts["hot_ok"])
         if stored != counts["ok"]:
             raise BenchError(f"{counts['ok']} reservations answered 201 but {stored} are stored")
