@@ -91,7 +91,9 @@ class Message(Base):
     )
 
     seq: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
-    id: Mapped[str] = mapped_column(String(40), unique=True)
+    # Given by the application for every row, so it tells the rows of one multi-row INSERT apart: the
+    # messages of one flush are written by one statement, not one INSERT … RETURNING each.
+    id: Mapped[str] = mapped_column(String(40), unique=True, insert_sentinel=True)
     conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id"))
     direction: Mapped[str] = mapped_column(String(16))  # inbound, outbound, note
     channel: Mapped[str] = mapped_column(String(40))
