@@ -12,7 +12,7 @@ from parcours.db.engine import Database
 from parcours.errors import InvalidInput
 from parcours.inbox.agents import create_agent
 from parcours.inbox.outbound import DeliveryFailed, Outgoing
-from parcours.inbox.service import Inbound, read_conversation, receive
+from parcours.inbox.service import Inbound, read_conversation, receive, receive_batch
 from tests.conftest import Api
 from tests.helpers import ingest, make_source
 
@@ -55,6 +55,21 @@ def test_one_conversation_across_channels(db: Database, settings: Settings) -> N
     assert {i["kind"] for i in thread["customer"]["identifiers"]} >= {"email", "phone", "whatsapp", "user_id"}
     # The messages are on the customer's timeline too.
     assert {"email", "whatsapp", "chat"} <= {c["channel"] for c in thread["customer"]["channels"]}
+
+
+def test_messages_written_together_keep_the_order_they_came_in(db: Database, settings: Settings) -> None:
+    """A batch's messages go out in one multi-row INSERT: a thread sorts by time, then by that insert's
+    order, so messages stamped at the same second still read in the order they arrived."""
+    bodies = ["un", "deux", "trois", "quatre", "cinq", "six"]
+    with db.write() as session:
+        received = receive_batch(session, settings, [
+            inbound("sms", "twilio", f"SM-order-{n}", [("phone", "+33612345678")], T0, body=body)
+            for n, body in enumerate(bodies)])  # fmt: skip
+    assert len({r.conversation_id for r in received}) == 1
+    with db.read() as session:
+        thread = read_conversation(session, received[0].conversation_id)
+    assert [m["body"] for m in thread["messages"]] == bodies
+    assert [m["id"] for m in thread["messages"]] == [r.message_id for r in received]
 
 
 def test_a_replayed_provider_message_changes_nothing(db: Database, settings: Settings) -> None:
