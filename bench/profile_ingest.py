@@ -58,6 +58,7 @@ from _common import (
 from ingest import Workload, build_workload, send_all
 from parcours.app import tune_garbage_collector
 from parcours.config import Settings
+from parcours.db import bulk
 from parcours.identity import resolution
 from parcours.identity import service as identity_service
 from parcours.ingest import service as ingest_service
@@ -129,17 +130,29 @@ def profile_inprocess(args: argparse.Namespace, workload: Workload, workdir: Pat
             def _before(conn: Any, _cursor: Any, statement: str, params: Any, _ctx: Any, many: bool) -> None:
                 conn.info.setdefault("bench_started", []).append(time.perf_counter())
 
-            @event.listens_for(database.engine, "after_cursor_execute")
-            def _after(conn: Any, _cursor: Any, statement: str, params: Any, _ctx: Any, many: bool) -> None:
-                elapsed = time.perf_counter() - conn.info["bench_started"].pop()
-                shape = statement_shape(statement) + (" (executemany)" if many else "")
+            def count(shape: str, elapsed: float, rows: int) -> None:
                 sql_time[shape] += elapsed
                 sql_calls[shape] += 1
-                sql_rows[shape] += len(params) if many else 1
+                sql_rows[shape] += rows
                 # Driver time is also counted as its own phase, out of the enclosing phase's time.
                 if timer.stack:
                     timer.stack[-1][1] += elapsed
                 timer.own["  SQL driver (all statements)"] += elapsed
+
+            @event.listens_for(database.engine, "after_cursor_execute")
+            def _after(conn: Any, _cursor: Any, statement: str, params: Any, _ctx: Any, many: bool) -> None:
+                elapsed = time.perf_counter() - conn.info["bench_started"].pop()
+                count(statement_shape(statement) + (" (executemany)" if many else ""), elapsed,
+                      len(params) if many else 1)  # fmt: skip
+
+            copy_rows = bulk.BulkWriter._copy  # COPY (PostgreSQL) fires no cursor events: timed here
+
+            def timed_copy(writer: bulk.BulkWriter, table: Any, columns: Any, rows: Any) -> None:
+                began = time.perf_counter()
+                copy_rows(writer, table, columns, rows)
+                count(f"COPY {table.name}", time.perf_counter() - began, len(rows))
+
+            bulk.BulkWriter._copy = timed_copy  # type: ignore[method-assign]
 
             batch_t = resolution.IdentityBatch
             undo = [
@@ -185,6 +198,7 @@ def profile_inprocess(args: argparse.Namespace, workload: Workload, workdir: Pat
                     profiler.disable()
                 seconds = time.perf_counter() - began
             finally:
+                bulk.BulkWriter._copy = copy_rows  # type: ignore[method-assign]
                 for restore in undo:
                     restore()
         finally:
