@@ -17,6 +17,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from parcours.config import Settings
+from parcours.db.bulk import BulkWriter
 from parcours.matching.blocking import MAX_BLOCK, blocking_keys
 from parcours.matching.compare import COMPARISONS, Columns, compare
 from parcours.matching.model import MatchModel
@@ -117,9 +118,11 @@ def store_keys(
     ids = sorted(pid for pid in profile_keys if pid not in new)
     for start in range(0, len(ids), 500):
         session.execute(delete(MatchKey).where(MatchKey.profile_id.in_(ids[start : start + 500])))
-    rows = [{"profile_id": pid, "key": key} for pid, keys in profile_keys.items() for key in keys]
-    if rows:
-        session.execute(MatchKey.__table__.insert(), rows)  # type: ignore[attr-defined]
+    BulkWriter(session.connection()).insert(
+        MatchKey.__table__,  # type: ignore[arg-type]
+        ("profile_id", "key"),
+        [(pid, key) for pid, keys in profile_keys.items() for key in keys],
+    )
 
 
 def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
