@@ -74,11 +74,7 @@ class BulkWriter:
             self._run("update", table, tuple(columns), tuple(where), rows)
 
     def _copy(self, table: Table, columns: tuple[str, ...], rows: Sequence[Row]) -> None:
-        key = (self.dialect, "copy", table.name, columns, ())
-        sql = _STATEMENTS.get(key)
-        if sql is None:
-            _check_columns(table, columns)
-            sql = _STATEMENTS[key] = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+        sql = self._statement("copy", table, columns, ())
         cursor = self.connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
         driver_error = self.connection.dialect.loaded_dbapi.Error
         try:
@@ -93,11 +89,19 @@ class BulkWriter:
     def _run(
         self, verb: str, table: Table, columns: tuple[str, ...], where: tuple[str, ...], rows: Sequence[Row]
     ) -> None:
+        self.connection.exec_driver_sql(self._statement(verb, table, columns, where), list(rows))
+
+    def _statement(self, verb: str, table: Table, columns: tuple[str, ...], where: tuple[str, ...]) -> str:
+        """The SQL text of ``verb`` ("insert", "update" or "copy"), built once per process."""
         key = (self.dialect, verb, table.name, columns, where)
         sql = _STATEMENTS.get(key)
         if sql is None:
-            _check_columns(table, (*columns, *where))
-            if verb == "insert":
+            for name in (*columns, *where):
+                if name not in table.c:
+                    raise ValueError(f"table {table.name} has no column {name}")
+            if verb == "copy":
+                sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+            elif verb == "insert":
                 marks = ", ".join([self.mark] * len(columns))
                 sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})"
             else:
@@ -105,10 +109,4 @@ class BulkWriter:
                 condition = " AND ".join(f"{name} = {self.mark}" for name in where)
                 sql = f"UPDATE {table.name} SET {assignments} WHERE {condition}"
             _STATEMENTS[key] = sql
-        self.connection.exec_driver_sql(sql, list(rows))
-
-
-def _check_columns(table: Table, names: Sequence[str]) -> None:
-    for name in names:
-        if name not in table.c:
-            raise ValueError(f"table {table.name} has no column {name}")
+        return sql

@@ -25,10 +25,11 @@ from datetime import datetime
 from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import Column, Table, bindparam, or_, select, text, update
+from sqlalchemy import Table, bindparam, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from parcours.db.bulk import BulkWriter
+from parcours.db.probes import probe_unique
 from parcours.db.types import utcnow
 from parcours.errors import Conflict
 from parcours.identity.kinds import KindRegistry, identifier_hash
@@ -160,30 +161,6 @@ def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
         yield items[start : start + size]
 
 
-def probe_unique(
-    session: Session, columns: Sequence[Column[Any]], first: Column[Any], value: Any, second: Column[Any],
-    wanted: Sequence[str],
-) -> Iterable[Any]:  # fmt: skip
-    """``columns`` of the rows where ``first = value`` and ``second`` is one of ``wanted``, read through the
-    unique index on (first, second).
-
-    On PostgreSQL, "first = value AND second IN (…)" is planned from the table's statistics; a table that
-    grew since its last ANALYZE (a new installation's first minutes, a bulk import) is taken to hold few
-    rows of ``value``, and the plan reads every one of them to filter on ``second`` (25 ms instead of
-    1.4 for 500 values among 100,000 events). One index probe per wanted value, behind an OFFSET 0 the
-    planner cannot flatten, costs the same whatever the statistics say."""
-    if session.get_bind().dialect.name != "postgresql":
-        return session.execute(select(*columns).where(first == value, second.in_(wanted)))
-    table = first.table.name
-    probe = text(
-        f"SELECT {', '.join(f'hit.{c.name}' for c in columns)} "
-        f"FROM unnest(CAST(:wanted AS varchar[])) AS wanted(probe) CROSS JOIN LATERAL "
-        f"(SELECT {', '.join(f'{table}.{c.name}' for c in columns)} FROM {table} "
-        f"WHERE {table}.{first.name} = :first AND {table}.{second.name} = wanted.probe OFFSET 0) AS hit"
-    ).columns(*columns)
-    return session.execute(probe, {"wanted": list(wanted), "first": value})
-
-
 def apply_traits(
     traits: dict[str, Any], trait_times: dict[str, Any], new: dict[str, Any], version: list[str]
 ) -> bool:
@@ -309,13 +286,13 @@ class IdentityBatch:
         for kind, value in keys:
             if (kind, value) not in self.idents:
                 by_kind.setdefault(kind, []).append(value)
+        stored = _table(Identifier).c
         for kind, values in by_kind.items():
             for part in chunks(values):
                 rows = probe_unique(
                     self.session,
-                    (_table(Identifier).c.value, _table(Identifier).c.profile_id,
-                     _table(Identifier).c.first_seen_at, _table(Identifier).c.last_seen_at),
-                    _table(Identifier).c.kind, kind, _table(Identifier).c.value, part,
+                    (stored.value, stored.profile_id, stored.first_seen_at, stored.last_seen_at),
+                    stored.kind, kind, stored.value, part,
                 )  # fmt: skip
                 for value, profile_id, first_seen, last_seen in rows:
                     # source_event_id only matters for identifiers this batch inserts.
@@ -448,9 +425,9 @@ class IdentityBatch:
         by_source: dict[str, list[str]] = {}
         for tp in touchpoints:
             by_source.setdefault(tp.source_id, []).append(tp.message_id)
+        events = _table(Event).c
         for source_id, message_ids in by_source.items():
             for part in chunks(message_ids):
-                events = _table(Event).c
                 for (message_id,) in probe_unique(
                     self.session, (events.message_id,), events.source_id, source_id, events.message_id, part
                 ):

@@ -1,0 +1,34 @@
+"""Reading rows by a unique two-column key, many second values at once, with a plan that does not
+depend on the table's statistics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Column, select, text
+from sqlalchemy.orm import Session
+
+
+def probe_unique(
+    session: Session, columns: Sequence[Column[Any]], first: Column[Any], value: Any, second: Column[Any],
+    wanted: Sequence[str],
+) -> Iterable[Any]:  # fmt: skip
+    """``columns`` of the rows where ``first = value`` and ``second`` is one of ``wanted``, read through the
+    unique index on (first, second).
+
+    On PostgreSQL, "first = value AND second IN (…)" is planned from the table's statistics; a table that
+    grew since its last ANALYZE (a new installation's first minutes, a bulk import) is taken to hold few
+    rows of ``value``, and the plan reads every one of them to filter on ``second`` (25 ms instead of
+    1.4 for 500 values among 100,000 events). One index probe per wanted value, behind an OFFSET 0 the
+    planner cannot flatten, costs the same whatever the statistics say."""
+    if session.get_bind().dialect.name != "postgresql":
+        return session.execute(select(*columns).where(first == value, second.in_(wanted)))
+    table = first.table.name
+    probe = text(
+        f"SELECT {', '.join(f'hit.{c.name}' for c in columns)} "
+        f"FROM unnest(CAST(:wanted AS varchar[])) AS wanted(probe) CROSS JOIN LATERAL "
+        f"(SELECT {', '.join(f'{table}.{c.name}' for c in columns)} FROM {table} "
+        f"WHERE {table}.{first.name} = :first AND {table}.{second.name} = wanted.probe OFFSET 0) AS hit"
+    ).columns(*columns)
+    return session.execute(probe, {"wanted": list(wanted), "first": value})
