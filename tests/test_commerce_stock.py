@@ -11,9 +11,9 @@ from itertools import pairwise
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, inspect, select, text
+from sqlalchemy import delete, func, inspect, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from parcours.commerce import orders, reservations, stock
@@ -387,3 +387,161 @@ def test_a_return_follows_the_policy_of_the_channel_the_order_was_bought_on(db: 
         back, _ = orders.return_items(session, web.id, location_id="LYS", lines=[{"sku": SKU, "quantity": 1}],
                                       channel="store", request_id="r2", reason="x", now=day_20)  # fmt: skip
         assert back.refund_amount == Decimal("54.00")
+
+
+# ------------------------------------------------------------------------ reservations stored together
+def _second_sku(db: Database, units_paris: int, units_lyon: int = 0) -> None:
+    with db.write() as session:
+        session.add(
+            Variant(sku=SKU2, product_id="p-moulin", ean=None, name="Meules", attributes={}, active=True)
+        )
+        session.flush()
+        stock.receive(session, SKU2, "PAR", units_paris, now=T0)
+        if units_lyon:
+            stock.receive(session, SKU2, "LYS", units_lyon, now=T0)
+
+
+def _request(
+    request_id: str, *lines: tuple[str, int], location: str = "PAR"
+) -> reservations.ReservationRequest:
+    return reservations.ReservationRequest(
+        location_id=location, lines=[{"sku": sku, "quantity": q} for sku, q in lines], channel="app",
+        request_id=request_id)  # fmt: skip
+
+
+def _codes(outcomes: list[reservations.Outcome]) -> list[str]:
+    return [o.code if isinstance(o, Exception) else ("created" if o[1] else "again") for o in outcomes]
+
+
+def test_a_batch_of_reservations_is_served_in_arrival_order_each_all_or_nothing(db: Database) -> None:
+    world(db, units=3)
+    _second_sku(db, units_paris=1)
+    batch = [
+        _request("a", (SKU, 2)),
+        _request("b", (SKU, 1), (SKU2, 2)),  # SKU2 short: nothing of b, its unit of SKU stays free
+        _request("c", (SKU, 1)),  # gets the unit b did not take
+        _request("d", (SKU, 1)),  # nothing left
+        _request("e", (SKU2, 1)),
+        reservations.ReservationRequest(location_id="PAR", lines=[], channel="app", request_id="f"),
+        _request("g", (SKU, 1), location="RLY"),  # a relay point takes no reservations
+    ]
+    with db.write() as session:
+        outcomes = reservations.reserve_batch(session, batch, now=T0)
+    assert _codes(outcomes) == [
+        "created", "insufficient_stock", "created", "insufficient_stock", "created", "invalid_input", "invalid_input"
+    ]  # fmt: skip
+    shortage = outcomes[1]
+    assert isinstance(shortage, InsufficientStock)
+    assert shortage.details == {"sku": SKU2, "location_id": "PAR", "available": 1, "asked": 2}
+    assert level(db, "PAR") == (3, 3) and level(db, "PAR", SKU2) == (1, 1)
+    with db.read() as session:
+        assert sorted(session.scalars(select(Reservation.request_id))) == ["a", "c", "e"]
+        moves = session.execute(select(StockMovement.sku, StockMovement.reserved_change).where(
+            StockMovement.reason == "reserve").order_by(StockMovement.id)).all()  # fmt: skip
+        assert [tuple(m) for m in moves] == [(SKU, 2), (SKU, 1), (SKU2, 1)]
+
+
+def test_a_request_sent_twice_in_one_batch_answers_as_a_retry(db: Database) -> None:
+    world(db, units=2)
+    batch = [_request("r", (SKU, 1)), _request("r", (SKU, 1)), _request("r", (SKU, 2)),
+             _request("big", (SKU, 5)), _request("big", (SKU, 1))]  # fmt: skip
+    with db.write() as session:
+        outcomes = reservations.reserve_batch(session, batch, now=T0)
+    # r: made once, found again, other lines refused; big: refused, then its copy asking less succeeds
+    assert _codes(outcomes) == ["created", "again", "conflict", "insufficient_stock", "created"]
+    first, again = outcomes[0], outcomes[1]
+    assert not isinstance(first, Exception) and not isinstance(again, Exception)
+    assert first[0].id == again[0].id
+    assert level(db, "PAR") == (2, 2)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    units=st.tuples(st.integers(0, 4), st.integers(0, 4), st.integers(0, 4)),
+    wanted=st.lists(
+        st.tuples(
+            st.sampled_from(["PAR", "LYS"]),
+            st.lists(st.tuples(st.sampled_from([SKU, SKU2]), st.integers(1, 3)), min_size=1, max_size=2),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+)
+def test_reserving_together_decides_as_reserving_one_after_another(
+    db: Database, units: tuple[int, int, int], wanted: list[tuple[str, list[tuple[str, int]]]]
+) -> None:
+    """Property: a batch gives each request the outcome it gets when the requests come one by one, in
+    the same order, each in its own transaction; and it leaves the same levels and reservations."""
+    if not level_exists(db):
+        world(db, units=1)  # the levels the examples set
+        _second_sku(db, units_paris=1, units_lyon=1)
+    requests = [_request(f"q{n}", *lines, location=place) for n, (place, lines) in enumerate(wanted)]
+
+    def reset() -> None:
+        with db.write() as session:
+            session.execute(delete(Reservation))
+            session.execute(delete(StockMovement).where(StockMovement.reason == "reserve"))
+            for (sku, place), on_hand in zip(
+                [(SKU, "PAR"), (SKU2, "PAR"), (SKU2, "LYS")], units, strict=True
+            ):
+                session.execute(update(StockLevel).where(StockLevel.sku == sku, StockLevel.location_id == place)
+                                .values(on_hand=on_hand, reserved=0))  # fmt: skip
+
+    def state() -> tuple[list[tuple[str, int, int]], list[tuple[str, Any]]]:
+        with db.read() as session:
+            levels = session.execute(select(StockLevel.sku + "@" + StockLevel.location_id, StockLevel.on_hand,
+                                            StockLevel.reserved).order_by(StockLevel.sku, StockLevel.location_id))  # fmt: skip
+            held = session.execute(
+                select(Reservation.request_id, Reservation.lines).order_by(Reservation.request_id)
+            )
+            return [tuple(row) for row in levels], [tuple(row) for row in held]  # type: ignore[misc]
+
+    reset()
+    with db.write() as session:
+        together = _codes(reservations.reserve_batch(session, requests, now=T0))
+    after_batch = state()
+    reset()
+    one_by_one = []
+    for request in requests:
+        try:
+            with db.write() as session:
+                made = reservations.reserve_batch(session, [request], now=T0)[0]
+                if isinstance(made, Exception):
+                    raise made
+                one_by_one.append("created" if made[1] else "again")
+        except InsufficientStock:
+            one_by_one.append("insufficient_stock")
+    assert together == one_by_one
+    assert after_batch == state()
+
+
+def level_exists(db: Database) -> bool:
+    with db.read() as session:
+        return session.scalar(select(func.count()).select_from(StockLevel)) > 0
+
+
+def test_fifty_concurrent_api_reservations_and_orders_never_oversell(db: Database, settings: Any) -> None:
+    """Through the reservation writer (group commit), with orders placed beside it on their own path."""
+    from parcours.commerce.reservation_writer import ReservationWriter
+
+    world(db, units=10)
+    writer = ReservationWriter(lambda: (db, settings))
+
+    def client(n: int) -> str:
+        if n % 2:
+            outcome = writer.submit(_request(f"r{n}", (SKU, 1)))
+            return outcome.code if isinstance(outcome, Exception) else "ok"
+        try:
+            with db.write() as session:
+                orders.place(session, channel="store", request_id=f"o{n}", lines=[{"sku": SKU, "quantity": 1}],
+                             fulfilment="ship_from_store", source_location_id="PAR", profile_id=None, now=T0)  # fmt: skip
+            return "ok"
+        except InsufficientStock:
+            return "insufficient_stock"
+
+    outcomes = at_once(50, client)
+    assert outcomes.count("ok") == 10 and outcomes.count("insufficient_stock") == 40
+    on_hand, reserved = level(db, "PAR")
+    assert on_hand - reserved == 0 and on_hand >= 0 and reserved >= 0
+    with db.read() as session:
+        assert session.scalar(select(func.count()).select_from(Reservation)) == outcomes[1::2].count("ok")

@@ -18,6 +18,7 @@ from parcours import __version__
 from parcours.auth.endpoints import TokenCache
 from parcours.channels import install as install_channels
 from parcours.commerce import install as install_commerce
+from parcours.commerce.reservation_writer import ReservationWriter
 from parcours.config import Settings, get_settings
 from parcours.console import install as install_console
 from parcours.console.web import error_page as console_error_page
@@ -104,6 +105,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.outbox = Outbox()  # channel adapters register their senders here
     # Channel adapters store inbound messages through it (group commit).
     app.state.inbox_writer = InboxWriter(lambda: (app.state.database, app.state.settings))
+    # Reservations through the API are reserved together too (group commit).
+    app.state.reservation_writer = ReservationWriter(lambda: (app.state.database, app.state.settings))
     app.state.graph_cache = GraphCache(settings.identity_cache_size) if settings.identity_cache_size else None
 
     @app.exception_handler(ParcoursError)

@@ -4,17 +4,18 @@ Notifications are events on the customer's timeline."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from parcours.commerce import stock
 from parcours.commerce.events import timeline_event
 from parcours.db.claims import claim_statement
-from parcours.errors import Conflict, InvalidInput, NotFound
-from parcours.identity.service import resolve_profile_id
+from parcours.errors import Conflict, InvalidInput, NotFound, ParcoursError
+from parcours.identity.service import named_profile
 from parcours.ids import new_id
 from parcours.models import Reservation
 from parcours.vocabulary import CHANNELS
@@ -53,6 +54,25 @@ def view(reservation: Reservation) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class ReservationRequest:
+    """One request to reserve: where, what, from which channel, under the caller's request id, for whom
+    (a profile id, or an identifier in KIND:VALUE form, or nobody)."""
+
+    location_id: str
+    lines: list[dict[str, Any]]
+    channel: str
+    request_id: str
+    profile_id: str | None = None
+    identifier: str | None = None
+    hold_hours: float = DEFAULT_HOLD_HOURS
+
+
+# What a request gets: the reservation and whether this request made it (False: a retry found it), or
+# the error that refused it (nothing written for it).
+Outcome = tuple[Reservation, bool] | ParcoursError
+
+
 def reserve(
     session: Session,
     *,
@@ -63,55 +83,124 @@ def reserve(
     profile_id: str | None,
     now: datetime,
     hold_hours: float = DEFAULT_HOLD_HOURS,
+    identifier: str | None = None,
+    phone_region: str = "FR",
 ) -> tuple[Reservation, bool]:
     """Set the lines aside at a store until ``now + hold_hours``. All lines or none: InsufficientStock
-    names the line that is short, and the caller's unit of work must roll back (``Database.write`` does).
-    Idempotent on (channel, request_id): a retry returns the same reservation (created False)."""
-    if channel not in CHANNELS:
-        raise InvalidInput(f"channel: unknown channel {channel!r}")
-    if not request_id or len(request_id) > 100:
+    names the line that is short. Idempotent on (channel, request_id): a retry returns the same
+    reservation (created False)."""
+    request = ReservationRequest(location_id, lines, channel, request_id, profile_id, identifier, hold_hours)
+    outcome = reserve_batch(session, [request], now=now, phone_region=phone_region)[0]
+    if isinstance(outcome, ParcoursError):
+        raise outcome
+    return outcome
+
+
+def reserve_batch(
+    session: Session, requests: list[ReservationRequest], *, now: datetime, phone_region: str = "FR"
+) -> list[Outcome]:
+    """``reserve`` for several requests in the caller's transaction, in a few statements whatever their
+    number: the request ids claimed in one INSERT, the stock decided in arrival order under the levels'
+    locks (``stock.reserve_many``). Each request gets its outcome; a refused one writes nothing. The same
+    request twice in one batch answers as a retry after the first."""
+    outcomes: list[Outcome | None] = [None] * len(requests)
+    rows: dict[int, dict[str, Any]] = {}  # request index -> its reservation row, for the valid ones
+    first: dict[tuple[str, str], int] = {}
+    for index, request in enumerate(requests):
+        if (request.channel, request.request_id) in first:
+            continue
+        first[(request.channel, request.request_id)] = index
+        try:
+            row = _row(session, request, now, phone_region)
+        except ParcoursError as error:
+            outcomes[index] = error
+            continue
+        if isinstance(row, Reservation):  # a retry of one made before the store stopped taking them
+            outcomes[index] = (row, False)
+        else:
+            rows[index] = row
+    claimed: set[str] = set()
+    if rows:
+        connection = session.connection()
+        claim = claim_statement(connection.dialect.name, Reservation, ("channel", "request_id"), "id")
+        claimed = set(connection.execute(claim, list(rows.values())).scalars())
+    made = [index for index, row in rows.items() if row["id"] in claimed]
+    for index in rows.keys() - set(made):  # the request id was taken: a retry
+        request = requests[index]
+        try:
+            earlier = _earlier(session, request.channel, request.request_id, rows[index]["lines"],
+                               request.location_id)  # fmt: skip
+            if earlier is None:  # the claim saw the id taken, yet no reservation holds it: refuse
+                raise Conflict(f"request_id {request.request_id!r} was already used")
+            outcomes[index] = (earlier, False)
+        except ParcoursError as error:
+            outcomes[index] = error
+    # The stock last, the levels locked (PostgreSQL) only until the commit.
+    shortages = stock.reserve_many(
+        session, [(rows[i]["id"], rows[i]["location_id"], rows[i]["lines"]) for i in made], now=now
+    )
+    refused = []
+    for index, shortage in zip(made, shortages, strict=True):
+        if shortage is not None:
+            outcomes[index] = shortage
+            refused.append(rows[index]["id"])
+            continue
+        reservation = Reservation(**rows[index])
+        make_transient_to_detached(reservation)  # the row is written: the object joins the session as it
+        session.add(reservation)
+        outcomes[index] = (reservation, True)
+        timeline_event(session, reservation.profile_id, "Reservation Held", reservation.channel,
+                       {"reservation_id": reservation.id, "location_id": reservation.location_id,
+                        "lines": reservation.lines, "expires_at": reservation.expires_at.isoformat()},
+                       now)  # fmt: skip
+    if refused:  # their claims go: nothing stays of a refused request
+        session.connection().execute(delete(Reservation).where(Reservation.id.in_(refused)))
+    # A request sent again within the batch goes after the others, as a retry would: it finds the
+    # reservation its first copy made, or (that copy refused) tries for itself.
+    again = [
+        index
+        for index, request in enumerate(requests)
+        if first[(request.channel, request.request_id)] != index
+    ]
+    if again:
+        retried = reserve_batch(session, [requests[i] for i in again], now=now, phone_region=phone_region)
+        for index, outcome in zip(again, retried, strict=True):
+            outcomes[index] = outcome
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+def _row(
+    session: Session, request: ReservationRequest, now: datetime, phone_region: str
+) -> dict[str, Any] | Reservation:
+    """The request checked: its reservation row to write, or the reservation an earlier try made."""
+    if request.channel not in CHANNELS:
+        raise InvalidInput(f"channel: unknown channel {request.channel!r}")
+    if not request.request_id or len(request.request_id) > 100:
         raise InvalidInput("request_id: 1 to 100 characters")
-    if not 0 < hold_hours <= 24 * 30:
+    if not 0 < request.hold_hours <= 24 * 30:
         raise InvalidInput("hold_hours: more than 0 and at most 30 days")
-    lines = check_lines(lines)
-    if not stock.takes_reservations(session, location_id):
-        earlier = _earlier(session, channel, request_id, lines, location_id)
-        if earlier is not None:  # a retry of a reservation made before the store stopped taking them
-            return earlier, False
-        raise InvalidInput(f"location_id: {location_id!r} is not a store taking reservations")
-    if profile_id is not None:
-        profile_id = resolve_profile_id(session, profile_id)
-    row: dict[str, Any] = {
+    lines = check_lines(request.lines)
+    if not stock.takes_reservations(session, request.location_id):
+        earlier = _earlier(session, request.channel, request.request_id, lines, request.location_id)
+        if earlier is not None:
+            return earlier
+        raise InvalidInput(f"location_id: {request.location_id!r} is not a store taking reservations")
+    profile_id = named_profile(
+        session, phone_region, profile_id=request.profile_id, identifier=request.identifier
+    )
+    return {
         "id": new_id("rsv"),
         "profile_id": profile_id,
-        "location_id": location_id,
-        "channel": channel,
-        "request_id": request_id,
+        "location_id": request.location_id,
+        "channel": request.channel,
+        "request_id": request.request_id,
         "status": "held",
         "lines": lines,
         "created_at": now,
-        "expires_at": now + timedelta(hours=hold_hours),
+        "expires_at": now + timedelta(hours=request.hold_hours),
         "closed_at": None,
         "order_id": None,
     }
-    # The request id first: a retry, or the same request sent twice at once, finds it taken.
-    connection = session.connection()
-    claim = claim_statement(connection.dialect.name, Reservation, ("channel", "request_id"), "id")
-    if connection.execute(claim, row).first() is None:
-        earlier = _earlier(session, channel, request_id, lines, location_id)
-        if earlier is None:  # the claim saw the id taken, yet no reservation holds it: refuse, never guess
-            raise Conflict(f"request_id {request_id!r} was already used")
-        return earlier, False
-    reservation = Reservation(**row)
-    make_transient_to_detached(reservation)  # the row is written: the object joins the session as it
-    session.add(reservation)
-    reservation_id = reservation.id
-    timeline_event(session, profile_id, "Reservation Held", channel,
-                   {"reservation_id": reservation_id, "location_id": location_id, "lines": lines,
-                    "expires_at": reservation.expires_at.isoformat()}, now)  # fmt: skip
-    for line in lines:  # last, in SKU order: the rows stay locked (PostgreSQL) only until the commit
-        stock.reserve(session, line["sku"], location_id, line["quantity"], reference=reservation_id, now=now)
-    return reservation, True
 
 
 def _earlier(

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
 
@@ -170,6 +170,61 @@ def reserve(session: Session, sku: str, location_id: str, quantity: int, *, refe
     """Set units aside (a reservation, an order waiting for pickup)."""
     _change(session, "reserve", sku, location_id, _quantity(quantity), reason="reserve", reference=reference,
             now=now)  # fmt: skip
+
+
+# The levels of several (sku, location) pairs, locked until the transaction ends (PostgreSQL; SQLite
+# writers hold the database's write lock already), in one order so that two such batches cannot deadlock.
+_LOCK_LEVELS = (
+    select(StockLevel.sku, StockLevel.location_id, StockLevel.on_hand, StockLevel.reserved)
+    .where(tuple_(StockLevel.sku, StockLevel.location_id).in_(bindparam("p_pairs", expanding=True)))
+    .order_by(StockLevel.sku, StockLevel.location_id)
+    .with_for_update()
+)
+
+
+def reserve_many(session: Session, wanted: list[tuple[str, str, list[dict[str, Any]]]], *,
+                 now: datetime) -> list[InsufficientStock | None]:  # fmt: skip
+    """Set units aside for several holders at once, first come first served: ``wanted`` is (reference,
+    location id, lines [{"sku", "quantity"}]) per holder, in arrival order. Each holder gets all of its
+    lines or none (then its InsufficientStock, and nothing written for it). The levels are read locked,
+    decided in memory, and written in one statement per level changed and one for the movements; the
+    guarded UPDATE and the CHECK constraints still stand behind the decision."""
+    connection = session.connection()
+    pairs = sorted({(line["sku"], location_id) for _, location_id, lines in wanted for line in lines})
+    free = {
+        (row.sku, row.location_id): row.on_hand - row.reserved
+        for row in connection.execute(_LOCK_LEVELS, {"p_pairs": pairs})
+    }
+    taken: dict[tuple[str, str], int] = {}
+    movements: list[dict[str, Any]] = []
+    outcomes: list[InsufficientStock | None] = []
+    for reference, location_id, lines in wanted:
+        short = next(
+            (line for line in lines if free.get((line["sku"], location_id), 0) < line["quantity"]), None
+        )
+        if short is not None:
+            sku, left = short["sku"], free.get((short["sku"], location_id), 0)
+            outcomes.append(InsufficientStock(
+                f"insufficient stock: {sku} at {location_id}: {left} available, {short['quantity']} asked",
+                details={"sku": sku, "location_id": location_id, "available": left, "asked": short["quantity"]},
+            ))  # fmt: skip
+            continue
+        for line in lines:
+            pair = (line["sku"], location_id)
+            free[pair] -= line["quantity"]
+            taken[pair] = taken.get(pair, 0) + line["quantity"]
+            movements.append({"sku": line["sku"], "location_id": location_id, "on_hand_change": 0,
+                              "reserved_change": line["quantity"], "reason": "reserve", "reference": reference,
+                              "created_at": now})  # fmt: skip
+        outcomes.append(None)
+    if taken:
+        changed = connection.execute(_CHANGE_STATEMENTS["reserve"], [
+            {"p_sku": sku, "p_location": location_id, "p_quantity": quantity, "p_now": now}
+            for (sku, location_id), quantity in taken.items()])  # fmt: skip
+        if changed.rowcount != len(taken):  # cannot happen under the locks: refuse the whole batch
+            raise RuntimeError(f"stock levels changed under their locks ({changed.rowcount} of {len(taken)})")
+        connection.execute(_MOVE, movements)
+    return outcomes
 
 
 def release(session: Session, sku: str, location_id: str, quantity: int, *, reference: str, reason: str,

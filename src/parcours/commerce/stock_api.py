@@ -6,16 +6,18 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from parcours.auth.endpoints import require_api_token
 from parcours.commerce import orders, reservations, stock
+from parcours.commerce.reservation_writer import ReservationWriter
+from parcours.commerce.reservations import ReservationRequest
 from parcours.config import Settings
 from parcours.db.engine import Database
 from parcours.db.types import as_utc, utcnow
 from parcours.deps import JsonResponse, database, settings
-from parcours.errors import InvalidInput
+from parcours.errors import InvalidInput, ParcoursError
 from parcours.identity import service as identity
 
 router = APIRouter(tags=["commerce"], dependencies=[Depends(require_api_token)])
@@ -90,13 +92,9 @@ class ReturnIn(BaseModel):
 
 def customer_profile(session: Any, config: Settings, customer: Customer) -> str | None:
     """The profile a request names (by id, or by identifier), or None for an anonymous sale."""
-    if customer.profile_id and customer.identifier:
-        raise InvalidInput("give profile_id or identifier, not both")
-    if customer.profile_id:
-        return identity.resolve_profile_id(session, customer.profile_id)
-    if customer.identifier:
-        return identity.find_profile_by(session, config.default_phone_region, customer.identifier)
-    return None
+    return identity.named_profile(
+        session, config.default_phone_region, profile_id=customer.profile_id, identifier=customer.identifier
+    )
 
 
 def _lines(lines: list[Line]) -> list[dict[str, Any]]:
@@ -146,17 +144,17 @@ def get_availability(
 
 
 @router.post("/v1/reservations", status_code=201)
-def post_reservation(
-    body: ReservationIn, db: Database = Depends(database), config: Settings = Depends(settings)
-) -> JsonResponse:
+async def post_reservation(body: ReservationIn, request: Request) -> JsonResponse:
     """Reserve online, pay and pick up in store. 409 ``insufficient_stock`` when a line is short."""
-    with db.write() as session:
-        reservation, created = reservations.reserve(
-            session, location_id=body.location_id, lines=_lines(body.lines), channel=body.channel,
-            request_id=body.request_id, profile_id=customer_profile(session, config, body), now=utcnow(),
-            hold_hours=body.hold_hours,
-        )  # fmt: skip
-        return JsonResponse(reservations.view(reservation), status_code=201 if created else 200)
+    writer: ReservationWriter = request.app.state.reservation_writer  # group commit with other requests
+    outcome = await writer.submit_async(ReservationRequest(
+        location_id=body.location_id, lines=_lines(body.lines), channel=body.channel, request_id=body.request_id,
+        profile_id=body.profile_id, identifier=body.identifier, hold_hours=body.hold_hours,
+    ))  # fmt: skip
+    if isinstance(outcome, ParcoursError):
+        raise outcome
+    reservation, created = outcome
+    return JsonResponse(reservations.view(reservation), status_code=201 if created else 200)
 
 
 @router.get("/v1/reservations/{reservation_id}")

@@ -67,6 +67,20 @@ def resolve_profile_id(session: Session, profile_id: str) -> str:
     return str(_active_profile_row(session, profile_id).id)
 
 
+def named_profile(
+    session: Session, phone_region: str, *, profile_id: str | None, identifier: str | None
+) -> str | None:
+    """The profile a request names: by id (a merged-away id gives its survivor) or by an identifier in
+    ``KIND:VALUE`` form; None when it names nobody (an anonymous sale)."""
+    if profile_id and identifier:
+        raise InvalidInput("give profile_id or identifier, not both")
+    if profile_id:
+        return resolve_profile_id(session, profile_id)
+    if identifier:
+        return find_profile_by(session, phone_region, identifier)
+    return None
+
+
 def split_identifier(text: str) -> tuple[str, str]:
     """``KIND:VALUE`` (``loyalty_card:2901 2345 6789 0``) -> (kind, value), or InvalidInput."""
     kind, sep, value = text.partition(":")

@@ -1,0 +1,161 @@
+"""Group commit: callers hand their items to one writer thread, which stores whatever is waiting in one
+write transaction and commits once for all of them, then answers every caller. Under load one commit
+(and one batch of statements) serves many requests; a lone item waits for nothing.
+
+A subclass says how to store a batch (``store_batch``: all of it, or raise). When a batch raises, its
+savepoint is rolled back and the items are stored one by one, each in a savepoint of the same
+transaction, so that a bad item fails alone. Callers wait in a thread (``submit``) or on an event loop
+(``submit_async``: no worker thread held, so many requests can wait together and share one commit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy.orm import Session
+
+from parcours.db.engine import Database, forget_memo
+
+log = logging.getLogger("parcours.db")
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+MAX_BATCH = 200
+# Under load (the last batch held more than one item), the writer waits up to this long for more items
+# before storing a batch: the callers just answered send their next request meanwhile, so batches hold
+# about as many items as there are callers instead of alternating between halves (the commit_delay of
+# databases). A lone item, after a lone item, waits for nothing.
+LINGER = 0.002
+
+
+@dataclass
+class _Pending(Generic[Item, Result]):
+    item: Item
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Result | None = None
+    error: BaseException | None = None
+    notify: Callable[[], None] | None = None  # called from the writer thread once done
+
+
+class GroupCommit(Generic[Item, Result]):
+    """``submit`` blocks until the item is committed (or refused) and returns what ``store_batch`` gave
+    for it; an exception raised for the item is raised to its caller."""
+
+    thread_name = "parcours-group-commit"
+
+    def __init__(
+        self, database: Callable[[], Database], *, max_batch: int = MAX_BATCH, linger: float = LINGER
+    ) -> None:
+        self.database = database  # read per batch: the app's database may be replaced (tests)
+        self.max_batch = max_batch
+        self.linger = linger
+        self._queue: queue.Queue[_Pending[Item, Result]] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------------------ what subclasses say
+    def store_batch(self, session: Session, items: list[Item]) -> list[Result]:
+        """Store the items in the caller's transaction and return one result per item, in order; raise
+        when any of them cannot be stored (the writer then stores them one by one)."""
+        raise NotImplementedError
+
+    def mark(self, session: Session) -> Any:
+        """What to remember before a savepoint, for ``undo`` (nothing by default)."""
+        return None
+
+    def undo(self, session: Session, mark: Any) -> None:
+        """Forget what the session kept about a savepoint that was rolled back."""
+        forget_memo(session)
+
+    # ------------------------------------------------------------------------------------------ callers
+    def submit(self, item: Item, *, timeout: float = 60.0) -> Result:
+        self._start()
+        pending: _Pending[Item, Result] = _Pending(item)
+        self._queue.put(pending)
+        if not pending.done.wait(timeout):
+            raise TimeoutError(f"{self.thread_name}: the item was not stored in time")
+        return self._answer(pending)
+
+    async def submit_async(self, item: Item, *, timeout: float = 60.0) -> Result:
+        self._start()
+        loop = asyncio.get_running_loop()
+        finished: asyncio.Future[None] = loop.create_future()
+
+        def finish() -> None:
+            if not finished.done():
+                finished.set_result(None)
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(finish)
+
+        pending: _Pending[Item, Result] = _Pending(item, notify=wake)
+        self._queue.put(pending)
+        await asyncio.wait_for(finished, timeout)
+        return self._answer(pending)
+
+    @staticmethod
+    def _answer(pending: _Pending[Item, Result]) -> Result:
+        if pending.error is not None:
+            raise pending.error
+        assert pending.result is not None
+        return pending.result
+
+    # ------------------------------------------------------------------------------------------- writer
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        company = False  # whether the last batch held more than one item
+        while True:
+            batch = [self._queue.get()]
+            deadline = time.monotonic() + (self.linger if company else 0.0)
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
+                except queue.Empty:
+                    break
+            company = len(batch) > 1
+            self._store(batch)
+
+    def _store(self, batch: list[_Pending[Item, Result]]) -> None:
+        try:
+            with self.database().write() as session:
+                if not self._attempt(session, batch) and len(batch) > 1:
+                    for pending in batch:  # one by one: a bad item fails alone
+                        self._attempt(session, [pending])
+        except Exception as error:  # the whole transaction failed: nothing of the batch was stored
+            log.exception("%s: batch failed", self.thread_name)
+            for pending in batch:
+                if pending.error is None:
+                    pending.error, pending.result = error, None
+        finally:
+            for pending in batch:
+                pending.done.set()
+                if pending.notify is not None:
+                    pending.notify()
+
+    def _attempt(self, session: Session, batch: list[_Pending[Item, Result]]) -> bool:
+        """The batch in a savepoint; False (and nothing of it kept) when it raised. A batch of one keeps
+        its error for its caller."""
+        position = self.mark(session)
+        try:
+            with session.begin_nested():
+                results = self.store_batch(session, [pending.item for pending in batch])
+        except Exception as error:
+            self.undo(session, position)
+            if len(batch) == 1:
+                batch[0].error, batch[0].result = error, None
+            return False
+        for pending, result in zip(batch, results, strict=True):
+            pending.result, pending.error = result, None
+        return True
