@@ -413,7 +413,11 @@ def _codes(outcomes: list[reservations.Outcome]) -> list[str]:
     return [o.code if isinstance(o, Exception) else ("created" if o[1] else "again") for o in outcomes]
 
 
-def test_a_batch_of_reservations_is_served_in_arrival_order_each_all_or_nothing(db: Database) -> None:
+@pytest.mark.parametrize("lock_chunk", [stock.LOCK_CHUNK, 1])
+def test_a_batch_of_reservations_is_served_in_arrival_order_each_all_or_nothing(
+    db: Database, lock_chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stock, "LOCK_CHUNK", lock_chunk)  # 1: the levels read in one statement each
     world(db, units=3)
     _second_sku(db, units_paris=1)
     batch = [

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, tuple_, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
 
@@ -172,14 +172,28 @@ def reserve(session: Session, sku: str, location_id: str, quantity: int, *, refe
             now=now)  # fmt: skip
 
 
-# The levels of several (sku, location) pairs, locked until the transaction ends (PostgreSQL; SQLite
-# writers hold the database's write lock already), in one order so that two such batches cannot deadlock.
-_LOCK_LEVELS = (
-    select(StockLevel.sku, StockLevel.location_id, StockLevel.on_hand, StockLevel.reserved)
-    .where(tuple_(StockLevel.sku, StockLevel.location_id).in_(bindparam("p_pairs", expanding=True)))
-    .order_by(StockLevel.sku, StockLevel.location_id)
-    .with_for_update()
-)
+# The levels of several (sku, location) pairs are read locked until the transaction ends (PostgreSQL;
+# SQLite writers hold the database's write lock already), in one order so that two such batches cannot
+# deadlock. "(sku = ? AND location_id = ?) OR …", not "(sku, location_id) IN (…)": SQLite plans the row
+# value list with this ORDER BY as a scan of the whole primary key. At most LOCK_CHUNK pairs a statement
+# (SQLite limits an expression's depth).
+LOCK_CHUNK = 200
+
+
+def _locked_levels(session: Session, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """Available units of each pair that has a level (``pairs`` sorted), the rows locked."""
+    free: dict[tuple[str, str], int] = {}
+    for start in range(0, len(pairs), LOCK_CHUNK):
+        wanted = or_(*(and_(StockLevel.sku == sku, StockLevel.location_id == location_id)
+                       for sku, location_id in pairs[start : start + LOCK_CHUNK]))  # fmt: skip
+        for row in session.connection().execute(
+            select(StockLevel.sku, StockLevel.location_id, StockLevel.on_hand - StockLevel.reserved)
+            .where(wanted)
+            .order_by(StockLevel.sku, StockLevel.location_id)
+            .with_for_update()
+        ):
+            free[(row[0], row[1])] = row[2]
+    return free
 
 
 def reserve_many(session: Session, wanted: list[tuple[str, str, list[dict[str, Any]]]], *,
@@ -190,11 +204,9 @@ def reserve_many(session: Session, wanted: list[tuple[str, str, list[dict[str, A
     decided in memory, and written in one statement per level changed and one for the movements; the
     guarded UPDATE and the CHECK constraints still stand behind the decision."""
     connection = session.connection()
-    pairs = sorted({(line["sku"], location_id) for _, location_id, lines in wanted for line in lines})
-    free = {
-        (row.sku, row.location_id): row.on_hand - row.reserved
-        for row in connection.execute(_LOCK_LEVELS, {"p_pairs": pairs})
-    }
+    free = _locked_levels(
+        session, sorted({(line["sku"], location_id) for _, location_id, lines in wanted for line in lines})
+    )
     taken: dict[tuple[str, str], int] = {}
     movements: list[dict[str, Any]] = []
     outcomes: list[InsufficientStock | None] = []
