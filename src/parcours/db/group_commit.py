@@ -3,7 +3,7 @@ write transaction and commits once for all of them, then answers every caller. U
 (and one batch of statements) serves many requests; a lone item waits for nothing.
 
 A subclass says how to store a batch (``store_batch``: all of it, or raise). When a batch raises, its
-savepoint is rolled back and the items are stored one by one, each in a savepoint of the same
+transaction is rolled back and the items are stored one by one, each in a savepoint of a new
 transaction, so that a bad item fails alone. Callers wait in a thread (``submit``) or on an event loop
 (``submit_async``: no worker thread held, so many requests can wait together and share one commit).
 """
@@ -129,33 +129,46 @@ class GroupCommit(Generic[Item, Result]):
 
     def _store(self, batch: list[_Pending[Item, Result]]) -> None:
         try:
-            with self.database().write() as session:
-                if not self._attempt(session, batch) and len(batch) > 1:
-                    for pending in batch:  # one by one: a bad item fails alone
-                        self._attempt(session, [pending])
-        except Exception as error:  # the whole transaction failed: nothing of the batch was stored
-            log.exception("%s: batch failed", self.thread_name)
-            for pending in batch:
-                if pending.error is None:
-                    pending.error, pending.result = error, None
+            if not self._together(batch):
+                self._one_by_one(batch)
         finally:
             for pending in batch:
                 pending.done.set()
                 if pending.notify is not None:
                     pending.notify()
 
-    def _attempt(self, session: Session, batch: list[_Pending[Item, Result]]) -> bool:
-        """The batch in a savepoint; False (and nothing of it kept) when it raised. A batch of one keeps
-        its error for its caller."""
+    def _together(self, batch: list[_Pending[Item, Result]]) -> bool:
+        """The whole batch in one transaction, no savepoint (two round trips fewer); False when it raised
+        and there is more than one item to try alone (nothing of it was committed)."""
+        try:
+            with self.database().write() as session:
+                results = self.store_batch(session, [pending.item for pending in batch])
+        except Exception as error:
+            if len(batch) > 1:
+                return False
+            batch[0].error, batch[0].result = error, None
+            return True
+        for pending, result in zip(batch, results, strict=True):
+            pending.result = result
+        return True
+
+    def _one_by_one(self, batch: list[_Pending[Item, Result]]) -> None:
+        """Each item in a savepoint of one transaction: a bad item fails alone."""
+        try:
+            with self.database().write() as session:
+                for pending in batch:
+                    self._attempt(session, pending)
+        except Exception as error:  # the whole transaction failed: nothing of the batch was stored
+            log.exception("%s: batch failed", self.thread_name)
+            for pending in batch:
+                if pending.error is None:
+                    pending.error, pending.result = error, None
+
+    def _attempt(self, session: Session, pending: _Pending[Item, Result]) -> None:
         position = self.mark(session)
         try:
             with session.begin_nested():
-                results = self.store_batch(session, [pending.item for pending in batch])
+                (pending.result,) = self.store_batch(session, [pending.item])
         except Exception as error:
             self.undo(session, position)
-            if len(batch) == 1:
-                batch[0].error, batch[0].result = error, None
-            return False
-        for pending, result in zip(batch, results, strict=True):
-            pending.result, pending.error = result, None
-        return True
+            pending.error, pending.result = error, None

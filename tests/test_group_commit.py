@@ -1,0 +1,79 @@
+"""Group commit (``parcours.db.group_commit``): a batch in one transaction; when it raises, each item
+alone, so that a bad item fails by itself and the others are stored; callers from threads and event
+loops get their own item's result or error."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from parcours.db.engine import Database
+from parcours.db.group_commit import GroupCommit, _Pending
+from tests.concurrency_helpers import at_once
+
+
+class NameWriter(GroupCommit[str, str]):
+    """Stores names in a table with a unique key; a name stored before fails (IntegrityError)."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(lambda: db)
+        self.batches: list[list[str]] = []
+
+    def store_batch(self, session: Session, items: list[str]) -> list[str]:
+        self.batches.append(list(items))
+        for name in items:
+            session.execute(text("INSERT INTO group_commit_names (name) VALUES (:name)"), {"name": name})
+        return [name.upper() for name in items]
+
+
+@pytest.fixture
+def names(db: Database) -> Iterator[Database]:
+    with db.write() as session:
+        session.execute(text("CREATE TABLE group_commit_names (name VARCHAR(40) PRIMARY KEY)"))
+        session.execute(text("INSERT INTO group_commit_names (name) VALUES ('taken')"))
+    yield db
+    with db.write() as session:
+        session.execute(text("DROP TABLE group_commit_names"))
+
+
+def stored(db: Database) -> list[str]:
+    with db.read() as session:
+        return sorted(session.scalars(text("SELECT name FROM group_commit_names")))
+
+
+def test_a_batch_is_one_transaction_and_each_caller_gets_its_result(names: Database) -> None:
+    writer = NameWriter(names)
+    batch: list[_Pending[str, str]] = [_Pending(name) for name in ("ana", "bruno", "chloé")]
+    writer._store(batch)
+    assert [p.result for p in batch] == ["ANA", "BRUNO", "CHLOÉ"] and all(p.done.is_set() for p in batch)
+    assert writer.batches == [["ana", "bruno", "chloé"]]
+    assert stored(names) == ["ana", "bruno", "chloé", "taken"]
+
+
+def test_a_bad_item_fails_alone_and_the_others_are_stored(names: Database) -> None:
+    writer = NameWriter(names)
+    batch: list[_Pending[str, str]] = [_Pending(name) for name in ("ana", "taken", "chloé")]
+    writer._store(batch)
+    assert writer.batches == [["ana", "taken", "chloé"], ["ana"], ["taken"], ["chloé"]]
+    assert [p.result for p in batch] == ["ANA", None, "CHLOÉ"]
+    assert isinstance(batch[1].error, IntegrityError)
+    assert stored(names) == ["ana", "chloé", "taken"]
+
+
+def test_callers_from_threads_and_from_an_event_loop(names: Database) -> None:
+    writer = NameWriter(names)
+    answers = at_once(12, lambda n: writer.submit(f"n{n}"))
+    assert answers == [f"N{n}" for n in range(12)]
+    with pytest.raises(IntegrityError):
+        writer.submit("taken")
+
+    async def from_a_loop() -> list[str]:
+        return list(await asyncio.gather(*(writer.submit_async(f"a{n}") for n in range(5))))
+
+    assert asyncio.run(from_a_loop()) == [f"A{n}" for n in range(5)]
+    assert len(stored(names)) == 1 + 12 + 5
