@@ -10,12 +10,15 @@ import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import BindParameter
 
+from parcours.db.bulk import BulkWriter
 from parcours.errors import InsufficientStock, InvalidInput, NotFound
 from parcours.ids import new_id
 from parcours.models import Location, StockLevel, StockMovement, Variant
@@ -177,21 +180,46 @@ def reserve(session: Session, sku: str, location_id: str, quantity: int, *, refe
 # deadlock. "(sku = ? AND location_id = ?) OR …", not "(sku, location_id) IN (…)": SQLite plans the row
 # value list with this ORDER BY as a scan of the whole primary key. At most LOCK_CHUNK pairs a statement
 # (SQLite limits an expression's depth).
-LOCK_CHUNK = 200
+LOCK_CHUNK = 128
+_MOVEMENT_COLUMNS = (
+    "sku",
+    "location_id",
+    "on_hand_change",
+    "reserved_change",
+    "reason",
+    "reference",
+    "created_at",
+)
+
+
+@cache
+def _lock_statement(pairs: int) -> Select[str, str, int]:
+    """The locking read of ``pairs`` levels (parameters s0, l0, s1, l1, …), built once per size."""
+    wanted = or_(*(and_(StockLevel.sku == bindparam(f"s{n}"), StockLevel.location_id == bindparam(f"l{n}"))
+                   for n in range(pairs)))  # fmt: skip
+    return (
+        select(StockLevel.sku, StockLevel.location_id, StockLevel.on_hand - StockLevel.reserved)
+        .where(wanted)
+        .order_by(StockLevel.sku, StockLevel.location_id)
+        .with_for_update()
+    )
 
 
 def _locked_levels(session: Session, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
     """Available units of each pair that has a level (``pairs`` sorted), the rows locked."""
     free: dict[tuple[str, str], int] = {}
     for start in range(0, len(pairs), LOCK_CHUNK):
-        wanted = or_(*(and_(StockLevel.sku == sku, StockLevel.location_id == location_id)
-                       for sku, location_id in pairs[start : start + LOCK_CHUNK]))  # fmt: skip
-        for row in session.connection().execute(
-            select(StockLevel.sku, StockLevel.location_id, StockLevel.on_hand - StockLevel.reserved)
-            .where(wanted)
-            .order_by(StockLevel.sku, StockLevel.location_id)
-            .with_for_update()
-        ):
+        chunk = pairs[start : start + LOCK_CHUNK]
+        # A few statement sizes only (powers of two; the last pair repeated to fill one): each size is
+        # one entry of SQLAlchemy's compiled cache.
+        size = 1 << (len(chunk) - 1).bit_length()
+        chunk += [chunk[-1]] * (size - len(chunk))
+        values = {
+            f"{name}{n}": value
+            for n, pair in enumerate(chunk)
+            for name, value in zip("sl", pair, strict=True)
+        }
+        for row in session.connection().execute(_lock_statement(size), values):
             free[(row[0], row[1])] = row[2]
     return free
 
@@ -235,7 +263,10 @@ def reserve_many(session: Session, wanted: list[tuple[str, str, list[dict[str, A
             for (sku, location_id), quantity in taken.items()])  # fmt: skip
         if changed.rowcount != len(taken):  # cannot happen under the locks: refuse the whole batch
             raise RuntimeError(f"stock levels changed under their locks ({changed.rowcount} of {len(taken)})")
-        connection.execute(_MOVE, movements)
+        bulk = BulkWriter(connection)
+        bulk.insert(StockMovement.__table__, _MOVEMENT_COLUMNS,  # type: ignore[arg-type]
+                    [(m["sku"], m["location_id"], m["on_hand_change"], m["reserved_change"], m["reason"],
+                      m["reference"], bulk.moment(m["created_at"])) for m in movements])  # fmt: skip
     return outcomes
 
 
