@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import case, func, select
+from sqlalchemy import bindparam, case, func, select
 from sqlalchemy.orm import Session
 
 from parcours.inbox import feed
@@ -15,8 +15,32 @@ from parcours.models import Agent, Conversation, Profile, Team, TeamMember
 ACTIVE = ("open", "pending")
 
 
+# The statements of a routing decision, built once (building them per call, "IN" lists especially,
+# cost more Python than running them).
+_TRAITS = select(Profile.traits).where(Profile.id == bindparam("profile"))
+_AVAILABLE = (Agent.available.is_(True), Agent.disabled_at.is_(None))
+_TEAM_CANDIDATES = (
+    select(Agent, TeamMember)
+    .join(TeamMember, TeamMember.agent_id == Agent.id)
+    .where(TeamMember.team_id == bindparam("team"), *_AVAILABLE)
+)
+_ALL_CANDIDATES = select(Agent).where(*_AVAILABLE)
+_LOADS = (
+    select(
+        Conversation.assignee_id,
+        func.count(),
+        func.sum(
+            case((Conversation.last_inbound_channel.is_not_distinct_from(bindparam("channel")), 1), else_=0)
+        ),
+    )
+    .where(Conversation.assignee_id.in_(bindparam("agents", expanding=True)), Conversation.status.in_(ACTIVE))
+    .group_by(Conversation.assignee_id)
+)
+_LOADS_EXCEPT = _LOADS.where(Conversation.id.not_in(bindparam("unwritten", expanding=True)))
+
+
 def _language(session: Session, profile_id: str) -> str | None:
-    traits = session.scalar(select(Profile.traits).where(Profile.id == profile_id))
+    traits = session.scalar(_TRAITS, {"profile": profile_id})
     value = (traits or {}).get("language")
     return str(value).lower()[:2] if value else None
 
@@ -39,20 +63,10 @@ def _loads(
     the stored rows, except those of conversations the session changed or added and has not written
     yet, which count as they are now (so routing needs no flush between two assignments)."""
     unwritten = [c for c in (*session.new, *session.dirty, *session.deleted) if isinstance(c, Conversation)]
-    query = (
-        select(
-            Conversation.assignee_id,
-            func.count(),
-            func.sum(case((Conversation.last_inbound_channel == channel, 1), else_=0)),
-        )
-        .where(Conversation.assignee_id.in_(agent_ids), Conversation.status.in_(ACTIVE))
-        .group_by(Conversation.assignee_id)
-    )
-    if unwritten:
-        query = query.where(Conversation.id.not_in([c.id for c in unwritten]))
+    parameters = {"agents": agent_ids, "channel": channel, "unwritten": [c.id for c in unwritten]}
     overall: dict[str, int] = {}
     on_channel: dict[str, int] = {}
-    for agent_id, count, here in session.execute(query):
+    for agent_id, count, here in session.execute(_LOADS_EXCEPT if unwritten else _LOADS, parameters):
         overall[str(agent_id)] = int(count)
         on_channel[str(agent_id)] = int(here or 0)
     wanted = set(agent_ids)
@@ -79,19 +93,13 @@ def route(
     if conversation.assignee_id is not None:
         return conversation.assignee_id
     team = session.get(Team, conversation.team_id) if conversation.team_id else None
-    available = (Agent.available.is_(True), Agent.disabled_at.is_(None))
     candidates: list[tuple[Agent, TeamMember | None]]
     if team is not None:
         candidates = [
-            (agent, member)
-            for agent, member in session.execute(
-                select(Agent, TeamMember)
-                .join(TeamMember, TeamMember.agent_id == Agent.id)
-                .where(TeamMember.team_id == team.id, *available)
-            )
+            (agent, member) for agent, member in session.execute(_TEAM_CANDIDATES, {"team": team.id})
         ]
     else:  # no team: every available agent
-        candidates = [(agent, None) for agent in session.scalars(select(Agent).where(*available))]
+        candidates = [(agent, None) for agent in session.scalars(_ALL_CANDIDATES)]
     language = _language(session, conversation.profile_id)
     tags = set(conversation.tags)
     channel = conversation.last_inbound_channel
