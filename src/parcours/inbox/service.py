@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from parcours.auth.service import SourceInfo, internal_source
@@ -147,6 +147,25 @@ def receive_batch(
     return [result for result in results if result is not None]
 
 
+# The per-batch look-ups, built once (an "IN" list built per call costs more Python than the query).
+_REPLAYS = (
+    select(Message.provider_message_id, Message.id, Message.conversation_id, Conversation.profile_id)
+    .join(Conversation, Conversation.id == Message.conversation_id)
+    .where(
+        Message.provider == bindparam("provider"),
+        Message.provider_message_id.in_(bindparam("ids", expanding=True)),
+    )
+)
+_MERGED_INTO = select(Profile.id, Profile.merged_into_id).where(
+    Profile.merged_into_id.in_(bindparam("profiles", expanding=True))
+)
+_CONVERSATIONS_OF = (
+    select(Conversation)
+    .where(Conversation.profile_id.in_(bindparam("profiles", expanding=True)))
+    .order_by(Conversation.last_message_at)
+)
+
+
 def _existing(session: Session, inbounds: list[Inbound]) -> list[Received | None]:
     """For each message, what stored it before (a replay), or None."""
     by_provider: dict[str, list[str]] = {}
@@ -154,11 +173,7 @@ def _existing(session: Session, inbounds: list[Inbound]) -> list[Received | None
         by_provider.setdefault(inbound.provider, []).append(inbound.provider_message_id)
     found: dict[tuple[str, str], Received] = {}
     for provider, ids in by_provider.items():
-        for row in session.execute(
-            select(Message.provider_message_id, Message.id, Message.conversation_id, Conversation.profile_id)
-            .join(Conversation, Conversation.id == Message.conversation_id)
-            .where(Message.provider == provider, Message.provider_message_id.in_(ids))
-        ):
+        for row in session.execute(_REPLAYS, {"provider": provider, "ids": ids}):
             found[(provider, row.provider_message_id)] = Received(
                 row.conversation_id, row.id, row.profile_id, duplicate=True
             )
@@ -178,9 +193,7 @@ def _preload_latest(session: Session, profile_ids: list[str]) -> None:
     owner = {pid: pid for pid in roots}
     frontier = list(roots)
     while frontier:
-        rows = session.execute(
-            select(Profile.id, Profile.merged_into_id).where(Profile.merged_into_id.in_(frontier))
-        )
+        rows = session.execute(_MERGED_INTO, {"profiles": frontier})
         frontier = []
         for merged, into in rows:
             if merged not in owner and into is not None:
@@ -188,11 +201,7 @@ def _preload_latest(session: Session, profile_ids: list[str]) -> None:
                 frontier.append(merged)
     for root in roots:
         latest[root] = None
-    for conversation in session.scalars(
-        select(Conversation)
-        .where(Conversation.profile_id.in_(list(owner)))
-        .order_by(Conversation.last_message_at)
-    ):
+    for conversation in session.scalars(_CONVERSATIONS_OF, {"profiles": list(owner)}):
         latest[owner[conversation.profile_id]] = conversation  # in time order: the last one stays
 
 
