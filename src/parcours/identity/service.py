@@ -146,7 +146,9 @@ _CONSENTS = (
 def _current_consent(session: Session, profile_id: str) -> list[dict[str, Any]]:
     """The consent in force: the newest record for each (channel, purpose)."""
     latest: dict[tuple[str, str], dict[str, Any]] = {}
-    for channel, purpose, granted, source, recorded_at in session.execute(_CONSENTS, {"pid": profile_id}):
+    for channel, purpose, granted, source, recorded_at in session.connection().execute(
+        _CONSENTS, {"pid": profile_id}
+    ):
         latest[(channel, purpose)] = {
             "channel": channel,
             "purpose": purpose,
@@ -159,13 +161,13 @@ def _current_consent(session: Session, profile_id: str) -> list[dict[str, Any]]:
 
 def _active_profile_row(session: Session, requested_id: str) -> Row[Any]:
     """The row of the active profile for an id, following a merged-away id to its survivor."""
-    row = session.execute(_PROFILE_ROW, {"pid": requested_id}).first()
+    row = session.connection().execute(_PROFILE_ROW, {"pid": requested_id}).first()
     for _ in range(1000):
         if row is None:
             raise NotFound(f"profile {requested_id} not found")
         if row.merged_into_id is None:
             return row
-        row = session.execute(_PROFILE_ROW, {"pid": row.merged_into_id}).first()
+        row = session.connection().execute(_PROFILE_ROW, {"pid": row.merged_into_id}).first()
     raise Conflict(f"profile {requested_id} has a merge chain that does not end")
 
 
@@ -174,7 +176,9 @@ def profile_view(session: Session, requested_id: str) -> dict[str, Any]:
     row = _active_profile_row(session, requested_id)
     profile_id = row.id
     params = {"pid": profile_id}
-    channel_rows = session.execute(_CHANNELS, params).all()
+    # Core on the session's connection: these statements need nothing of the ORM's execution path.
+    connection = session.connection()
+    channel_rows = connection.execute(_CHANNELS, params).all()
     view: dict[str, Any] = {
         "id": profile_id,
         "created_at": _iso(row.created_at),
@@ -182,7 +186,7 @@ def profile_view(session: Session, requested_id: str) -> dict[str, Any]:
         "traits": row.traits,
         "identifiers": [
             {"kind": kind, "value": value, "first_seen_at": _iso(first), "last_seen_at": _iso(last)}
-            for kind, value, first, last in session.execute(_IDENTIFIERS, params)
+            for kind, value, first, last in connection.execute(_IDENTIFIERS, params)
         ],
         "channels": [
             {"channel": channel, "first_seen_at": _iso(first), "last_seen_at": _iso(last), "events": count}
@@ -192,7 +196,7 @@ def profile_view(session: Session, requested_id: str) -> dict[str, Any]:
         "first_seen_at": _iso(min((row[1] for row in channel_rows), default=None)),
         "last_seen_at": _iso(max((row[2] for row in channel_rows), default=None)),
         "consent": _current_consent(session, profile_id),
-        "merged_from": list(session.scalars(_MERGED_FROM, params)),
+        "merged_from": list(connection.execute(_MERGED_FROM, params).scalars()),
     }
     if requested_id != profile_id:
         view["requested_id"] = requested_id
