@@ -97,6 +97,11 @@ def find_profile_by(session: Session, phone_region: str, identifier: str) -> str
     return find_profile_id(session, load_registry(session, phone_region), kind, value)
 
 
+_HOLDER = select(Identifier.profile_id).where(
+    Identifier.kind == bindparam("kind"), Identifier.value == bindparam("value")
+)
+
+
 def find_profile_id(session: Session, registry: KindRegistry, kind: str, raw_value: str) -> str:
     """The profile holding an identifier, given in any reasonable form (``06 12 34 56 78``)."""
     if kind not in registry:
@@ -105,9 +110,7 @@ def find_profile_id(session: Session, registry: KindRegistry, kind: str, raw_val
         value = registry.normalize(kind, raw_value)
     except InvalidIdentifier as error:
         raise InvalidInput(f"identifier: {kind} {error}") from None
-    profile_id = session.scalar(
-        select(Identifier.profile_id).where(Identifier.kind == kind, Identifier.value == value)
-    )
+    profile_id = session.connection().execute(_HOLDER, {"kind": kind, "value": value}).scalar()
     if profile_id is None:
         raise NotFound(f"no profile has the identifier {kind}:{value}")
     return profile_id

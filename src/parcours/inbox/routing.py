@@ -40,7 +40,7 @@ _LOADS_EXCEPT = _LOADS.where(Conversation.id.not_in(bindparam("unwritten", expan
 
 
 def _language(session: Session, profile_id: str) -> str | None:
-    traits = session.scalar(_TRAITS, {"profile": profile_id})
+    traits = session.connection().execute(_TRAITS, {"profile": profile_id}).scalar()
     value = (traits or {}).get("language")
     return str(value).lower()[:2] if value else None
 
@@ -66,7 +66,9 @@ def _loads(
     parameters = {"agents": agent_ids, "channel": channel, "unwritten": [c.id for c in unwritten]}
     overall: dict[str, int] = {}
     on_channel: dict[str, int] = {}
-    for agent_id, count, here in session.execute(_LOADS_EXCEPT if unwritten else _LOADS, parameters):
+    for agent_id, count, here in session.connection().execute(
+        _LOADS_EXCEPT if unwritten else _LOADS, parameters
+    ):
         overall[str(agent_id)] = int(count)
         on_channel[str(agent_id)] = int(here or 0)
     wanted = set(agent_ids)

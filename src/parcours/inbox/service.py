@@ -173,7 +173,7 @@ def _existing(session: Session, inbounds: list[Inbound]) -> list[Received | None
         by_provider.setdefault(inbound.provider, []).append(inbound.provider_message_id)
     found: dict[tuple[str, str], Received] = {}
     for provider, ids in by_provider.items():
-        for row in session.execute(_REPLAYS, {"provider": provider, "ids": ids}):
+        for row in session.connection().execute(_REPLAYS, {"provider": provider, "ids": ids}):
             found[(provider, row.provider_message_id)] = Received(
                 row.conversation_id, row.id, row.profile_id, duplicate=True
             )
@@ -193,7 +193,7 @@ def _preload_latest(session: Session, profile_ids: list[str]) -> None:
     owner = {pid: pid for pid in roots}
     frontier = list(roots)
     while frontier:
-        rows = session.execute(_MERGED_INTO, {"profiles": frontier})
+        rows = session.connection().execute(_MERGED_INTO, {"profiles": frontier})
         frontier = []
         for merged, into in rows:
             if merged not in owner and into is not None:
