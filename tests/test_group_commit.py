@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from parcours.config import Settings
 from parcours.db.engine import Database
 from parcours.db.group_commit import GroupCommit, _Pending
 from tests.concurrency_helpers import at_once
@@ -22,10 +23,10 @@ class NameWriter(GroupCommit[str, str]):
     """Stores names in a table with a unique key; a name stored before fails (IntegrityError)."""
 
     def __init__(self, db: Database) -> None:
-        super().__init__(lambda: db)
+        super().__init__(lambda: (db, Settings(database_url=db.url)))
         self.batches: list[list[str]] = []
 
-    def store_batch(self, session: Session, items: list[str]) -> list[str]:
+    def store_batch(self, session: Session, settings: Settings, items: list[str]) -> list[str]:
         self.batches.append(list(items))
         for name in items:
             session.execute(text("INSERT INTO group_commit_names (name) VALUES (:name)"), {"name": name})

@@ -5,13 +5,10 @@ A request refused (insufficient stock, a bad line) gets its error; the others in
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from sqlalchemy.orm import Session
 
 from parcours.commerce.reservations import Outcome, ReservationRequest, reserve_batch
 from parcours.config import Settings
-from parcours.db.engine import Database
 from parcours.db.group_commit import GroupCommit
 from parcours.db.types import utcnow
 
@@ -19,11 +16,7 @@ from parcours.db.types import utcnow
 class ReservationWriter(GroupCommit[ReservationRequest, Outcome]):
     thread_name = "parcours-reservation-writer"
 
-    def __init__(self, context: Callable[[], tuple[Database, Settings]]) -> None:
-        super().__init__(lambda: context()[0])
-        self.context = context  # read per batch: the app's database and settings may be replaced (tests)
-
-    def store_batch(self, session: Session, items: list[ReservationRequest]) -> list[Outcome]:
-        return reserve_batch(
-            session, items, now=utcnow(), phone_region=self.context()[1].default_phone_region
-        )
+    def store_batch(
+        self, session: Session, settings: Settings, items: list[ReservationRequest]
+    ) -> list[Outcome]:
+        return reserve_batch(session, items, now=utcnow(), phone_region=settings.default_phone_region)

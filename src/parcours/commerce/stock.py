@@ -161,18 +161,14 @@ def _change(session: Session, change: str, sku: str, location_id: str, quantity:
         {"p_sku": sku, "p_location": location_id, "p_quantity": quantity, "p_now": now},
     )
     if changed.rowcount != 1:
-        free = available(session, sku, location_id)
-        raise InsufficientStock(
-            f"insufficient stock: {sku} at {location_id}: {free} available, {quantity} asked",
-            details={"sku": sku, "location_id": location_id, "available": free, "asked": quantity},
-        )
+        raise _shortage(sku, location_id, available(session, sku, location_id), quantity)
 
 
-def reserve(session: Session, sku: str, location_id: str, quantity: int, *, reference: str,
-            now: datetime) -> None:  # fmt: skip
-    """Set units aside (a reservation, an order waiting for pickup)."""
-    _change(session, "reserve", sku, location_id, _quantity(quantity), reason="reserve", reference=reference,
-            now=now)  # fmt: skip
+def _shortage(sku: str, location_id: str, available: int, asked: int) -> InsufficientStock:
+    return InsufficientStock(
+        f"insufficient stock: {sku} at {location_id}: {available} available, {asked} asked",
+        details={"sku": sku, "location_id": location_id, "available": available, "asked": asked},
+    )
 
 
 # The levels of several (sku, location) pairs are read locked until the transaction ends (PostgreSQL;
@@ -231,42 +227,38 @@ def reserve_many(session: Session, wanted: list[tuple[str, str, list[dict[str, A
     lines or none (then its InsufficientStock, and nothing written for it). The levels are read locked,
     decided in memory, and written in one statement per level changed and one for the movements; the
     guarded UPDATE and the CHECK constraints still stand behind the decision."""
-    connection = session.connection()
     free = _locked_levels(
         session, sorted({(line["sku"], location_id) for _, location_id, lines in wanted for line in lines})
     )
+    bulk = BulkWriter(session.connection())
+    moment = bulk.moment(now)
     taken: dict[tuple[str, str], int] = {}
-    movements: list[dict[str, Any]] = []
+    movements: list[tuple[Any, ...]] = []  # in _MOVEMENT_COLUMNS order
     outcomes: list[InsufficientStock | None] = []
     for reference, location_id, lines in wanted:
         short = next(
             (line for line in lines if free.get((line["sku"], location_id), 0) < line["quantity"]), None
         )
         if short is not None:
-            sku, left = short["sku"], free.get((short["sku"], location_id), 0)
-            outcomes.append(InsufficientStock(
-                f"insufficient stock: {sku} at {location_id}: {left} available, {short['quantity']} asked",
-                details={"sku": sku, "location_id": location_id, "available": left, "asked": short["quantity"]},
-            ))  # fmt: skip
+            outcomes.append(
+                _shortage(
+                    short["sku"], location_id, free.get((short["sku"], location_id), 0), short["quantity"]
+                )
+            )
             continue
         for line in lines:
             pair = (line["sku"], location_id)
             free[pair] -= line["quantity"]
             taken[pair] = taken.get(pair, 0) + line["quantity"]
-            movements.append({"sku": line["sku"], "location_id": location_id, "on_hand_change": 0,
-                              "reserved_change": line["quantity"], "reason": "reserve", "reference": reference,
-                              "created_at": now})  # fmt: skip
+            movements.append((line["sku"], location_id, 0, line["quantity"], "reserve", reference, moment))
         outcomes.append(None)
     if taken:
-        changed = connection.execute(_CHANGE_STATEMENTS["reserve"], [
+        changed = bulk.connection.execute(_CHANGE_STATEMENTS["reserve"], [
             {"p_sku": sku, "p_location": location_id, "p_quantity": quantity, "p_now": now}
             for (sku, location_id), quantity in taken.items()])  # fmt: skip
         if changed.rowcount != len(taken):  # cannot happen under the locks: refuse the whole batch
             raise RuntimeError(f"stock levels changed under their locks ({changed.rowcount} of {len(taken)})")
-        bulk = BulkWriter(connection)
-        bulk.insert(StockMovement.__table__, _MOVEMENT_COLUMNS,  # type: ignore[arg-type]
-                    [(m["sku"], m["location_id"], m["on_hand_change"], m["reserved_change"], m["reason"],
-                      m["reference"], bulk.moment(m["created_at"])) for m in movements])  # fmt: skip
+        bulk.insert(StockMovement.__table__, _MOVEMENT_COLUMNS, movements)  # type: ignore[arg-type]
     return outcomes
 
 

@@ -21,6 +21,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy.orm import Session
 
+from parcours.config import Settings
 from parcours.db.engine import Database, forget_memo
 
 log = logging.getLogger("parcours.db")
@@ -51,9 +52,13 @@ class GroupCommit(Generic[Item, Result]):
     thread_name = "parcours-group-commit"
 
     def __init__(
-        self, database: Callable[[], Database], *, max_batch: int = MAX_BATCH, linger: float = LINGER
+        self,
+        context: Callable[[], tuple[Database, Settings]],
+        *,
+        max_batch: int = MAX_BATCH,
+        linger: float = LINGER,
     ) -> None:
-        self.database = database  # read per batch: the app's database may be replaced (tests)
+        self.context = context  # read per batch: the app's database and settings may be replaced (tests)
         self.max_batch = max_batch
         self.linger = linger
         self._queue: queue.Queue[_Pending[Item, Result]] = queue.Queue()
@@ -61,7 +66,7 @@ class GroupCommit(Generic[Item, Result]):
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------------------ what subclasses say
-    def store_batch(self, session: Session, items: list[Item]) -> list[Result]:
+    def store_batch(self, session: Session, settings: Settings, items: list[Item]) -> list[Result]:
         """Store the items in the caller's transaction and return one result per item, in order; raise
         when any of them cannot be stored (the writer then stores them one by one)."""
         raise NotImplementedError
@@ -140,9 +145,10 @@ class GroupCommit(Generic[Item, Result]):
     def _together(self, batch: list[_Pending[Item, Result]]) -> bool:
         """The whole batch in one transaction, no savepoint (two round trips fewer); False when it raised
         and there is more than one item to try alone (nothing of it was committed)."""
+        database, settings = self.context()
         try:
-            with self.database().write() as session:
-                results = self.store_batch(session, [pending.item for pending in batch])
+            with database.write() as session:
+                results = self.store_batch(session, settings, [pending.item for pending in batch])
         except Exception as error:
             if len(batch) > 1:
                 return False
@@ -154,21 +160,22 @@ class GroupCommit(Generic[Item, Result]):
 
     def _one_by_one(self, batch: list[_Pending[Item, Result]]) -> None:
         """Each item in a savepoint of one transaction: a bad item fails alone."""
+        database, settings = self.context()
         try:
-            with self.database().write() as session:
+            with database.write() as session:
                 for pending in batch:
-                    self._attempt(session, pending)
+                    self._attempt(session, settings, pending)
         except Exception as error:  # the whole transaction failed: nothing of the batch was stored
             log.exception("%s: batch failed", self.thread_name)
             for pending in batch:
                 if pending.error is None:
                     pending.error, pending.result = error, None
 
-    def _attempt(self, session: Session, pending: _Pending[Item, Result]) -> None:
+    def _attempt(self, session: Session, settings: Settings, pending: _Pending[Item, Result]) -> None:
         position = self.mark(session)
         try:
             with session.begin_nested():
-                (pending.result,) = self.store_batch(session, [pending.item])
+                (pending.result,) = self.store_batch(session, settings, [pending.item])
         except Exception as error:
             self.undo(session, position)
             pending.error, pending.result = error, None

@@ -11,6 +11,7 @@ from sqlalchemy import Row, bindparam, delete, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
 
+from parcours.db.engine import forget_memo, memo
 from parcours.db.types import utcnow
 from parcours.errors import Conflict, InvalidInput, NotFound
 from parcours.identity.kinds import InvalidIdentifier, KindRegistry, check_kind_definition, identifier_hash
@@ -58,8 +59,16 @@ __all__ = [
 MAX_TIMELINE_PAGE = 500
 
 
+_REGISTRY = "identifier_kinds"
+
+
 def load_registry(session: Session, phone_region: str) -> KindRegistry:
-    return KindRegistry.load(session, phone_region)
+    """The identifier kinds' rules, read once per transaction (``add_kind`` and ``update_kind`` make the
+    next call read them again)."""
+    loaded: dict[str, KindRegistry] = memo(session, _REGISTRY, dict)
+    if phone_region not in loaded:
+        loaded[phone_region] = KindRegistry.load(session, phone_region)
+    return loaded[phone_region]
 
 
 def resolve_profile_id(session: Session, profile_id: str) -> str:
@@ -519,6 +528,7 @@ def add_kind(
     )
     session.add(kind)
     session.flush()
+    forget_memo(session, _REGISTRY)
     return kind_view(kind)
 
 
@@ -550,4 +560,5 @@ def update_kind(
     if blocked_patterns is not None:
         kind.blocked_patterns = list(blocked_patterns)
     session.flush()
+    forget_memo(session, _REGISTRY)
     return kind_view(kind)

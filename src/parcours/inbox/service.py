@@ -315,9 +315,7 @@ def event_touchpoint(
 ) -> Touchpoint:
     """The timeline event of a message, validated, for identity resolution (``resolve``)."""
     source = inbox_source(session, channel)
-    registry = memo(
-        session, "registry", lambda: identity.load_registry(session, settings.default_phone_region)
-    )
+    registry = identity.load_registry(session, settings.default_phone_region)
     usable: list[tuple[str, str]] = []
     for kind, value in identifiers:
         if kind not in registry:
@@ -363,9 +361,7 @@ def resolve(
     session: Session, settings: Settings, touchpoints: list[Touchpoint], *, cache: GraphCache | None = None
 ) -> list[tuple[str, str]]:
     """Identity resolution of the events, in one pass: (event id, profile id) of each."""
-    registry = memo(
-        session, "registry", lambda: identity.load_registry(session, settings.default_phone_region)
-    )
+    registry = identity.load_registry(session, settings.default_phone_region)
     outcome = identity.record_touchpoints(
         session,
         registry,

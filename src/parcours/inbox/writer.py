@@ -27,12 +27,11 @@ class InboxWriter(GroupCommit[Inbound, Received]):
     def __init__(
         self, context: Callable[[], tuple[Database, Settings]], *, max_batch: int = MAX_BATCH
     ) -> None:
-        super().__init__(lambda: context()[0], max_batch=max_batch)
-        self.context = context  # read per batch: the app's database and settings may be replaced (tests)
+        super().__init__(context, max_batch=max_batch)
         self.cache = GraphCache()
 
-    def store_batch(self, session: Session, items: list[Inbound]) -> list[Received]:
-        return receive_batch(session, self.context()[1], items, cache=self.cache)
+    def store_batch(self, session: Session, settings: Settings, items: list[Inbound]) -> list[Received]:
+        return receive_batch(session, settings, items, cache=self.cache)
 
     def mark(self, session: Session) -> Any:
         return feed.mark(session)
