@@ -35,7 +35,7 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 POSTGRES_ADMIN_URL = os.environ.get(
     "PARCOURS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-SEEDED_TABLES = ("identifier_kinds", "instance_settings", "identity_graph_version")
+SEEDED_TABLES = ("identifier_kinds", "instance_settings", "identity_graph_version", "reference_version")
 
 
 def _postgres_available() -> str | None:

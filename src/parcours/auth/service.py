@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from parcours.db.reference import reference
 from parcours.db.types import utcnow
 from parcours.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 from parcours.ids import new_id
@@ -116,6 +117,14 @@ def source_for_write_key(session: Session, write_key: str) -> SourceInfo:
     if row is None:
         raise NotAuthenticated("unknown or disabled write key")
     return SourceInfo(row.id, row.name, row.channel)
+
+
+def known_source(session: Session, write_key: str) -> SourceInfo:
+    """``source_for_write_key``, kept across transactions until a source changes (every ingestion
+    request asks; the process keeps the key's digest, never the key)."""
+    return reference(
+        session, f"write_key:{digest(write_key)}", lambda: source_for_write_key(session, write_key)
+    )
 
 
 def create_token(session: Session, name: str) -> str:

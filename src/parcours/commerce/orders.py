@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import Integer, String, cast, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -20,8 +20,8 @@ from parcours.errors import Conflict, InsufficientStock, InvalidInput, NotFound
 from parcours.identity.service import people, resolve_profile_id
 from parcours.ids import new_id
 from parcours.models import (
+    Counter,
     Identifier,
-    InstanceSetting,
     Location,
     Order,
     OrderLine,
@@ -227,7 +227,7 @@ def place(
     return order, True
 
 
-ORDER_NUMBER = "order_number"  # the instance setting holding the last order number
+ORDER_NUMBER = "order_number"  # the counter holding the last order number
 FIRST_NUMBER = 200_001
 
 
@@ -235,19 +235,19 @@ def _next_number(session: Session) -> str:
     """CMD-200001, CMD-200002, ...: a counter incremented by the statement that reads it, so concurrent
     orders never share a number (the row stays locked until the order commits)."""
     bump = (
-        update(InstanceSetting)
-        .where(InstanceSetting.key == ORDER_NUMBER)
-        .values(value=cast(cast(InstanceSetting.value, Integer) + 1, String))
-        .returning(InstanceSetting.value)
+        update(Counter)
+        .where(Counter.name == ORDER_NUMBER)
+        .values(value=Counter.value + 1)
+        .returning(Counter.value)
         .execution_options(synchronize_session=False)
     )
     value = session.execute(bump).scalar_one_or_none()
     if value is None:  # the first order of the installation
         try:
             with session.begin_nested():
-                session.add(InstanceSetting(key=ORDER_NUMBER, value=str(FIRST_NUMBER)))
+                session.add(Counter(name=ORDER_NUMBER, value=FIRST_NUMBER))
                 session.flush()
-            value = str(FIRST_NUMBER)
+            value = FIRST_NUMBER
         except IntegrityError:  # another first order made the row meanwhile
             value = session.execute(bump).scalar_one()
     return f"CMD-{value}"

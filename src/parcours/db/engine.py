@@ -119,6 +119,11 @@ def _unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
         session.close()
 
 
+# The reference-data token this transaction read (``parcours.db.reference``): forgetting any value
+# forgets it too, so data the transaction itself changed is read again, not taken from the process.
+TOKEN_MEMO = "reference_token"
+
+
 def memo(session: Session, key: str, load: Callable[[], T]) -> T:
     """``load()`` once per transaction: the value is kept on the session until it commits or rolls
     back (for reference data many statements of one unit of work need: kind registry, rules...)."""
@@ -129,12 +134,16 @@ def memo(session: Session, key: str, load: Callable[[], T]) -> T:
 
 
 def forget_memo(session: Session, key: str | None = None) -> None:
-    """Drop one remembered value (its data just changed in this transaction), or all of them (after a
-    savepoint rolled back: what was remembered inside it may be gone)."""
+    """Drop one remembered value (its data just changed in this transaction) with its variants
+    (``key:…``), or all of them (after a savepoint rolled back: what was remembered inside it may be
+    gone)."""
     if key is None:
         session.info.pop("parcours_memo", None)
     else:
-        session.info.get("parcours_memo", {}).pop(key, None)
+        memos = session.info.get("parcours_memo", {})
+        for name in [name for name in memos if name == key or name.startswith(key + ":")]:
+            del memos[name]
+        memos.pop(TOKEN_MEMO, None)
 
 
 @event.listens_for(Session, "after_commit")

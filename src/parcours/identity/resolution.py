@@ -132,6 +132,8 @@ class GraphCache:
         self.blocks_loaded: set[str] = set()
         # Real-time matching's blocking keys: who holds each key read so far.
         self.blocking = BlockingIndex()
+        # No one has been erased (erasure takes the graph lock, so a new token resets this).
+        self.no_tombstones = False
 
     def begin(self, lock: GraphLock) -> None:
         if (
@@ -142,6 +144,7 @@ class GraphCache:
             self.idents, self.profiles, self.redirects = {}, {}, {}
             self.blocks, self.blocks_loaded = set(), set()
             self.blocking = BlockingIndex()
+            self.no_tombstones = False
         self.token = lock.token
 
     def forget(self) -> None:
@@ -440,7 +443,10 @@ class IdentityBatch:
 
     def _mark_erased(self, touchpoints: Sequence[Touchpoint], status: list[str]) -> None:
         """Drop replayed events of erased people: an erased identifier on an event from before erasure."""
+        if self.graph.no_tombstones:
+            return
         if self.session.execute(select(Tombstone.id).limit(1)).first() is None:
+            self.graph.no_tombstones = True
             return
         secret = instance_secret(self.session)
         hashes: dict[str, list[int]] = {}

@@ -11,7 +11,8 @@ from sqlalchemy import Row, bindparam, delete, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
 
-from parcours.db.engine import forget_memo, memo
+from parcours.db.engine import forget_memo
+from parcours.db.reference import reference
 from parcours.db.types import utcnow
 from parcours.errors import Conflict, InvalidInput, NotFound
 from parcours.identity.kinds import InvalidIdentifier, KindRegistry, check_kind_definition, identifier_hash
@@ -63,12 +64,9 @@ _REGISTRY = "identifier_kinds"
 
 
 def load_registry(session: Session, phone_region: str) -> KindRegistry:
-    """The identifier kinds' rules, read once per transaction (``add_kind`` and ``update_kind`` make the
-    next call read them again)."""
-    loaded: dict[str, KindRegistry] = memo(session, _REGISTRY, dict)
-    if phone_region not in loaded:
-        loaded[phone_region] = KindRegistry.load(session, phone_region)
-    return loaded[phone_region]
+    """The identifier kinds' rules, kept across transactions until a kind changes (``add_kind`` and
+    ``update_kind`` make the next call of their own transaction read them again)."""
+    return reference(session, f"{_REGISTRY}:{phone_region}", lambda: KindRegistry.load(session, phone_region))
 
 
 def resolve_profile_id(session: Session, profile_id: str) -> str:

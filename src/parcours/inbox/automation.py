@@ -13,7 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from parcours.config import Settings
-from parcours.db.engine import forget_memo, memo
+from parcours.db.engine import forget_memo
+from parcours.db.reference import reference
 from parcours.db.types import utcnow
 from parcours.errors import Conflict, InvalidInput, NotFound
 from parcours.identity.service import resolve_profile_id
@@ -242,7 +243,8 @@ def _apply(session: Session, conversation: Conversation, actions: dict[str, Any]
 
 
 def _rules(session: Session) -> dict[str, list[RuleData]]:
-    """The enabled rules of every event, in order: read once per transaction (one query)."""
+    """The enabled rules of every event, in order (one query), kept across transactions until a rule
+    changes."""
 
     def load() -> dict[str, list[RuleData]]:
         by_event: dict[str, list[RuleData]] = {}
@@ -254,7 +256,7 @@ def _rules(session: Session) -> dict[str, list[RuleData]]:
             )
         return by_event
 
-    return memo(session, "automation_rules", load)
+    return reference(session, "automation_rules", load)
 
 
 def run(

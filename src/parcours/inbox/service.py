@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from parcours.auth.service import SourceInfo, internal_source
 from parcours.config import Settings
 from parcours.db.engine import memo
+from parcours.db.reference import reference
 from parcours.db.types import utcnow
 from parcours.errors import Conflict, InvalidInput, NotFound
 from parcours.identity import service as identity
@@ -71,7 +72,7 @@ class Received:
 
 def inbox_source(session: Session, channel: str) -> SourceInfo:
     """The event source the inbox records a channel's messages under (made on first use)."""
-    return memo(
+    return reference(
         session, f"inbox_source:{channel}", lambda: internal_source(session, f"Inbox · {channel}", channel)
     )
 
@@ -367,7 +368,7 @@ def resolve(
         registry,
         touchpoints,
         cache=cache,
-        matching=memo(session, "match_policy", lambda: load_policy(session, settings)),
+        matching=load_policy(session, settings),
     )
     found = []
     for event_id, profile_id in zip(outcome.event_ids, outcome.profile_ids, strict=True):

@@ -14,7 +14,8 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from parcours.db.engine import forget_memo, memo
+from parcours.db.engine import forget_memo
+from parcours.db.reference import reference
 from parcours.errors import InvalidInput
 from parcours.ids import new_id
 from parcours.inbox import feed
@@ -100,7 +101,7 @@ def calendar(session: Session) -> Calendar:
         stored = read_setting(session, CALENDAR_SETTING)
         return Calendar.from_json(orjson.loads(stored)) if stored else Calendar()
 
-    return memo(session, "sla_calendar", load)
+    return reference(session, "sla_calendar", load)
 
 
 def set_calendar(session: Session, data: dict[str, Any]) -> Calendar:
@@ -162,10 +163,10 @@ def _start(
     clock.met_at = None
 
 
-def customer_wrote(session: Session, conversation: Conversation, now: datetime, *, new: bool) -> None:
-    """Start the clocks a customer message starts: resolution and first response on a new conversation,
-    next response when an agent had answered and the customer writes again."""
-    policies = memo(
+def policy_minutes(session: Session) -> dict[str, tuple[int, int, int, float]]:
+    """Per priority: first response, next response and resolution minutes, and the share of each at
+    which a warning goes out (kept across transactions until a policy changes)."""
+    return reference(
         session,
         "sla_policies",
         lambda: {
@@ -173,6 +174,12 @@ def customer_wrote(session: Session, conversation: Conversation, now: datetime, 
             for p in session.scalars(select(SlaPolicy))
         },
     )
+
+
+def customer_wrote(session: Session, conversation: Conversation, now: datetime, *, new: bool) -> None:
+    """Start the clocks a customer message starts: resolution and first response on a new conversation,
+    next response when an agent had answered and the customer writes again."""
+    policies = policy_minutes(session)
     if conversation.priority not in policies:
         return
     first_minutes, next_minutes, resolution_minutes, share = policies[conversation.priority]

@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session
 
 from parcours.config import Settings
 from parcours.db.bulk import BulkWriter
+from parcours.db.engine import forget_memo
+from parcours.db.reference import reference
 from parcours.matching.blocking import MAX_BLOCK, blocking_keys
 from parcours.matching.compare import COMPARISONS, Columns, compare
 from parcours.matching.model import MatchModel
@@ -81,11 +83,13 @@ def load_model(session: Session) -> MatchModel:
 def load_policy(session: Session, settings: Settings) -> MatchPolicy | None:
     if not settings.match_realtime:
         return None
-    return MatchPolicy(load_model(session), settings.match_auto_threshold, settings.match_review_threshold)
+    model = reference(session, MODEL_SETTING, lambda: load_model(session))
+    return MatchPolicy(model, settings.match_auto_threshold, settings.match_review_threshold)
 
 
 def save_model(session: Session, model: MatchModel) -> None:
     write_setting(session, MODEL_SETTING, orjson.dumps(model.as_json()).decode())
+    forget_memo(session, MODEL_SETTING)
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ from parcours.models.inbox import (
     Team,
     TeamMember,
 )
-from parcours.models.instance import InstanceSetting
+from parcours.models.instance import Counter, InstanceSetting, ReferenceVersion
 from parcours.models.matching import MatchKey, MatchReview
 from parcours.models.sources import ApiToken, Source
 from parcours.models.users import ConsoleSession, User
@@ -55,6 +55,7 @@ __all__ = [
     "Consent",
     "ConsoleSession",
     "Conversation",
+    "Counter",
     "CsatSurvey",
     "DeliveryOption",
     "Event",
@@ -80,6 +81,7 @@ __all__ = [
     "Product",
     "Profile",
     "Promotion",
+    "ReferenceVersion",
     "Reservation",
     "Return",
     "ReturnPolicy",

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import String, Text
+from sqlalchemy import BigInteger, Integer, String, Text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from parcours.db.base import Base
@@ -13,6 +13,26 @@ class InstanceSetting(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class Counter(Base):
+    """A number handed out in order (order numbers): kept apart from the settings, which are reference
+    data every transaction may keep, while a counter changes with every use."""
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
+
+
+class ReferenceVersion(Base):
+    """One row: a random token that triggers replace whenever reference data changes
+    (``parcours.db.reference``)."""
+
+    __tablename__ = "reference_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token: Mapped[str] = mapped_column(String(32))
 
 
 def read_setting(session: Session, key: str) -> str | None:
