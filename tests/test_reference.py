@@ -184,3 +184,24 @@ def test_inbox_rules_and_sla_policies_follow_their_changes(db: Database) -> None
         assert sla.policy_minutes(session)["urgent"][0] == 20  # its own change
     with db.read() as session:
         assert sla.policy_minutes(session)["urgent"][0] == 20
+
+
+def test_a_round_robin_assignment_renews_nothing_but_a_membership_change_does(db: Database) -> None:
+    from parcours.inbox.agents import add_member, create_agent, create_team
+
+    with db.write() as session:
+        team = create_team(session, "Service", assignment="round_robin")
+        agent, _token = create_agent(session, "Ana", languages=["fr"])
+        add_member(session, team.id, agent.id)
+
+    def token() -> str:
+        with db.engine.connect() as conn:
+            return str(conn.execute(text("SELECT token FROM reference_version")).scalar_one())
+
+    before = token()
+    with db.engine.begin() as conn:
+        conn.execute(text("UPDATE team_members SET last_assigned_at = CURRENT_TIMESTAMP"))
+    assert token() == before
+    with db.engine.begin() as conn:
+        conn.execute(text("UPDATE team_members SET team_id = team_id"))
+    assert token() != before

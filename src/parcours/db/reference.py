@@ -36,7 +36,19 @@ T = TypeVar("T")
 
 # The tables whose rows are reference data. Not tombstones: erasure writes them while holding the
 # identity graph's lock, and on PostgreSQL the token's row lock must always be taken before that one.
-TRACKED = ("identifier_kinds", "instance_settings", "sources", "automation_rules", "sla_policies")
+TRACKED = (
+    "identifier_kinds",
+    "instance_settings",
+    "sources",
+    "automation_rules",
+    "sla_policies",
+    "agents",
+    "teams",
+    "team_members",
+)
+# Tables of which only some columns are reference data: an update of the others renews nothing (a team
+# member's last assignment changes with every round-robin assignment).
+TRACKED_COLUMNS: dict[str, tuple[str, ...]] = {"team_members": ("team_id", "agent_id")}
 
 _READ_TOKEN = text("SELECT token FROM reference_version WHERE id = 1")
 # Per database (its connection pool, which the engine's reader and writer variants share): memo key ->
@@ -44,8 +56,12 @@ _READ_TOKEN = text("SELECT token FROM reference_version WHERE id = 1")
 _KEPT: weakref.WeakKeyDictionary[Pool, dict[str, tuple[str, Any]]] = weakref.WeakKeyDictionary()
 
 
-def trigger_statements(dialect: str, tables: tuple[str, ...]) -> list[str]:
-    """The DDL that gives ``reference_version`` a new token on every change to one of ``tables``."""
+def trigger_statements(
+    dialect: str, tables: tuple[str, ...], columns: dict[str, tuple[str, ...]] | None = None
+) -> list[str]:
+    """The DDL that gives ``reference_version`` a new token on every change to one of ``tables`` (for a
+    table in ``columns``, on an update only when one of those columns is set)."""
+    columns = columns or {}
     if dialect == "postgresql":
         statements = [
             "CREATE OR REPLACE FUNCTION parcours_reference_changed() RETURNS trigger AS $$ BEGIN "
@@ -54,8 +70,9 @@ def trigger_statements(dialect: str, tables: tuple[str, ...]) -> list[str]:
         ]
         for table in tables:
             statements.append(f"DROP TRIGGER IF EXISTS {table}_reference_changed ON {table}")
+            updated = f"UPDATE OF {', '.join(columns[table])}" if table in columns else "UPDATE"
             statements.append(
-                f"CREATE TRIGGER {table}_reference_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE "
+                f"CREATE TRIGGER {table}_reference_changed AFTER INSERT OR {updated} OR DELETE OR TRUNCATE "
                 f"ON {table} FOR EACH STATEMENT EXECUTE FUNCTION parcours_reference_changed()"
             )
         return statements
@@ -64,11 +81,26 @@ def trigger_statements(dialect: str, tables: tuple[str, ...]) -> list[str]:
         for verb in ("INSERT", "UPDATE", "DELETE"):
             name = f"{table}_reference_{verb.lower()}"
             statements.append(f"DROP TRIGGER IF EXISTS {name}")
+            event = (
+                f"UPDATE OF {', '.join(columns[table])}" if verb == "UPDATE" and table in columns else verb
+            )
             statements.append(
-                f"CREATE TRIGGER {name} AFTER {verb} ON {table} BEGIN "
+                f"CREATE TRIGGER {name} AFTER {event} ON {table} BEGIN "
                 "UPDATE reference_version SET token = lower(hex(randomblob(16))) WHERE id = 1; END"
             )
     return statements
+
+
+def drop_trigger_statements(dialect: str, tables: tuple[str, ...]) -> list[str]:
+    """The DDL that removes what ``trigger_statements`` made for ``tables`` (the PostgreSQL function stays:
+    other tables' triggers may use it)."""
+    if dialect == "postgresql":
+        return [f"DROP TRIGGER IF EXISTS {table}_reference_changed ON {table}" for table in tables]
+    return [
+        f"DROP TRIGGER IF EXISTS {table}_reference_{verb}"
+        for table in tables
+        for verb in ("insert", "update", "delete")
+    ]
 
 
 def _token(session: Session) -> str | None:

@@ -4,11 +4,14 @@ chooses round robin (the member assigned longest ago) or least busy (the fewest 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, case, func, select
+from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.orm import Session
 
+from parcours.db.reference import reference
 from parcours.inbox import feed
 from parcours.models import Agent, Conversation, Profile, Team, TeamMember
 
@@ -19,12 +22,61 @@ ACTIVE = ("open", "pending")
 # cost more Python than running them).
 _TRAITS = select(Profile.traits).where(Profile.id == bindparam("profile"))
 _AVAILABLE = (Agent.available.is_(True), Agent.disabled_at.is_(None))
+_FIELDS = (Agent.id, Agent.languages, Agent.skills, Agent.capacity)
+_TEAM = select(Team.assignment).where(Team.id == bindparam("team"))
 _TEAM_CANDIDATES = (
-    select(Agent, TeamMember)
+    select(*_FIELDS, TeamMember.id)
     .join(TeamMember, TeamMember.agent_id == Agent.id)
     .where(TeamMember.team_id == bindparam("team"), *_AVAILABLE)
 )
-_ALL_CANDIDATES = select(Agent).where(*_AVAILABLE)
+_ALL_CANDIDATES = select(*_FIELDS).where(*_AVAILABLE)
+_SKILLS = select(Agent.skills).where(Agent.disabled_at.is_(None))
+_LAST_ASSIGNED = select(TeamMember.id, TeamMember.last_assigned_at).where(
+    TeamMember.id.in_(bindparam("members", expanding=True))
+)
+_ASSIGNED = (
+    update(TeamMember).where(TeamMember.id == bindparam("member")).values(last_assigned_at=bindparam("at"))
+)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An available agent who may take a team's conversations (shared between transactions: read-only)."""
+
+    agent_id: str
+    languages: tuple[str, ...]
+    skills: frozenset[str]
+    capacity: dict[str, Any]
+    member_id: int | None  # the agent's membership of the team (None: routed without a team)
+
+
+@dataclass(frozen=True)
+class Roster:
+    assignment: str | None  # the team's: round_robin or least_busy (None: no team)
+    candidates: tuple[Candidate, ...]
+
+
+def _roster(session: Session, team_id: str | None) -> Roster:
+    """The available agents a conversation of ``team_id`` may go to (every available agent without a
+    team, or when the team is gone), kept across transactions until an agent, a team or a membership
+    changes (``parcours.db.reference``)."""
+
+    def load() -> Roster:
+        connection = session.connection()
+        assignment = connection.execute(_TEAM, {"team": team_id}).scalar() if team_id else None
+        if assignment is None:
+            rows = [(*row, None) for row in connection.execute(_ALL_CANDIDATES)]
+        else:
+            rows = [tuple(row) for row in connection.execute(_TEAM_CANDIDATES, {"team": team_id})]
+        candidates = tuple(
+            Candidate(agent_id, tuple(languages), frozenset(skills), capacity, member_id)
+            for agent_id, languages, skills, capacity, member_id in rows
+        )
+        return Roster(assignment, candidates)
+
+    return reference(session, f"routing_roster:{team_id or '*'}", load)
+
+
 _LOADS = (
     select(
         Conversation.assignee_id,
@@ -83,8 +135,8 @@ def _loads(
     return overall, on_channel
 
 
-def _capacity(agent: Agent, channel: str) -> int:
-    return int(agent.capacity.get(channel, agent.capacity.get("*", 0)))
+def _capacity(candidate: Candidate, channel: str) -> int:
+    return int(candidate.capacity.get(channel, candidate.capacity.get("*", 0)))
 
 
 def route(
@@ -94,55 +146,45 @@ def route(
     team's queue and is routed again when an agent becomes available)."""
     if conversation.assignee_id is not None:
         return conversation.assignee_id
-    team = session.get(Team, conversation.team_id) if conversation.team_id else None
-    candidates: list[tuple[Agent, TeamMember | None]]
-    if team is not None:
-        candidates = [
-            (agent, member) for agent, member in session.execute(_TEAM_CANDIDATES, {"team": team.id})
-        ]
-    else:  # no team: every available agent
-        candidates = [(agent, None) for agent in session.scalars(_ALL_CANDIDATES)]
+    roster = _roster(session, conversation.team_id)
     language = _language(session, conversation.profile_id)
     tags = set(conversation.tags)
     channel = conversation.last_inbound_channel
-    ids = [agent.id for agent, _ in candidates]
-    overall, on_channel = _loads(session, ids, channel)
+    overall, on_channel = _loads(session, [c.agent_id for c in roster.candidates], channel)
     needed = tags & _known_skills(session) if tags else set()
-    fitting = []
-    for agent, member in candidates:
-        if agent.id == exclude:
-            continue
-        if language and agent.languages and language not in agent.languages:
-            continue
-        if not needed <= set(agent.skills):
-            continue
-        if on_channel.get(agent.id, 0) >= _capacity(agent, channel):
-            continue
-        fitting.append((agent, member))
+    fitting = [
+        candidate
+        for candidate in roster.candidates
+        if candidate.agent_id != exclude
+        and not (language and candidate.languages and language not in candidate.languages)
+        and needed <= candidate.skills
+        and on_channel.get(candidate.agent_id, 0) < _capacity(candidate, channel)
+    ]
     if not fitting:
         return None
-    if team is not None and team.assignment == "round_robin":
+    if roster.assignment == "round_robin":
         oldest = datetime.min.replace(tzinfo=now.tzinfo)
-
-        def last(pair: tuple[Agent, TeamMember | None]) -> tuple[datetime, str]:
-            member = pair[1]
-            return (member.last_assigned_at if member and member.last_assigned_at else oldest, pair[0].id)
-
-        chosen, member = min(fitting, key=last)
+        members = [c.member_id for c in fitting]
+        last = {
+            member: at for member, at in session.connection().execute(_LAST_ASSIGNED, {"members": members})
+        }
+        chosen = min(fitting, key=lambda c: (last.get(c.member_id or 0) or oldest, c.agent_id))
     else:
-        chosen, member = min(fitting, key=lambda pair: (overall.get(pair[0].id, 0), pair[0].id))
-    conversation.assignee_id = chosen.id
-    if member is not None:
-        member.last_assigned_at = now
-    feed.record(session, conversation.id, "assigned", now, agent_id=chosen.id, data={"by": "routing"})
-    return chosen.id
+        chosen = min(fitting, key=lambda c: (overall.get(c.agent_id, 0), c.agent_id))
+    conversation.assignee_id = chosen.agent_id
+    if chosen.member_id is not None:
+        session.connection().execute(_ASSIGNED, {"member": chosen.member_id, "at": now})
+    feed.record(session, conversation.id, "assigned", now, agent_id=chosen.agent_id, data={"by": "routing"})
+    return chosen.agent_id
 
 
-def _known_skills(session: Session) -> set[str]:
-    skills: set[str] = set()
-    for (values,) in session.execute(select(Agent.skills).where(Agent.disabled_at.is_(None))):
-        skills.update(values)
-    return skills
+def _known_skills(session: Session) -> frozenset[str]:
+    """Every skill an agent has (kept across transactions until an agent changes)."""
+
+    def load() -> frozenset[str]:
+        return frozenset(skill for (values,) in session.connection().execute(_SKILLS) for skill in values)
+
+    return reference(session, "routing_skills", load)
 
 
 def set_availability(session: Session, agent_id: str, available: bool, now: datetime) -> list[str]:

@@ -14,7 +14,7 @@ import secrets
 import sqlalchemy as sa
 from alembic import op
 
-from parcours.db.reference import trigger_statements
+from parcours.db.reference import drop_trigger_statements, trigger_statements
 
 revision = "0012"
 down_revision = "0011"
@@ -48,12 +48,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     dialect = op.get_bind().dialect.name
-    for name in TRACKED:
-        if dialect == "postgresql":
-            op.execute(f"DROP TRIGGER IF EXISTS {name}_reference_changed ON {name}")
-        else:
-            for verb in ("insert", "update", "delete"):
-                op.execute(f"DROP TRIGGER IF EXISTS {name}_reference_{verb}")
+    for statement in drop_trigger_statements(dialect, TRACKED):
+        op.execute(statement)
     if dialect == "postgresql":
         op.execute("DROP FUNCTION IF EXISTS parcours_reference_changed()")
     op.execute(
