@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.orm import Session
 
-from parcours.auth.service import create_source, disable_source, known_source
+from parcours.auth.service import create_source, disable_source, source_for_write_key
 from parcours.db.engine import Database
 from parcours.db.reference import TRACKED, reference
 from parcours.errors import NotAuthenticated
@@ -156,11 +156,11 @@ def test_a_disabled_write_key_stops_working_at_once(db: Database) -> None:
     with db.write() as session:
         source, key = create_source(session, "Web shop", "web")
     with db.read() as session:
-        assert known_source(session, key).id == source.id
+        assert source_for_write_key(session, key).id == source.id
     with db.write() as session:
         disable_source(session, "Web shop")
     with db.read() as session, pytest.raises(NotAuthenticated):
-        known_source(session, key)
+        source_for_write_key(session, key)
 
 
 def test_inbox_rules_and_sla_policies_follow_their_changes(db: Database) -> None:

@@ -69,7 +69,12 @@ def create_source(
 def internal_source(session: Session, name: str, channel: str) -> SourceInfo:
     """A source Parcours itself records events under (the inbox's channels, commerce), made on first use.
     Its write key is never handed out. A source of the business that happens to bear the name is left
-    alone: Parcours's own then takes the name with " (Parcours)"."""
+    alone: Parcours's own then takes the name with " (Parcours)". Kept across transactions until a source
+    changes (``parcours.db.reference``): every message and order asks."""
+    return reference(session, f"internal_source:{name}", lambda: _internal_source(session, name, channel))
+
+
+def _internal_source(session: Session, name: str, channel: str) -> SourceInfo:
     for candidate in (name, f"{name} (Parcours)"):
         row = session.execute(
             select(Source.id, Source.name, Source.channel, Source.internal).where(Source.name == candidate)
@@ -109,22 +114,21 @@ def list_sources(
 
 
 def source_for_write_key(session: Session, write_key: str) -> SourceInfo:
-    row = session.execute(
-        select(Source.id, Source.name, Source.channel).where(
-            Source.write_key_hash == digest(write_key), Source.disabled_at.is_(None)
-        )
-    ).first()
-    if row is None:
-        raise NotAuthenticated("unknown or disabled write key")
-    return SourceInfo(row.id, row.name, row.channel)
+    """The enabled source of a write key, or NotAuthenticated. Kept across transactions until a source
+    changes (every ingestion request asks; the process keeps the key's digest, never the key)."""
+    key_hash = digest(write_key)
 
+    def load() -> SourceInfo:
+        row = session.execute(
+            select(Source.id, Source.name, Source.channel).where(
+                Source.write_key_hash == key_hash, Source.disabled_at.is_(None)
+            )
+        ).first()
+        if row is None:
+            raise NotAuthenticated("unknown or disabled write key")
+        return SourceInfo(row.id, row.name, row.channel)
 
-def known_source(session: Session, write_key: str) -> SourceInfo:
-    """``source_for_write_key``, kept across transactions until a source changes (every ingestion
-    request asks; the process keeps the key's digest, never the key)."""
-    return reference(
-        session, f"write_key:{digest(write_key)}", lambda: source_for_write_key(session, write_key)
-    )
+    return reference(session, f"write_key:{key_hash}", load)
 
 
 def create_token(session: Session, name: str) -> str:

@@ -10,7 +10,6 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from parcours.auth.service import internal_source
-from parcours.db.reference import reference
 from parcours.ids import new_id
 from parcours.models import Event
 
@@ -23,9 +22,7 @@ def timeline_event(session: Session, profile_id: str | None, name: str, channel:
     if profile_id is None:
         return None
     event_id = new_id("evt")
-    source = reference(
-        session, f"internal_source:{SOURCE_NAME}", lambda: internal_source(session, SOURCE_NAME, "other")
-    )
+    source = internal_source(session, SOURCE_NAME, "other")
     session.execute(insert(Event).values(
         id=event_id, source_id=source.id, message_id=event_id, type="track", name=name,
         channel=channel, profile_id=profile_id, origin_profile_id=profile_id, timestamp=now, received_at=now,

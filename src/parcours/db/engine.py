@@ -126,7 +126,7 @@ TOKEN_MEMO = "reference_token"
 
 def memo(session: Session, key: str, load: Callable[[], T]) -> T:
     """``load()`` once per transaction: the value is kept on the session until it commits or rolls
-    back (for reference data many statements of one unit of work need: kind registry, rules...)."""
+    back. Reference data that rarely changes is kept across transactions: ``parcours.db.reference``."""
     cache: dict[str, Any] = session.info.setdefault("parcours_memo", {})
     if key not in cache:
         cache[key] = load()

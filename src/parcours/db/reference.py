@@ -62,6 +62,10 @@ def trigger_statements(
     """The DDL that gives ``reference_version`` a new token on every change to one of ``tables`` (for a
     table in ``columns``, on an update only when one of those columns is set)."""
     columns = columns or {}
+
+    def updated(table: str) -> str:
+        return f"UPDATE OF {', '.join(columns[table])}" if table in columns else "UPDATE"
+
     if dialect == "postgresql":
         statements = [
             "CREATE OR REPLACE FUNCTION parcours_reference_changed() RETURNS trigger AS $$ BEGIN "
@@ -70,9 +74,8 @@ def trigger_statements(
         ]
         for table in tables:
             statements.append(f"DROP TRIGGER IF EXISTS {table}_reference_changed ON {table}")
-            updated = f"UPDATE OF {', '.join(columns[table])}" if table in columns else "UPDATE"
             statements.append(
-                f"CREATE TRIGGER {table}_reference_changed AFTER INSERT OR {updated} OR DELETE OR TRUNCATE "
+                f"CREATE TRIGGER {table}_reference_changed AFTER INSERT OR {updated(table)} OR DELETE OR TRUNCATE "
                 f"ON {table} FOR EACH STATEMENT EXECUTE FUNCTION parcours_reference_changed()"
             )
         return statements
@@ -81,9 +84,7 @@ def trigger_statements(
         for verb in ("INSERT", "UPDATE", "DELETE"):
             name = f"{table}_reference_{verb.lower()}"
             statements.append(f"DROP TRIGGER IF EXISTS {name}")
-            event = (
-                f"UPDATE OF {', '.join(columns[table])}" if verb == "UPDATE" and table in columns else verb
-            )
+            event = updated(table) if verb == "UPDATE" else verb
             statements.append(
                 f"CREATE TRIGGER {name} AFTER {event} ON {table} BEGIN "
                 "UPDATE reference_version SET token = lower(hex(randomblob(16))) WHERE id = 1; END"

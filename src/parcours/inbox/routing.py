@@ -165,10 +165,9 @@ def route(
     if roster.assignment == "round_robin":
         oldest = datetime.min.replace(tzinfo=now.tzinfo)
         members = [c.member_id for c in fitting]
-        last = {
-            member: at for member, at in session.connection().execute(_LAST_ASSIGNED, {"members": members})
-        }
-        chosen = min(fitting, key=lambda c: (last.get(c.member_id or 0) or oldest, c.agent_id))
+        rows = session.connection().execute(_LAST_ASSIGNED, {"members": members})
+        last: dict[int | None, datetime | None] = {member: at for member, at in rows}
+        chosen = min(fitting, key=lambda c: (last.get(c.member_id) or oldest, c.agent_id))
     else:
         chosen = min(fitting, key=lambda c: (overall.get(c.agent_id, 0), c.agent_id))
     conversation.assignee_id = chosen.agent_id

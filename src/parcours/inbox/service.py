@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 from parcours.auth.service import SourceInfo, internal_source
 from parcours.config import Settings
 from parcours.db.engine import memo
-from parcours.db.reference import reference
 from parcours.db.types import utcnow
 from parcours.errors import Conflict, InvalidInput, NotFound
 from parcours.identity import service as identity
@@ -72,9 +71,7 @@ class Received:
 
 def inbox_source(session: Session, channel: str) -> SourceInfo:
     """The event source the inbox records a channel's messages under (made on first use)."""
-    return reference(
-        session, f"inbox_source:{channel}", lambda: internal_source(session, f"Inbox · {channel}", channel)
-    )
+    return internal_source(session, f"Inbox · {channel}", channel)
 
 
 def _check(inbound: Inbound) -> None:

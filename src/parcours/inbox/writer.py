@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from parcours.config import Settings
-from parcours.db.engine import Database, forget_memo
+from parcours.db.engine import Database
 from parcours.db.group_commit import MAX_BATCH, GroupCommit
 from parcours.identity.resolution import GraphCache
 from parcours.inbox import feed
@@ -38,4 +38,4 @@ class InboxWriter(GroupCommit[Inbound, Received]):
 
     def undo(self, session: Session, mark: Any) -> None:
         feed.discard_since(session, mark)
-        forget_memo(session)
+        super().undo(session, mark)

@@ -45,7 +45,7 @@ def _ingest(
     # Authenticate and validate outside the write transaction: writers hold the database's write
     # lock only for identity resolution and the inserts.
     with db.read() as session:
-        source = auth.known_source(session, write_key)
+        source = auth.source_for_write_key(session, write_key)
         registry = identity.load_registry(session, config.default_phone_region)
     touchpoints, result = parse_messages(
         registry, config, source, messages, expected_type=expected_type, sent_at=sent_at
