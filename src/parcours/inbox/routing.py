@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, select, update
+from sqlalchemy import bindparam, inspect, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.base import NEVER_SET, NO_VALUE
 
 from parcours.db.reference import reference
 from parcours.inbox import feed
-from parcours.models import Agent, Conversation, Profile, Team, TeamMember
+from parcours.models import Agent, AgentLoad, Conversation, Profile, Team, TeamMember
 
 ACTIVE = ("open", "pending")
 
@@ -77,18 +78,13 @@ def _roster(session: Session, team_id: str | None) -> Roster:
     return reference(session, f"routing_roster:{team_id or '*'}", load)
 
 
-_LOADS = (
-    select(
-        Conversation.assignee_id,
-        func.count(),
-        func.sum(
-            case((Conversation.last_inbound_channel.is_not_distinct_from(bindparam("channel")), 1), else_=0)
-        ),
-    )
-    .where(Conversation.assignee_id.in_(bindparam("agents", expanding=True)), Conversation.status.in_(ACTIVE))
-    .group_by(Conversation.assignee_id)
+_LOADS = select(AgentLoad.agent_id, AgentLoad.channel, AgentLoad.active).where(
+    AgentLoad.agent_id.in_(bindparam("agents", expanding=True)), AgentLoad.active != 0
 )
-_LOADS_EXCEPT = _LOADS.where(Conversation.id.not_in(bindparam("unwritten", expanding=True)))
+_STORED_PLACE = select(
+    Conversation.assignee_id, Conversation.status, Conversation.last_inbound_channel
+).where(Conversation.id == bindparam("conversation"))
+_PLACE = ("assignee_id", "status", "last_inbound_channel")
 
 
 def _language(session: Session, profile_id: str) -> str | None:
@@ -112,27 +108,54 @@ def _loads(
     session: Session, agent_ids: list[str], channel: str | None
 ) -> tuple[dict[str, int], dict[str, int]]:
     """Active conversations of each agent, overall and on ``channel``, as this transaction sees them:
-    the stored rows, except those of conversations the session changed or added and has not written
-    yet, which count as they are now (so routing needs no flush between two assignments)."""
-    unwritten = [c for c in (*session.new, *session.dirty, *session.deleted) if isinstance(c, Conversation)]
-    parameters = {"agents": agent_ids, "channel": channel, "unwritten": [c.id for c in unwritten]}
+    the counters (``agent_loads``, kept by triggers as conversations are written), corrected for the
+    conversations the session changed or added and has not written yet, which count where they are now
+    instead of where they are stored (so routing needs no flush between two assignments)."""
     overall: dict[str, int] = {}
     on_channel: dict[str, int] = {}
-    for agent_id, count, here in session.connection().execute(
-        _LOADS_EXCEPT if unwritten else _LOADS, parameters
-    ):
-        overall[str(agent_id)] = int(count)
-        on_channel[str(agent_id)] = int(here or 0)
+
+    def add(place: tuple[str, str] | None, step: int) -> None:
+        if place is not None:
+            agent_id, where = place
+            overall[agent_id] = overall.get(agent_id, 0) + step
+            if where == channel:
+                on_channel[agent_id] = on_channel.get(agent_id, 0) + step
+
+    for agent_id, where, active in session.connection().execute(_LOADS, {"agents": agent_ids}):
+        add((agent_id, where), int(active))
+    new, deleted = session.new, session.deleted
+    for item in (*new, *session.dirty, *deleted):
+        if isinstance(item, Conversation):
+            stored = None if item in new else _stored_place(session, item)
+            now = (
+                None
+                if item in deleted
+                else _counted(item.assignee_id, item.status, item.last_inbound_channel)
+            )
+            if stored != now:
+                add(stored, -1)
+                add(now, 1)
     wanted = set(agent_ids)
-    deleted = set(session.deleted)
-    for c in unwritten:
-        agent_id = c.assignee_id
-        if c in deleted or agent_id is None or agent_id not in wanted or c.status not in ACTIVE:
-            continue
-        overall[agent_id] = overall.get(agent_id, 0) + 1
-        if c.last_inbound_channel == channel:
-            on_channel[agent_id] = on_channel.get(agent_id, 0) + 1
-    return overall, on_channel
+    return (
+        {a: n for a, n in overall.items() if a in wanted},
+        {a: n for a, n in on_channel.items() if a in wanted},
+    )
+
+
+def _counted(assignee_id: str | None, status: str, channel: str) -> tuple[str, str] | None:
+    """Where a conversation counts: (its agent, its channel) while assigned and active, else nowhere."""
+    return (assignee_id, channel) if assignee_id is not None and status in ACTIVE else None
+
+
+def _stored_place(session: Session, conversation: Conversation) -> tuple[str, str] | None:
+    """Where a changed, unwritten conversation counts in the stored counters: from the values it had when
+    loaded (or last written), read again only if one of them was never loaded."""
+    state = inspect(conversation)
+    current = [getattr(conversation, name) for name in _PLACE]
+    stored = [state.committed_state.get(name, value) for name, value in zip(_PLACE, current, strict=True)]
+    if any(value in (NO_VALUE, NEVER_SET) for value in stored):
+        stored = list(session.connection().execute(_STORED_PLACE, {"conversation": conversation.id}).one())
+    return _counted(*stored)
 
 
 def _capacity(candidate: Candidate, channel: str) -> int:

@@ -31,6 +31,7 @@ from parcours.models.identity import (
 )
 from parcours.models.inbox import (
     Agent,
+    AgentLoad,
     AutomationRule,
     Conversation,
     CsatSurvey,
@@ -50,6 +51,7 @@ from parcours.models.users import ConsoleSession, User
 
 __all__ = [
     "Agent",
+    "AgentLoad",
     "ApiToken",
     "AutomationRule",
     "Consent",

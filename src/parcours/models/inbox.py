@@ -58,8 +58,6 @@ class Conversation(Base):
     __table_args__ = (
         Index("ix_conversations_profile", "profile_id", "last_message_at"),
         Index("ix_conversations_inbox", "status", "assignee_id", "last_message_at"),
-        # routing counts each agent's active conversations, overall and per channel, from this alone
-        Index("ix_conversations_agent_load", "assignee_id", "status", "last_inbound_channel"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -78,6 +76,18 @@ class Conversation(Base):
     last_inbound_at: Mapped[datetime | None]
     first_response_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
+
+
+class AgentLoad(Base):
+    """How many active (open or pending) conversations an agent has on one channel (the channel of the
+    conversation's latest inbound message): what routing weighs agents by and checks capacities against.
+    Kept by triggers on ``conversations`` (migration 0014), whoever writes them; never written here."""
+
+    __tablename__ = "agent_loads"
+
+    agent_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(40), primary_key=True)
+    active: Mapped[int] = mapped_column(Integer)
 
 
 class Message(Base):
