@@ -403,6 +403,36 @@ def test_a_deleted_article_is_no_longer_listed_nor_answered_from(db: Database, s
     assert "bot_handoff" in thread["tags"]  # nothing to answer from: a human takes over
 
 
+def test_in_one_batch_each_bot_answer_follows_the_question_it_answers(
+    db: Database, settings: Settings
+) -> None:
+    """The inbox writer stores several messages of one conversation in one transaction: the customer's
+    messages are written together, and each bot reply must still come right after its question (same
+    time: the order they were stored in decides)."""
+    from parcours.inbox import bot
+    from parcours.inbox.service import receive_batch
+
+    settings = settings.model_copy(update={"inbox_bot": True})
+    with db.write() as session:
+        bot.save_article(session, "livraison", "fr", "Livraison", "La livraison est offerte dès 49 €.",
+                         ["combien coûte la livraison"])  # fmt: skip
+        bot.save_article(session, "retours", "fr", "Retours", "Les retours sont gratuits sous 30 jours.",
+                         ["comment retourner un article"])  # fmt: skip
+    customer(db, settings, "batch@example.fr")
+    with db.write() as session:
+        received = receive_batch(session, settings, [  # no sending time: both received now, as replies are
+            Inbound("email", "smtp", "q1", [("email", "batch@example.fr")], "Combien coûte la livraison ?"),
+            Inbound("email", "smtp", "q2", [("email", "batch@example.fr")], "Comment retourner un article ?"),
+        ], now=T0)  # fmt: skip
+    assert received[0].conversation_id == received[1].conversation_id
+    with db.read() as session:
+        thread = read_conversation(session, received[0].conversation_id)
+    assert [(m["direction"], m["body"][:12]) for m in thread["messages"]] == [
+        ("inbound", "Combien coût"), ("outbound", "La livraison"),
+        ("inbound", "Comment reto"), ("outbound", "Les retours "),
+    ]  # fmt: skip
+
+
 def test_the_bot_tells_the_order_status_from_the_timeline(db: Database, settings: Settings) -> None:
     settings = settings.model_copy(update={"inbox_bot": True})
     customer(db, settings, "order@example.fr", language="fr")

@@ -14,7 +14,7 @@ from parcours.identity.service import resolve_profile_id
 from parcours.ids import new_id
 from parcours.inbox import feed
 from parcours.inbox.automation import SYSTEM
-from parcours.models import Conversation, CsatSurvey, Message, Profile
+from parcours.models import Conversation, CsatSurvey, Profile
 
 ANSWER_DAYS = 7
 _SCORE = re.compile(r"^\s*([1-5])(?:\s*/\s*5)?\b[\s,.;:!-]*(.*)$", re.DOTALL)
@@ -64,18 +64,18 @@ def ask(session: Session, settings: Settings, conversation: Conversation, now: d
 
 
 def answer(
-    session: Session, conversation: Conversation, message: Message, now: datetime
+    session: Session, conversation: Conversation, body: str, sent_at: datetime, now: datetime
 ) -> CsatSurvey | None:
-    """If ``message`` answers the conversation's open survey with a score, record it and return the
-    survey (the conversation stays resolved); otherwise None."""
+    """If the customer's message (``body``, sent at ``sent_at``) answers the conversation's open survey
+    with a score, record it and return the survey (the conversation stays resolved); otherwise None."""
     survey = session.scalar(
         select(CsatSurvey).where(
             CsatSurvey.conversation_id == conversation.id, CsatSurvey.answered_at.is_(None)
         )
     )
-    if survey is None or message.sent_at - survey.sent_at > timedelta(days=ANSWER_DAYS):
+    if survey is None or sent_at - survey.sent_at > timedelta(days=ANSWER_DAYS):
         return None
-    match = _SCORE.match(message.body)
+    match = _SCORE.match(body)
     if match is None:
         return None
     survey.score = int(match.group(1))

@@ -24,7 +24,7 @@ from parcours.errors import Conflict, InvalidInput
 from parcours.ids import new_id
 from parcours.inbox import feed, sla
 from parcours.inbox.agents import AgentInfo
-from parcours.inbox.service import MAX_BODY, get_conversation, record_event
+from parcours.inbox.service import MAX_BODY, get_conversation, record_event, write_messages
 from parcours.models import Identifier, Message
 from parcours.vocabulary import CHANNELS
 
@@ -143,7 +143,9 @@ def write_reply(
         raise InvalidInput("body: must not be empty")
     if len(body) > MAX_BODY:
         raise InvalidInput(f"body: at most {MAX_BODY} characters")
-    session.flush()  # a conversation this transaction just opened must be found
+    # A conversation this transaction just opened must be found, and the customer messages it stored
+    # come before this reply.
+    write_messages(session)
     conversation = get_conversation(session, conversation_id)
     channel = channel or conversation.last_inbound_channel
     if channel not in CHANNELS:

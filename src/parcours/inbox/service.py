@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from parcours.auth.service import SourceInfo, internal_source
 from parcours.config import Settings
+from parcours.db.bulk import BulkWriter
 from parcours.db.engine import memo
 from parcours.db.types import utcnow
 from parcours.errors import Conflict, InvalidInput, NotFound
@@ -137,12 +138,55 @@ def receive_batch(
     ]
     resolved = resolve(session, settings, touchpoints, cache=cache) if touchpoints else []
     _preload_latest(session, [profile_id for _, profile_id in resolved])
-    for index, (event_id, profile_id) in zip(fresh, resolved, strict=True):
-        results[index] = _store(
-            session, settings, inbounds[index], message_ids[index], sent[index], event_id, profile_id, now
-        )
-    session.flush()  # the batch's messages, conversations and feed events, written together
+    try:
+        for index, (event_id, profile_id) in zip(fresh, resolved, strict=True):
+            results[index] = _store(
+                session, settings, inbounds[index], message_ids[index], sent[index], event_id, profile_id, now
+            )
+        write_messages(session)  # the batch's conversations, then its messages, written together
+    except BaseException:
+        session.info.pop(_UNWRITTEN, None)
+        raise
     return [result for result in results if result is not None]
+
+
+# The customer messages stored by this transaction and not written yet, as ``messages`` rows: written by
+# one statement (``write_messages``) rather than as ORM objects, the heaviest part of a flush.
+_UNWRITTEN = "parcours_inbox_unwritten_messages"
+_MESSAGE_COLUMNS = (
+    "id", "conversation_id", "direction", "channel", "provider", "provider_message_id", "author_agent_id",
+    "customer_address", "body", "subject", "email_message_id", "in_reply_to", "attachments", "details",
+    "sent_at", "received_at", "delivery", "error", "attempts", "event_id",
+)  # fmt: skip
+_DOCUMENTS = {_MESSAGE_COLUMNS.index(name) for name in ("in_reply_to", "attachments", "details")}
+_MOMENTS = {_MESSAGE_COLUMNS.index(name) for name in ("sent_at", "received_at")}
+
+
+def _unwritten(session: Session) -> list[tuple[Any, ...]]:
+    rows: list[tuple[Any, ...]] = session.info.setdefault(_UNWRITTEN, [])
+    return rows
+
+
+def write_messages(session: Session) -> None:
+    """Flush the session, then write the customer messages stored since the last call, in the order
+    they were stored: whatever is written after this (a reply, a note) comes after them."""
+    session.flush()
+    rows = session.info.pop(_UNWRITTEN, None)
+    if not rows:
+        return
+    bulk = BulkWriter(session.connection())
+    convert = [
+        bulk.document if position in _DOCUMENTS else bulk.moment if position in _MOMENTS else None
+        for position in range(len(_MESSAGE_COLUMNS))
+    ]
+    bulk.insert(
+        Message.__table__,  # type: ignore[arg-type]
+        _MESSAGE_COLUMNS,
+        [
+            tuple(value if to is None else to(value) for to, value in zip(convert, row, strict=True))
+            for row in rows
+        ],
+    )
 
 
 # The per-batch look-ups, built once (an "IN" list built per call costs more Python than the query).
@@ -214,31 +258,15 @@ def _store(
     now: datetime,
 ) -> Received:
     conversation, created = _conversation_for(session, settings, profile_id, inbound, sent_at)
-    message = Message(
-        id=message_id,
-        conversation_id=conversation.id,
-        direction=inbound.direction,
-        channel=inbound.channel,
-        provider=inbound.provider,
-        provider_message_id=inbound.provider_message_id,
-        author_agent_id=None,
-        customer_address=inbound.customer_address,
-        body=inbound.body[:MAX_BODY],
-        subject=inbound.subject,
-        email_message_id=inbound.email_message_id,
-        in_reply_to=list(inbound.in_reply_to),
-        attachments=list(inbound.attachments),
-        details=dict(inbound.details),
-        sent_at=sent_at,
-        received_at=now,
-        delivery="received",
-        error=None,
-        attempts=0,
-        event_id=event_id,
-    )
-    session.add(message)
+    body = inbound.body[:MAX_BODY]
+    _unwritten(session).append(
+        (message_id, conversation.id, inbound.direction, inbound.channel, inbound.provider,
+         inbound.provider_message_id, None, inbound.customer_address, body, inbound.subject,
+         inbound.email_message_id, list(inbound.in_reply_to), list(inbound.attachments), dict(inbound.details),
+         sent_at, now, "received", None, 0, event_id)
+    )  # fmt: skip
     if inbound.direction == "inbound" and conversation.status == "resolved" and not created:
-        survey = csat.answer(session, conversation, message, now)
+        survey = csat.answer(session, conversation, body, sent_at, now)
         if survey is not None:  # a satisfaction score: recorded, the conversation stays resolved
             conversation.last_message_at = max(sent_at, conversation.last_message_at)
             record_event(
@@ -257,7 +285,7 @@ def _store(
             conversation.resolved_at = None
     conversation.last_message_at = max(sent_at, conversation.last_message_at)
     if inbound.direction == "inbound":
-        _after_customer_message(session, settings, conversation, message, created, now)
+        _after_customer_message(session, settings, conversation, message_id, inbound, body, created, now)
     return Received(conversation.id, message_id, profile_id, new_conversation=created)
 
 
@@ -265,21 +293,20 @@ def _after_customer_message(
     session: Session,
     settings: Settings,
     conversation: Conversation,
-    message: Message,
+    message_id: str,
+    inbound: Inbound,
+    body: str,
     created: bool,
     now: datetime,
 ) -> None:
     """Automation rules, SLA clocks, the bot or routing, and the live feed, for a new customer message."""
     from parcours.inbox import automation, bot, routing, sla
 
-    message_id, channel = message.id, message.channel
     if created:
-        automation.run(
-            session, "conversation_created", conversation, now, body=message.body, settings=settings
-        )
-    automation.run(session, "message_received", conversation, now, body=message.body, settings=settings)
+        automation.run(session, "conversation_created", conversation, now, body=body, settings=settings)
+    automation.run(session, "message_received", conversation, now, body=body, settings=settings)
     sla.customer_wrote(session, conversation, now, new=created)
-    answered = bot.handle(session, settings, conversation, message.body, now)
+    answered = bot.handle(session, settings, conversation, body, now)
     if conversation.assignee_id is None and not answered:
         routing.route(session, conversation, now)
     feed.record(
@@ -290,9 +317,9 @@ def _after_customer_message(
         agent_id=conversation.assignee_id,
         data={
             "message_id": message_id,
-            "channel": channel,
-            "provider": message.provider,
-            "provider_message_id": message.provider_message_id,
+            "channel": inbound.channel,
+            "provider": inbound.provider,
+            "provider_message_id": inbound.provider_message_id,
             "new_conversation": created,
         },
     )
