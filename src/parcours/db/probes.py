@@ -6,8 +6,23 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Column, select, text
+from sqlalchemy import Column, Select, bindparam, select, text
 from sqlalchemy.orm import Session
+
+# SQLite's statements by (table, columns, first, second) names: built once per shape.
+_IN_LISTS: dict[tuple[str, ...], Select[Any]] = {}
+
+
+def _in_list(columns: Sequence[Column[Any]], first: Column[Any], second: Column[Any]) -> Select[Any]:
+    """``SELECT columns WHERE first = :first AND second IN (:wanted)``."""
+    key = (first.table.name, first.name, second.name, *(column.name for column in columns))
+    statement = _IN_LISTS.get(key)
+    if statement is None:
+        statement = select(*columns).where(
+            first == bindparam("first"), second.in_(bindparam("wanted", expanding=True))
+        )
+        _IN_LISTS[key] = statement
+    return statement
 
 
 def probe_unique(
@@ -23,7 +38,9 @@ def probe_unique(
     1.4 for 500 values among 100,000 events). One index probe per wanted value, behind an OFFSET 0 the
     planner cannot flatten, costs the same whatever the statistics say."""
     if session.get_bind().dialect.name != "postgresql":
-        return session.execute(select(*columns).where(first == value, second.in_(wanted)))
+        return session.connection().execute(
+            _in_list(columns, first, second), {"first": value, "wanted": list(wanted)}
+        )
     table = first.table.name
     probe = text(
         f"SELECT {', '.join(f'hit.{c.name}' for c in columns)} "

@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import Table, bindparam, or_, select, text, update
+from sqlalchemy import BindParameter, Table, bindparam, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from parcours.db.bulk import BulkWriter
@@ -93,6 +93,12 @@ class GraphLock:
     token: str  # the token this transaction leaves, if it commits
 
 
+_READ_GRAPH_TOKEN = select(IdentityGraphVersion.token).where(IdentityGraphVersion.id == 1)
+_WRITE_GRAPH_TOKEN = (
+    update(IdentityGraphVersion).where(IdentityGraphVersion.id == 1).values(token=bindparam("token"))
+)
+
+
 def lock_identity_graph(session: Session) -> GraphLock:
     """Serialise writers of the identity graph for the rest of this transaction, and mark the graph as
     changed by this transaction (see ``GraphCache``). Every writer of profiles, identifiers, consents or
@@ -100,12 +106,12 @@ def lock_identity_graph(session: Session) -> GraphLock:
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": IDENTITY_LOCK_KEY})
     # SQLite: the writer session began with BEGIN IMMEDIATE and already holds the database write lock.
-    version = _table(IdentityGraphVersion)
-    previous = session.execute(select(version.c.token).where(version.c.id == 1)).scalar_one_or_none()
+    connection = session.connection()
+    previous = connection.execute(_READ_GRAPH_TOKEN).scalar_one_or_none()
     if previous is None:
         raise RuntimeError("identity graph version row missing: run `parcours db upgrade`")
     token = new_id("gv")
-    session.execute(update(version).where(version.c.id == 1).values(token=token))
+    connection.execute(_WRITE_GRAPH_TOKEN, {"token": token})
     return GraphLock(previous, token)
 
 
@@ -242,6 +248,22 @@ class _Decision:
     reason: str = ""
 
 
+# The look-ups of a batch, built once ("IN" lists built per call cost more Python than the queries).
+_PROFILES_IN: BindParameter[list[str]] = bindparam("profiles", expanding=True)
+_API_CONSENTS = select(Consent.profile_id, Consent.id).where(
+    Consent.profile_id.in_(_PROFILES_IN), Consent.event_id.is_(None)
+)
+_PROFILES = select(Profile.id, Profile.created_at, Profile.traits, Profile.trait_times).where(
+    Profile.id.in_(_PROFILES_IN)
+)
+_IDENTIFIERS_OF = select(Identifier.profile_id, Identifier.kind, Identifier.value).where(
+    Identifier.profile_id.in_(_PROFILES_IN)
+)
+_BLOCKS = select(MergeBlock.profile_a, MergeBlock.profile_b).where(
+    or_(MergeBlock.profile_a.in_(_PROFILES_IN), MergeBlock.profile_b.in_(_PROFILES_IN))
+)
+
+
 class IdentityBatch:
     """Resolves a batch of touchpoints against the graph, then writes everything in bulk.
 
@@ -265,7 +287,8 @@ class IdentityBatch:
         self.idents = graph.idents
         self.profiles = graph.profiles
         self.redirects = graph.redirects
-        self.writer = BulkWriter(session.connection())
+        self.connection = session.connection()
+        self.writer = BulkWriter(self.connection)
         self.moments: dict[datetime, Any] = {}
         # What this batch changes, written by ``_flush``.
         self.new_profiles: list[str] = []
@@ -329,11 +352,7 @@ class IdentityBatch:
         candidates = sorted(may_merge)
         self._load_blocks(candidates)
         for part in chunks(candidates):
-            for profile_id, consent_id in self.session.execute(
-                select(Consent.profile_id, Consent.id).where(
-                    Consent.profile_id.in_(part), Consent.event_id.is_(None)
-                )
-            ):
+            for profile_id, consent_id in self.connection.execute(_API_CONSENTS, {"profiles": part}):
                 self.profiles[profile_id].api_consents.append(consent_id)
         for profile_id in candidates:
             self.profiles[profile_id].consents_loaded = True
@@ -352,11 +371,7 @@ class IdentityBatch:
     def _load_profiles(self, profile_ids: Sequence[str]) -> None:
         missing = [pid for pid in profile_ids if pid not in self.profiles]
         for part in chunks(missing):
-            for row in self.session.execute(
-                select(Profile.id, Profile.created_at, Profile.traits, Profile.trait_times).where(
-                    Profile.id.in_(part)
-                )
-            ):
+            for row in self.connection.execute(_PROFILES, {"profiles": part}):
                 self.profiles[row.id] = _ProfileState(
                     row.id,
                     row.created_at,
@@ -366,22 +381,14 @@ class IdentityBatch:
                     # Only real-time matching compares it: no work on the ingestion path without it.
                     matched_record=record_from_traits(row.id, row.traits) if self.matching else None,
                 )
-            for profile_id, kind, value in self.session.execute(
-                select(Identifier.profile_id, Identifier.kind, Identifier.value).where(
-                    Identifier.profile_id.in_(part)
-                )
-            ):
+            for profile_id, kind, value in self.connection.execute(_IDENTIFIERS_OF, {"profiles": part}):
                 self.profiles[profile_id].add_key((kind, value))
 
     def _load_blocks(self, profile_ids: Sequence[str]) -> None:
         """Pairs kept apart by an unmerge; read only for profiles an event would merge."""
         missing = [pid for pid in profile_ids if pid not in self.graph.blocks_loaded]
         for part in chunks(missing):
-            for a, b in self.session.execute(
-                select(MergeBlock.profile_a, MergeBlock.profile_b).where(
-                    or_(MergeBlock.profile_a.in_(part), MergeBlock.profile_b.in_(part))
-                )
-            ):
+            for a, b in self.connection.execute(_BLOCKS, {"profiles": part}):
                 self.graph.blocks.add(frozenset((a, b)))
         self.graph.blocks_loaded.update(missing)
 
