@@ -16,6 +16,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -42,7 +43,9 @@ class _Pending(Generic[Item, Result]):
     done: threading.Event = field(default_factory=threading.Event)
     result: Result | None = None
     error: BaseException | None = None
-    notify: Callable[[], None] | None = None  # called from the writer thread once done
+    # A caller waiting on an event loop: ``finish`` is run on that loop once the item is done.
+    loop: asyncio.AbstractEventLoop | None = None
+    finish: Callable[[], None] | None = None
 
 
 class GroupCommit(Generic[Item, Result]):
@@ -97,10 +100,7 @@ class GroupCommit(Generic[Item, Result]):
             if not finished.done():
                 finished.set_result(None)
 
-        def wake() -> None:
-            loop.call_soon_threadsafe(finish)
-
-        pending: _Pending[Item, Result] = _Pending(item, notify=wake)
+        pending: _Pending[Item, Result] = _Pending(item, loop=loop, finish=finish)
         self._queue.put(pending)
         await asyncio.wait_for(finished, timeout)
         return self._answer(pending)
@@ -137,10 +137,15 @@ class GroupCommit(Generic[Item, Result]):
             if not self._together(batch):
                 self._one_by_one(batch)
         finally:
+            # Callers on an event loop are answered by one wake-up of their loop for the whole batch.
+            by_loop: dict[asyncio.AbstractEventLoop, list[Callable[[], None]]] = {}
             for pending in batch:
                 pending.done.set()
-                if pending.notify is not None:
-                    pending.notify()
+                if pending.loop is not None and pending.finish is not None:
+                    by_loop.setdefault(pending.loop, []).append(pending.finish)
+            for loop, callbacks in by_loop.items():
+                with suppress(RuntimeError):  # a closed loop: nobody waits there any more
+                    loop.call_soon_threadsafe(_run_all, callbacks)
 
     def _together(self, batch: list[_Pending[Item, Result]]) -> bool:
         """The whole batch in one transaction, no savepoint (two round trips fewer); False when it raised
@@ -179,3 +184,8 @@ class GroupCommit(Generic[Item, Result]):
         except Exception as error:
             self.undo(session, position)
             pending.error, pending.result = error, None
+
+
+def _run_all(callbacks: list[Callable[[], None]]) -> None:
+    for callback in callbacks:
+        callback()

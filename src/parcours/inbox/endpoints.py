@@ -362,11 +362,11 @@ async def live_feed(websocket: WebSocket) -> None:
     loop = asyncio.get_running_loop()
     everything = agent.role in ("supervisor", "admin")
 
-    def listener(item: dict[str, Any]) -> None:
+    def listener(item: dict[str, Any]) -> None:  # called on this loop
         if everything or item.get("agent_id") == agent.id:
-            loop.call_soon_threadsafe(_offer, queue, item)
+            _offer(queue, item)
 
-    subscription = feed.FEED.subscribe(listener)
+    subscription = feed.FEED.subscribe(listener, loop)
     try:
         await websocket.send_json({"type": "ready", "agent_id": agent.id})
         while True:

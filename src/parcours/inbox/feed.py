@@ -8,8 +8,10 @@ agents' WebSocket feeds, tests). A rolled-back transaction writes and publishes 
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable
+from contextlib import suppress
 from datetime import datetime
 from typing import Any
 
@@ -29,23 +31,45 @@ class Feed:
     """Process-wide publish/subscribe of committed inbox events."""
 
     def __init__(self) -> None:
-        self._listeners: dict[int, Listener] = {}
+        self._listeners: dict[int, tuple[Listener, asyncio.AbstractEventLoop | None]] = {}
         self._next = 0
         self._lock = threading.Lock()
 
-    def subscribe(self, listener: Listener) -> int:
+    def subscribe(self, listener: Listener, loop: asyncio.AbstractEventLoop | None = None) -> int:
+        """``listener`` gets each committed event. With ``loop``, it is called on that loop's thread: a
+        committed transaction wakes each loop once, whatever its number of events and of listeners
+        there (every wake-up from another thread costs the loop a turn). Without, it is called in the
+        committing thread and must be quick."""
         with self._lock:
             self._next += 1
-            self._listeners[self._next] = listener
+            self._listeners[self._next] = (listener, loop)
             return self._next
 
     def unsubscribe(self, token: int) -> None:
         with self._lock:
             self._listeners.pop(token, None)
 
-    def publish(self, item: dict[str, Any]) -> None:
+    def publish(self, items: list[dict[str, Any]]) -> None:
+        """The events of one committed transaction, in order, to every listener."""
+        if not items:
+            return
         with self._lock:
             listeners = list(self._listeners.values())
+        by_loop: dict[asyncio.AbstractEventLoop, list[Listener]] = {}
+        direct: list[Listener] = []
+        for listener, loop in listeners:
+            if loop is None:
+                direct.append(listener)
+            else:
+                by_loop.setdefault(loop, []).append(listener)
+        _deliver(direct, items)
+        for loop, on_loop in by_loop.items():
+            with suppress(RuntimeError):  # a closed loop: its listeners are gone with it
+                loop.call_soon_threadsafe(_deliver, on_loop, items)
+
+
+def _deliver(listeners: list[Listener], items: list[dict[str, Any]]) -> None:
+    for item in items:
         for listener in listeners:
             listener(item)
 
@@ -119,9 +143,10 @@ def _publish(session: Session) -> None:
     if session.in_nested_transaction():
         return  # a savepoint released: the transaction has not committed yet
     session.info.pop(_WRITTEN, None)
-    for item in session.info.pop(_PENDING, []):
+    items = session.info.pop(_PENDING, [])
+    for item in items:
         item.pop("created_at", None)  # the row's value; subscribers get "at"
-        FEED.publish(item)
+    FEED.publish(items)
 
 
 @event.listens_for(Session, "after_rollback")

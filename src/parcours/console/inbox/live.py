@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -97,10 +98,7 @@ async def live(page: Page = Depends(page_for("inbox")), conversation: str = "", 
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=LIVE_QUEUE)
         loop = asyncio.get_running_loop()
 
-        def listener(item: dict[str, Any]) -> None:  # called in the committing thread
-            loop.call_soon_threadsafe(_offer, queue, item)
-
-        subscription = feed.FEED.subscribe(listener)
+        subscription = feed.FEED.subscribe(partial(_offer, queue), loop)
         try:
             # Subscribed: the page may now fetch what it missed, nothing later will be lost.
             yield "retry: 3000\n" + _event("ready", {})
