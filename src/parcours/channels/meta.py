@@ -34,7 +34,7 @@ from parcours.deps import JsonResponse, read_body
 from parcours.errors import Forbidden, InvalidInput, NotAuthenticated
 from parcours.inbox.outbound import DeliveryFailed, Outbox, Outgoing
 from parcours.inbox.service import Inbound, Received, receive
-from parcours.routing import add_routes
+from parcours.routing import add_webhooks
 
 log = logging.getLogger("parcours.channels.meta")
 router = APIRouter(tags=["channels"])
@@ -401,6 +401,6 @@ def register_senders(outbox: Outbox, settings: Settings) -> list[str]:
 def install(app: FastAPI, settings: Settings) -> None:
     """The webhook routes (always: without an app secret and verify token they refuse every request)
     and the senders."""
-    add_routes(app, router)
+    add_webhooks(app, router)
     outbox: Outbox = app.state.outbox
     register_senders(outbox, settings)

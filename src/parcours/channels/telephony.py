@@ -21,9 +21,10 @@ from parcours.inbox.agents import AgentInfo
 from parcours.inbox.endpoints import current_agent
 from parcours.inbox.service import Inbound, receive
 from parcours.inbox.writer import InboxWriter
-from parcours.routing import add_routes
+from parcours.routing import add_routes, add_webhooks
 
 router = APIRouter(tags=["channels"])
+webhooks = APIRouter(tags=["channels"])  # the telephony system's, served as plain routes
 MAX_BODY = 64 * 1024
 OUTCOMES = ("answered", "missed", "voicemail", "callback_requested", "resolved", "transferred")
 
@@ -92,7 +93,7 @@ def _check_signature(settings: Settings, body: bytes, header: str) -> None:
         raise Forbidden("X-Parcours-Signature: does not match the body")
 
 
-@router.post("/v1/channels/telephony/calls", summary="Telephony webhook: a call ended")
+@webhooks.post("/v1/channels/telephony/calls", summary="Telephony webhook: a call ended")
 async def telephony_call(request: Request) -> JsonResponse:
     """A call reported by the telephony system, signed with ``X-Parcours-Signature: sha256=<hex HMAC-SHA256
     of the raw body with PARCOURS_TELEPHONY_WEBHOOK_SECRET>``; stored in the customer's conversation."""
@@ -153,4 +154,5 @@ def log_visit(
 
 
 def install(app: FastAPI, settings: Settings) -> None:
+    add_webhooks(app, webhooks)
     add_routes(app, router)

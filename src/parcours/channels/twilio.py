@@ -28,7 +28,7 @@ from parcours.errors import Forbidden, InvalidInput, NotAuthenticated
 from parcours.inbox.outbound import DeliveryFailed, Outbox, Outgoing
 from parcours.inbox.service import Inbound
 from parcours.inbox.writer import InboxWriter
-from parcours.routing import add_routes
+from parcours.routing import add_webhooks
 
 log = logging.getLogger("parcours.channels.twilio")
 router = APIRouter(tags=["channels"])
@@ -295,6 +295,6 @@ def register_senders(outbox: Outbox, settings: Settings) -> list[str]:
 
 def install(app: FastAPI, settings: Settings) -> None:
     """The webhook route (always: without an auth token it refuses every request) and the senders."""
-    add_routes(app, router)
+    add_webhooks(app, router)
     outbox: Outbox = app.state.outbox
     register_senders(outbox, settings)
