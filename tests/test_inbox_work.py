@@ -50,6 +50,19 @@ def agent(db: Database, name: str, **options: Any) -> str:
         return made.id
 
 
+def with_articles(
+    db: Database, settings: Settings, *articles: tuple[str, str, str, str, list[str]]
+) -> Settings:
+    """The settings with the bot on, once these knowledge-base articles (slug, language, title, body,
+    questions) are saved."""
+    from parcours.inbox import bot
+
+    with db.write() as session:
+        for slug, language, title, body, questions in articles:
+            bot.save_article(session, slug, language, title, body, questions)
+    return settings.model_copy(update={"inbox_bot": True})
+
+
 def conversation(db: Database, conversation_id: str) -> Conversation:
     with db.read() as session:
         found = session.get(Conversation, conversation_id)
@@ -380,12 +393,10 @@ def test_the_bot_answers_from_the_knowledge_base_and_hands_off(db: Database, set
 def test_a_deleted_article_is_no_longer_listed_nor_answered_from(db: Database, settings: Settings) -> None:
     from parcours.inbox import bot
 
-    settings = settings.model_copy(update={"inbox_bot": True})
-    with db.write() as session:
-        bot.save_article(session, "livraison", "fr", "Livraison", "La livraison est offerte dès 49 €.",
-                         ["combien coûte la livraison"])  # fmt: skip
-        bot.save_article(session, "delivery", "en", "Delivery", "Delivery is free from €49.",
-                         ["how much is delivery"])  # fmt: skip
+    settings = with_articles(db, settings,
+        ("livraison", "fr", "Livraison", "La livraison est offerte dès 49 €.", ["combien coûte la livraison"]),
+        ("delivery", "en", "Delivery", "Delivery is free from €49.", ["how much is delivery"]),
+    )  # fmt: skip
     with db.write() as session:
         assert bot.delete_article(session, "livraison", "fr").title == "Livraison"
         with pytest.raises(NotFound):
@@ -409,15 +420,12 @@ def test_in_one_batch_each_bot_answer_follows_the_question_it_answers(
     """The inbox writer stores several messages of one conversation in one transaction: the customer's
     messages are written together, and each bot reply must still come right after its question (same
     time: the order they were stored in decides)."""
-    from parcours.inbox import bot
     from parcours.inbox.service import receive_batch
 
-    settings = settings.model_copy(update={"inbox_bot": True})
-    with db.write() as session:
-        bot.save_article(session, "livraison", "fr", "Livraison", "La livraison est offerte dès 49 €.",
-                         ["combien coûte la livraison"])  # fmt: skip
-        bot.save_article(session, "retours", "fr", "Retours", "Les retours sont gratuits sous 30 jours.",
-                         ["comment retourner un article"])  # fmt: skip
+    settings = with_articles(db, settings,
+        ("livraison", "fr", "Livraison", "La livraison est offerte dès 49 €.", ["combien coûte la livraison"]),
+        ("retours", "fr", "Retours", "Les retours sont gratuits sous 30 jours.", ["comment retourner un article"]),
+    )  # fmt: skip
     customer(db, settings, "batch@example.fr")
     with db.write() as session:
         received = receive_batch(session, settings, [  # no sending time: both received now, as replies are
