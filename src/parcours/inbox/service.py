@@ -153,17 +153,12 @@ def receive_batch(
 # The customer messages stored by this transaction and not written yet, as ``messages`` rows: written by
 # one statement (``write_messages``) rather than as ORM objects, the heaviest part of a flush.
 _UNWRITTEN = "parcours_inbox_unwritten_messages"
-_MESSAGE_COLUMNS = (
-    "id", "conversation_id", "direction", "channel", "provider", "provider_message_id", "author_agent_id",
-    "customer_address", "body", "subject", "email_message_id", "in_reply_to", "attachments", "details",
-    "sent_at", "received_at", "delivery", "error", "attempts", "event_id",
-)  # fmt: skip
-_DOCUMENTS = {_MESSAGE_COLUMNS.index(name) for name in ("in_reply_to", "attachments", "details")}
-_MOMENTS = {_MESSAGE_COLUMNS.index(name) for name in ("sent_at", "received_at")}
+_DOCUMENTS = ("in_reply_to", "attachments", "details")
+_MOMENTS = ("sent_at", "received_at")
 
 
-def _unwritten(session: Session) -> list[tuple[Any, ...]]:
-    rows: list[tuple[Any, ...]] = session.info.setdefault(_UNWRITTEN, [])
+def _unwritten(session: Session) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = session.info.setdefault(_UNWRITTEN, [])
     return rows
 
 
@@ -175,15 +170,17 @@ def write_messages(session: Session) -> None:
     if not rows:
         return
     bulk = BulkWriter(session.connection())
+    columns = tuple(rows[0])
     convert = [
-        bulk.document if position in _DOCUMENTS else bulk.moment if position in _MOMENTS else None
-        for position in range(len(_MESSAGE_COLUMNS))
+        bulk.document if name in _DOCUMENTS else bulk.moment if name in _MOMENTS else None for name in columns
     ]
     bulk.insert(
         Message.__table__,  # type: ignore[arg-type]
-        _MESSAGE_COLUMNS,
+        columns,
         [
-            tuple(value if to is None else to(value) for to, value in zip(convert, row, strict=True))
+            tuple(
+                row[name] if to is None else to(row[name]) for name, to in zip(columns, convert, strict=True)
+            )
             for row in rows
         ],
     )
@@ -260,11 +257,29 @@ def _store(
     conversation, created = _conversation_for(session, settings, profile_id, inbound, sent_at)
     body = inbound.body[:MAX_BODY]
     _unwritten(session).append(
-        (message_id, conversation.id, inbound.direction, inbound.channel, inbound.provider,
-         inbound.provider_message_id, None, inbound.customer_address, body, inbound.subject,
-         inbound.email_message_id, list(inbound.in_reply_to), list(inbound.attachments), dict(inbound.details),
-         sent_at, now, "received", None, 0, event_id)
-    )  # fmt: skip
+        {
+            "id": message_id,
+            "conversation_id": conversation.id,
+            "direction": inbound.direction,
+            "channel": inbound.channel,
+            "provider": inbound.provider,
+            "provider_message_id": inbound.provider_message_id,
+            "author_agent_id": None,
+            "customer_address": inbound.customer_address,
+            "body": body,
+            "subject": inbound.subject,
+            "email_message_id": inbound.email_message_id,
+            "in_reply_to": list(inbound.in_reply_to),
+            "attachments": list(inbound.attachments),
+            "details": dict(inbound.details),
+            "sent_at": sent_at,
+            "received_at": now,
+            "delivery": "received",
+            "error": None,
+            "attempts": 0,
+            "event_id": event_id,
+        }
+    )
     if inbound.direction == "inbound" and conversation.status == "resolved" and not created:
         survey = csat.answer(session, conversation, body, sent_at, now)
         if survey is not None:  # a satisfaction score: recorded, the conversation stays resolved
