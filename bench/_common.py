@@ -276,7 +276,8 @@ def run_server(
     startup_timeout: float = 60.0,
     environment: dict[str, str] | None = None,
 ) -> Iterator[ServerProcess]:
-    """``python -m uvicorn --factory parcours.app:create_app``: one worker, a free loopback port;
+    """``python -m uvicorn --factory parcours.app:create_app`` with the options ``parcours serve`` gives
+    uvicorn: one worker, a free loopback port;
     ``environment`` adds settings (``PARCOURS_…``)."""
     port = free_port()
     log_path = workdir / f"uvicorn-{port}.log"
@@ -296,6 +297,8 @@ def run_server(
         "--log-level",
         "warning",
         "--no-access-log",
+        "--ws-per-message-deflate",  # off, as ``parcours serve`` runs it
+        "false",
     ]
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=env)

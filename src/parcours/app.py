@@ -41,7 +41,7 @@ from parcours.inbox.endpoints import router as inbox_router
 from parcours.inbox.outbound import Outbox
 from parcours.inbox.writer import InboxWriter
 from parcours.ingest.endpoints import router as ingest_router
-from parcours.routing import add_routes
+from parcours.routing import add_routes, order_routes
 
 STATUS_BY_ERROR: dict[type[ParcoursError], int] = {
     InvalidInput: 400,
@@ -133,13 +133,15 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         return {"status": "ok", "version": __version__}
 
     # FastAPI tries the routes in the order they were added: the busiest first (events, inbound messages,
-    # the profile view, stock and reservations), the console last.
+    # the profile view, stock and reservations), the console last; ``order_routes`` then puts the
+    # providers' webhooks first and the documentation pages last.
     add_routes(app, ingest_router)
     install_channels(app, settings)
     add_routes(app, identity_router)
     install_commerce(app)
     add_routes(app, inbox_router)
     install_console(app)
+    order_routes(app)
     app.add_middleware(AccessLog)
     return app
 

@@ -71,9 +71,11 @@ def _serve(settings: Settings, database: Database, host: str, port: int) -> None
                    f"on {smtp.host}:{smtp.port}")  # fmt: skip
     try:
         # Open live streams (the console's Server-Sent Events, web chat sockets) get 5 seconds to end
-        # at shutdown before they are cut.
+        # at shutdown before they are cut. WebSocket frames (live feeds, web chat) are small JSON
+        # messages: per-message deflate would cost CPU on every frame and keep zlib state on every
+        # socket for a few bytes saved (bench/_common.run_server starts uvicorn the same way).
         uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False,
-                    timeout_graceful_shutdown=5)  # fmt: skip
+                    ws_per_message_deflate=False, timeout_graceful_shutdown=5)  # fmt: skip
     finally:
         if smtp is not None:
             smtp.stop()
