@@ -533,3 +533,47 @@ def test_least_busy_counts_the_conversations_assigned_earlier_in_the_same_batch(
         ])  # fmt: skip
     assignees = [conversation(db, r.conversation_id).assignee_id for r in received]
     assert sorted(assignees.count(a) for a in (one, two)) == [3, 3], assignees
+
+
+def test_in_a_batch_a_threaded_reply_reopens_its_conversation_and_routing_counts_it(
+    db: Database, settings: Settings
+) -> None:
+    """The writer reads a batch's conversations as rows and writes them back at the end: an e-mail reply
+    threads into its conversation and reopens it, and least-busy routing later in the same batch counts
+    that conversation on its agent again (with ties going to the lower agent id, a miss would send the
+    new customer to the same agent)."""
+    from parcours.inbox.service import receive_batch, set_status
+
+    first_agent, second_agent = sorted((agent(db, "One"), agent(db, "Two")))
+    with db.write() as session:
+        team = create_team(session, "Team", assignment="least_busy")
+        add_member(session, team.id, first_agent)
+        add_member(session, team.id, second_agent)
+        automation.create_rule(session, "team", "conversation_created", {}, {"assign_team": team.id})
+    with db.write() as session:
+        original = receive(session, settings, Inbound("email", "smtp", "<a@x>", [("email", "c@example.fr")],
+                                                      "Ma commande", sent_at=T0, email_message_id="<a@x>"))  # fmt: skip
+    assert conversation(db, original.conversation_id).assignee_id == first_agent
+    with db.write() as session:
+        set_status(
+            session, original.conversation_id, "resolved", snoozed_until=None, now=T0 + timedelta(minutes=5)
+        )
+    with db.read() as session:
+        assert routing.load(session, first_agent) == 0
+    reply_at = T0 + timedelta(days=3)  # past the continuity window: only threading finds the conversation
+    with db.write() as session:
+        reply, newcomer = receive_batch(session, settings, [
+            Inbound("email", "smtp", "<b@x>", [("email", "colleague@example.fr")], "Toujours rien reçu",
+                    sent_at=reply_at, in_reply_to=["<a@x>"]),
+            message("<c@x>", "new@example.fr", reply_at + timedelta(seconds=1)),
+        ])  # fmt: skip
+    assert reply.conversation_id == original.conversation_id and not reply.new_conversation
+    reopened = conversation(db, original.conversation_id)
+    assert (reopened.status, reopened.resolved_at, reopened.last_message_at) == ("open", None, reply_at)
+    assert reopened.assignee_id == first_agent
+    assert newcomer.new_conversation
+    assert conversation(db, newcomer.conversation_id).assignee_id == second_agent
+    with db.read() as session:
+        assert [routing.load(session, a) for a in (first_agent, second_agent)] == [1, 1]
+        thread = read_conversation(session, original.conversation_id)
+    assert [m["body"] for m in thread["messages"]] == ["Ma commande", "Toujours rien reçu"]

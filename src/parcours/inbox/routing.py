@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.base import NEVER_SET, NO_VALUE
 
 from parcours.db.reference import reference
-from parcours.inbox import feed
+from parcours.inbox import conversation_rows, feed
 from parcours.models import Agent, AgentLoad, Conversation, Profile, Team, TeamMember
 
 ACTIVE = ("open", "pending")
@@ -110,7 +110,9 @@ def _loads(
     """Active conversations of each agent, overall and on ``channel``, as this transaction sees them:
     the counters (``agent_loads``, kept by triggers as conversations are written), corrected for the
     conversations the session changed or added and has not written yet, which count where they are now
-    instead of where they are stored (so routing needs no flush between two assignments)."""
+    instead of where they are stored (so routing needs no flush between two assignments), and so do the
+    conversations a ``receive_batch`` call holds as rows (``conversation_rows``). An agent with none is
+    left out of both."""
     overall: dict[str, int] = {}
     on_channel: dict[str, int] = {}
 
@@ -135,10 +137,17 @@ def _loads(
             if stored != now:
                 add(stored, -1)
                 add(now, 1)
+    # The conversations a message is being received for are held as rows, outside the session.
+    for conversation, written in conversation_rows.unwritten_places(session):
+        stored = None if written is None else _counted(*written)
+        now = _counted(conversation.assignee_id, conversation.status, conversation.last_inbound_channel)
+        if stored != now:
+            add(stored, -1)
+            add(now, 1)
     wanted = set(agent_ids)
     return (
-        {a: n for a, n in overall.items() if a in wanted},
-        {a: n for a, n in on_channel.items() if a in wanted},
+        {a: n for a, n in overall.items() if a in wanted and n},
+        {a: n for a, n in on_channel.items() if a in wanted and n},
     )
 
 

@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 from parcours.auth.service import SourceInfo, internal_source
 from parcours.config import Settings
 from parcours.db.bulk import BulkWriter
-from parcours.db.engine import memo
 from parcours.db.types import utcnow
 from parcours.errors import Conflict, InvalidInput, NotFound
 from parcours.identity import service as identity
@@ -25,7 +24,7 @@ from parcours.identity.kinds import InvalidIdentifier
 from parcours.identity.resolution import GraphCache
 from parcours.identity.touchpoints import Touchpoint
 from parcours.ids import new_id
-from parcours.inbox import csat, feed
+from parcours.inbox import conversation_rows, csat, feed
 from parcours.ingest.parse import InvalidEvent, parse_message
 from parcours.ingest.service import limits_from
 from parcours.matching.realtime import load_policy
@@ -117,6 +116,7 @@ def receive_batch(
     keys = [(inbound.provider, inbound.provider_message_id) for inbound in inbounds]
     if len(set(keys)) != len(keys):
         raise Conflict("the same provider message twice in one batch")
+    session.flush()  # conversations are read as rows below: the caller's unwritten changes first
     results: list[Received | None] = _existing(session, inbounds)
     fresh = [index for index, result in enumerate(results) if result is None]
     message_ids = {index: new_id("msg") for index in fresh}
@@ -137,8 +137,8 @@ def receive_batch(
         for index in fresh
     ]
     resolved = resolve(session, settings, touchpoints, cache=cache) if touchpoints else []
-    _preload_latest(session, [profile_id for _, profile_id in resolved])
     try:
+        _preload_latest(session, [profile_id for _, profile_id in resolved])
         for index, (event_id, profile_id) in zip(fresh, resolved, strict=True):
             results[index] = _store(
                 session, settings, inbounds[index], message_ids[index], sent[index], event_id, profile_id, now
@@ -147,6 +147,10 @@ def receive_batch(
     except BaseException:
         session.info.pop(_UNWRITTEN, None)
         raise
+    finally:
+        # Written above (or failed with the transaction): from here on the session reads them.
+        conversation_rows.forget(session)
+        session.info.pop(_LATEST, None)
     return [result for result in results if result is not None]
 
 
@@ -163,8 +167,10 @@ def _unwritten(session: Session) -> list[dict[str, Any]]:
 
 
 def write_messages(session: Session) -> None:
-    """Flush the session, then write the customer messages stored since the last call, in the order
-    they were stored: whatever is written after this (a reply, a note) comes after them."""
+    """Write the conversations and flush the session, then write the customer messages stored since the
+    last call, in the order they were stored: whatever is written after this (a reply, a note) comes
+    after them."""
+    conversation_rows.write(session)
     session.flush()
     rows = session.info.pop(_UNWRITTEN, None)
     if not rows:
@@ -199,9 +205,16 @@ _MERGED_INTO = select(Profile.id, Profile.merged_into_id).where(
     Profile.merged_into_id.in_(bindparam("profiles", expanding=True))
 )
 _CONVERSATIONS_OF = (
-    select(Conversation)
+    select(conversation_rows.TABLE)
     .where(Conversation.profile_id.in_(bindparam("profiles", expanding=True)))
     .order_by(Conversation.last_message_at)
+)
+_THREADED = (
+    select(conversation_rows.TABLE)
+    .join(Message, Message.conversation_id == Conversation.id)
+    .where(Message.email_message_id.in_(bindparam("references", expanding=True)))
+    .order_by(Message.sent_at.desc())
+    .limit(1)
 )
 
 
@@ -219,13 +232,20 @@ def _existing(session: Session, inbounds: list[Inbound]) -> list[Received | None
     return [found.get((inbound.provider, inbound.provider_message_id)) for inbound in inbounds]
 
 
-LATEST = "inbox_latest_conversation"
+# Each customer's latest conversation, by profile id, for one ``receive_batch`` call.
+_LATEST = "parcours_inbox_latest_conversation"
+
+
+def _latest(session: Session) -> dict[str, Conversation | None]:
+    latest: dict[str, Conversation | None] = session.info.setdefault(_LATEST, {})
+    return latest
 
 
 def _preload_latest(session: Session, profile_ids: list[str]) -> None:
     """Each customer's latest conversation (theirs or of a profile merged into theirs), for the
-    messages of this transaction, in a few queries; kept up to date as messages open conversations."""
-    latest: dict[str, Conversation | None] = memo(session, LATEST, dict)
+    messages of this ``receive_batch`` call, in a few queries; kept up to date as messages open
+    conversations."""
+    latest = _latest(session)
     roots = [pid for pid in dict.fromkeys(profile_ids) if pid not in latest]
     if not roots:
         return
@@ -240,8 +260,9 @@ def _preload_latest(session: Session, profile_ids: list[str]) -> None:
                 frontier.append(merged)
     for root in roots:
         latest[root] = None
-    for conversation in session.scalars(_CONVERSATIONS_OF, {"profiles": list(owner)}):
-        latest[owner[conversation.profile_id]] = conversation  # in time order: the last one stays
+    for row in session.connection().execute(_CONVERSATIONS_OF, {"profiles": list(owner)}).mappings():
+        # In time order: the last one stays.
+        latest[owner[row["profile_id"]]] = conversation_rows.hold(session, row)
 
 
 def _store(
@@ -434,26 +455,25 @@ def _conversation_for(
 ) -> tuple[Conversation, bool]:
     # E-mail threading first: a reply to a message of a conversation continues it.
     if inbound.in_reply_to:
-        threaded = session.scalar(
-            select(Conversation)
-            .join(Message, Message.conversation_id == Conversation.id)
-            .where(Message.email_message_id.in_(inbound.in_reply_to))
-            .order_by(Message.sent_at.desc())
-            .limit(1)
+        threaded = (
+            session.connection()
+            .execute(_THREADED, {"references": list(inbound.in_reply_to)})
+            .mappings()
+            .first()
         )
         if threaded is not None:
-            return threaded, False
+            return conversation_rows.hold(session, threaded), False
     # Continuity: the customer's latest conversation, whatever its channel, continues while it is not
     # resolved; a resolved one reopens when the customer writes again within the window.
     window = timedelta(hours=settings.inbox_continuity_hours)
     _preload_latest(session, [profile_id])
-    known: dict[str, Conversation | None] = memo(session, LATEST, dict)
+    known = _latest(session)
     latest = known[profile_id]
     if latest is not None and (latest.status != "resolved" or sent_at - latest.last_message_at <= window):
         if latest.profile_id != profile_id:
             latest.profile_id = profile_id  # its profile was merged into this one since
         return latest, False
-    conversation = Conversation(
+    values: dict[str, Any] = dict(
         id=new_id("cnv"),
         profile_id=profile_id,
         status="open",
@@ -470,14 +490,18 @@ def _conversation_for(
         first_response_at=None,
         resolved_at=None,
     )
-    session.add(conversation)
+    conversation = conversation_rows.hold_new(session, values)
     known[profile_id] = conversation
     return conversation, True
 
 
 # ------------------------------------------------------------------------------------------ agent work
 def get_conversation(session: Session, conversation_id: str) -> Conversation:
-    conversation = session.get(Conversation, conversation_id)
+    """The conversation: the object the inbox is receiving a message for, if it is (a reply written
+    by the bot or a rule changes that one), else the session's."""
+    conversation = conversation_rows.held(session, conversation_id) or session.get(
+        Conversation, conversation_id
+    )
     if conversation is None:
         raise NotFound(f"conversation {conversation_id} not found")
     return conversation
