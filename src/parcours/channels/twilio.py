@@ -44,9 +44,15 @@ FORM = "application/x-www-form-urlencoded"
 def twilio_signature(auth_token: str, url: str, params: list[tuple[str, str]]) -> str:
     """The X-Twilio-Signature of a form POST: base64(HMAC-SHA1(token, url + name1 + value1 + …)) with the
     parameters sorted by name (then value, for a repeated name)."""
-    payload = url + "".join(name + value for name, value in sorted(params))
-    digest = hmac.new(auth_token.encode(), payload.encode(), hashlib.sha1).digest()
-    return base64.b64encode(digest).decode()
+    return _signature(auth_token.encode(), url, _signed_parameters(params)).decode()
+
+
+def _signed_parameters(params: list[tuple[str, str]]) -> str:
+    return "".join(name + value for name, value in sorted(params))
+
+
+def _signature(key: bytes, url: str, parameters: str) -> bytes:
+    return base64.b64encode(hmac.new(key, (url + parameters).encode(), hashlib.sha1).digest())
 
 
 def _url_variants(url: str) -> list[str]:
@@ -81,13 +87,11 @@ def signed_url(request: Request, settings: Settings) -> str:
 
 
 def check_signature(request: Request, settings: Settings, params: list[tuple[str, str]]) -> None:
-    signature = request.headers.get("x-twilio-signature", "").strip()
-    expected = [
-        twilio_signature(settings.twilio_auth_token, url, params)
-        for url in _url_variants(signed_url(request, settings))
-    ]
+    signature = request.headers.get("x-twilio-signature", "").strip().encode()
+    key, parameters = settings.twilio_auth_token.encode(), _signed_parameters(params)
+    expected = [_signature(key, url, parameters) for url in _url_variants(signed_url(request, settings))]
     # compare_digest on every candidate (no early exit): constant time whichever matches.
-    matches = [hmac.compare_digest(signature.encode(), candidate.encode()) for candidate in expected]
+    matches = [hmac.compare_digest(signature, candidate) for candidate in expected]
     if not any(matches):
         raise Forbidden(
             "X-Twilio-Signature: does not match this request (another auth token, or a URL other than "

@@ -7,6 +7,7 @@ import asyncio
 from datetime import datetime
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Request, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -369,8 +370,8 @@ async def live_feed(websocket: WebSocket) -> None:
     subscription = feed.FEED.subscribe(listener, loop)
     try:
         await websocket.send_json({"type": "ready", "agent_id": agent.id})
-        while True:
-            await websocket.send_json(await queue.get())
+        while True:  # orjson: several times as fast as the json module send_json uses
+            await websocket.send_text(orjson.dumps(await queue.get()).decode())
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:

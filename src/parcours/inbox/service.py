@@ -20,12 +20,12 @@ from parcours.db.bulk import BulkWriter
 from parcours.db.types import utcnow
 from parcours.errors import Conflict, InvalidInput, NotFound
 from parcours.identity import service as identity
-from parcours.identity.kinds import InvalidIdentifier
+from parcours.identity.kinds import InvalidIdentifier, KindRegistry
 from parcours.identity.resolution import GraphCache
 from parcours.identity.touchpoints import Touchpoint
 from parcours.ids import new_id
 from parcours.inbox import conversation_rows, csat, feed
-from parcours.ingest.parse import InvalidEvent, parse_message
+from parcours.ingest.parse import InvalidEvent, ParseLimits, parse_message
 from parcours.ingest.service import limits_from
 from parcours.matching.realtime import load_policy
 from parcours.models import Conversation, Message, Profile
@@ -121,10 +121,12 @@ def receive_batch(
     fresh = [index for index, result in enumerate(results) if result is None]
     message_ids = {index: new_id("msg") for index in fresh}
     sent = {index: min(inbounds[index].sent_at or now, now) for index in fresh}
+    timeline = TimelineContext.load(session, settings)
     touchpoints = [
         event_touchpoint(
             session,
             settings,
+            timeline=timeline,
             channel=inbounds[index].channel,
             identifiers=inbounds[index].identifiers,
             name="Message Received" if inbounds[index].direction == "inbound" else "Message Sent",
@@ -136,7 +138,11 @@ def receive_batch(
         )
         for index in fresh
     ]
-    resolved = resolve(session, settings, touchpoints, cache=cache) if touchpoints else []
+    resolved = (
+        resolve(session, settings, touchpoints, cache=cache, registry=timeline.registry)
+        if touchpoints
+        else []
+    )
     try:
         _preload_latest(session, [profile_id for _, profile_id in resolved])
         for index, (event_id, profile_id) in zip(fresh, resolved, strict=True):
@@ -361,10 +367,31 @@ def _after_customer_message(
     )
 
 
+@dataclass(frozen=True)
+class TimelineContext:
+    """What a message's timeline event is validated with: read once for a batch of messages rather than
+    once a message."""
+
+    registry: KindRegistry
+    limits: ParseLimits
+    sources: dict[str, SourceInfo] = field(default_factory=dict)  # the inbox's source by channel
+
+    @classmethod
+    def load(cls, session: Session, settings: Settings) -> TimelineContext:
+        return cls(identity.load_registry(session, settings.default_phone_region), limits_from(settings))
+
+    def source(self, session: Session, channel: str) -> SourceInfo:
+        found = self.sources.get(channel)
+        if found is None:
+            found = self.sources[channel] = inbox_source(session, channel)
+        return found
+
+
 def event_touchpoint(
     session: Session,
     settings: Settings,
     *,
+    timeline: TimelineContext | None = None,
     channel: str,
     identifiers: list[tuple[str, str]],
     name: str,
@@ -375,8 +402,9 @@ def event_touchpoint(
     traits: dict[str, Any] | None = None,
 ) -> Touchpoint:
     """The timeline event of a message, validated, for identity resolution (``resolve``)."""
-    source = inbox_source(session, channel)
-    registry = identity.load_registry(session, settings.default_phone_region)
+    timeline = timeline or TimelineContext.load(session, settings)
+    source = timeline.source(session, channel)
+    registry = timeline.registry
     usable: list[tuple[str, str]] = []
     for kind, value in identifiers:
         if kind not in registry:
@@ -412,17 +440,22 @@ def event_touchpoint(
             registry=registry,
             received_at=now,
             batch_sent_at=None,
-            limits=limits_from(settings),
+            limits=timeline.limits,
         )
     except InvalidEvent as error:
         raise InvalidInput(f"sender: {error}") from None
 
 
 def resolve(
-    session: Session, settings: Settings, touchpoints: list[Touchpoint], *, cache: GraphCache | None = None
+    session: Session,
+    settings: Settings,
+    touchpoints: list[Touchpoint],
+    *,
+    cache: GraphCache | None = None,
+    registry: KindRegistry | None = None,
 ) -> list[tuple[str, str]]:
     """Identity resolution of the events, in one pass: (event id, profile id) of each."""
-    registry = identity.load_registry(session, settings.default_phone_region)
+    registry = registry or identity.load_registry(session, settings.default_phone_region)
     outcome = identity.record_touchpoints(
         session,
         registry,
