@@ -50,9 +50,12 @@ def stored(db: Database) -> list[str]:
 
 def test_a_batch_is_one_transaction_and_each_caller_gets_its_result(names: Database) -> None:
     writer = NameWriter(names)
-    batch: list[_Pending[str, str]] = [_Pending(name) for name in ("ana", "bruno", "chloé")]
+    batch: list[_Pending[str, str]] = [
+        _Pending(name, done=threading.Event()) for name in ("ana", "bruno", "chloé")
+    ]
     writer._store(batch)
-    assert [p.result for p in batch] == ["ANA", "BRUNO", "CHLOÉ"] and all(p.done.is_set() for p in batch)
+    assert [p.result for p in batch] == ["ANA", "BRUNO", "CHLOÉ"]
+    assert all(p.done is not None and p.done.is_set() for p in batch)
     assert writer.batches == [["ana", "bruno", "chloé"]]
     assert stored(names) == ["ana", "bruno", "chloé", "taken"]
 
@@ -84,3 +87,38 @@ def test_callers_from_threads_and_from_an_event_loop(names: Database) -> None:
     loop_thread.join()
     assert answered == [f"A{n}" for n in range(5)]
     assert len(stored(names)) == 1 + 12 + 5
+
+
+def test_a_caller_that_waits_too_long_gets_a_timeout_and_the_writer_goes_on(names: Database) -> None:
+    """A caller gives up after its timeout (in a thread or on a loop); the item is still stored once the
+    writer gets to it, and the writer serves the next callers."""
+    release = threading.Event()
+
+    class SlowWriter(NameWriter):
+        def store_batch(self, session: Session, settings: Settings, items: list[str]) -> list[str]:
+            release.wait(10)
+            return super().store_batch(session, settings, items)
+
+    writer = SlowWriter(names)
+    with pytest.raises(TimeoutError, match="not stored in time"):
+        writer.submit("slow-thread", timeout=0.05)
+
+    async def from_a_loop() -> None:
+        await writer.submit_async("slow-loop", timeout=0.05)
+
+    errors: list[BaseException] = []
+
+    def run_loop() -> None:
+        try:
+            asyncio.run(from_a_loop())
+        except BaseException as error:
+            errors.append(error)
+
+    loop_thread = threading.Thread(target=run_loop)
+    loop_thread.start()
+    loop_thread.join()
+    assert len(errors) == 1 and isinstance(errors[0], TimeoutError), errors
+    assert "not stored in time" in str(errors[0])
+    release.set()
+    assert writer.submit("after") == "AFTER"
+    assert stored(names) == ["after", "slow-loop", "slow-thread", "taken"]

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy.orm import Session
@@ -40,9 +40,10 @@ LINGER = 0.002
 @dataclass
 class _Pending(Generic[Item, Result]):
     item: Item
-    done: threading.Event = field(default_factory=threading.Event)
     result: Result | None = None
     error: BaseException | None = None
+    # A caller waiting in a thread: set once the item is done.
+    done: threading.Event | None = None
     # A caller waiting on an event loop: ``finish`` is run on that loop once the item is done.
     loop: asyncio.AbstractEventLoop | None = None
     finish: Callable[[], None] | None = None
@@ -85,9 +86,10 @@ class GroupCommit(Generic[Item, Result]):
     # ------------------------------------------------------------------------------------------ callers
     def submit(self, item: Item, *, timeout: float = 60.0) -> Result:
         self._start()
-        pending: _Pending[Item, Result] = _Pending(item)
+        done = threading.Event()
+        pending: _Pending[Item, Result] = _Pending(item, done=done)
         self._queue.put(pending)
-        if not pending.done.wait(timeout):
+        if not done.wait(timeout):
             raise TimeoutError(f"{self.thread_name}: the item was not stored in time")
         return self._answer(pending)
 
@@ -102,7 +104,11 @@ class GroupCommit(Generic[Item, Result]):
 
         pending: _Pending[Item, Result] = _Pending(item, loop=loop, finish=finish)
         self._queue.put(pending)
-        await asyncio.wait_for(finished, timeout)
+        try:
+            async with asyncio.timeout(timeout):  # lighter than wait_for, which wraps the future in a task
+                await finished
+        except TimeoutError:
+            raise TimeoutError(f"{self.thread_name}: the item was not stored in time") from None
         return self._answer(pending)
 
     @staticmethod
@@ -140,7 +146,8 @@ class GroupCommit(Generic[Item, Result]):
             # Callers on an event loop are answered by one wake-up of their loop for the whole batch.
             by_loop: dict[asyncio.AbstractEventLoop, list[Callable[[], None]]] = {}
             for pending in batch:
-                pending.done.set()
+                if pending.done is not None:
+                    pending.done.set()
                 if pending.loop is not None and pending.finish is not None:
                     by_loop.setdefault(pending.loop, []).append(pending.finish)
             for loop, callbacks in by_loop.items():
