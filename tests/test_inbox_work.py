@@ -341,6 +341,23 @@ def test_the_assigned_agent_sees_new_messages_live(api: Api) -> None:
         assert item["conversation_id"] == received.conversation_id and item["agent_id"] == made.id
 
 
+def test_an_agents_subscription_is_offered_only_that_agents_events() -> None:
+    """The feed hands an agent's listener the events of that agent's conversations and nothing else;
+    a listener of everything (a supervisor, the console) gets every event, in order."""
+    mine: list[int] = []
+    everything: list[int] = []
+    agent_token = FEED.subscribe(lambda item: mine.append(item["n"]), agent_id="agt_feed_a")
+    all_token = FEED.subscribe(lambda item: everything.append(item["n"]))
+    try:
+        FEED.publish([{"n": 1, "agent_id": "agt_feed_a"}, {"n": 2, "agent_id": "agt_feed_b"},
+                      {"n": 3, "agent_id": None}, {"n": 4, "agent_id": "agt_feed_a"}])  # fmt: skip
+    finally:
+        FEED.unsubscribe(agent_token)
+        FEED.unsubscribe(all_token)
+    assert mine == [1, 4]
+    assert everything == [1, 2, 3, 4]
+
+
 # ----------------------------------------------------------------------------------------------- bot
 def arrive(session: Any, settings: Settings, inbound: Inbound) -> Any:
     """Receive a message at the moment it was sent (the bot answers at that moment too)."""

@@ -1,3 +1,12 @@
+import asyncio
+
+import httpx
+import opentelemetry.trace
+import pytest
+
+from parcours.app import create_app
+from parcours.config import Settings
+from parcours.db.engine import Database
 from tests.conftest import Api
 
 
@@ -10,3 +19,29 @@ def test_health_and_identify(api: Api) -> None:
     assert response.status_code == 200, response.text
     profile = api.get("/v1/profiles", identifier="email:A@B.fr").json()
     assert {i["kind"] for i in profile["identifiers"]} == {"user_id", "email"}
+
+
+@pytest.mark.parametrize("turned_on", [False, True])
+def test_opentelemetry_is_looked_for_only_when_turned_on(
+    db: Database, turned_on: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PARCOURS_OPENTELEMETRY off (the default): FastAPI does not look for a configured tracer provider on
+    every request; on: it does, and sends its spans there when one is configured."""
+    looked: list[int] = []
+    real = opentelemetry.trace.get_tracer_provider
+
+    def counting() -> opentelemetry.trace.TracerProvider:
+        looked.append(1)
+        return real()
+
+    monkeypatch.setattr(opentelemetry.trace, "get_tracer_provider", counting)
+    app = create_app(Settings(database_url=db.url, opentelemetry=turned_on), database=db)
+
+    async def health() -> int:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://parcours"
+        ) as client:
+            return (await client.get("/healthz")).status_code
+
+    assert asyncio.run(health()) == 200
+    assert bool(looked) is turned_on

@@ -318,6 +318,12 @@ class Settings(BaseSettings):
         description="Time zone the console shows dates and times in (an IANA name such as Europe/Paris).",
     )
     log_level: str = Field(default="INFO")
+    opentelemetry: bool = Field(
+        default=False,
+        description="FastAPI's native OpenTelemetry: a span, metrics and error logs for every request, sent "
+        "to the OpenTelemetry providers configured in the process (an SDK and its exporters, set up by "
+        "whoever runs Parcours). Off: no per-request telemetry checks.",
+    )
 
     @model_validator(mode="after")
     def _thresholds_in_order(self) -> Settings:

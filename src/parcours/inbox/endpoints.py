@@ -364,10 +364,9 @@ async def live_feed(websocket: WebSocket) -> None:
     everything = agent.role in ("supervisor", "admin")
 
     def listener(item: dict[str, Any]) -> None:  # called on this loop
-        if everything or item.get("agent_id") == agent.id:
-            _offer(queue, item)
+        _offer(queue, item)
 
-    subscription = feed.FEED.subscribe(listener, loop)
+    subscription = feed.FEED.subscribe(listener, loop, agent_id=None if everything else agent.id)
     try:
         await websocket.send_json({"type": "ready", "agent_id": agent.id})
         while True:  # orjson: several times as fast as the json module send_json uses

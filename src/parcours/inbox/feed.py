@@ -31,18 +31,25 @@ class Feed:
     """Process-wide publish/subscribe of committed inbox events."""
 
     def __init__(self) -> None:
-        self._listeners: dict[int, tuple[Listener, asyncio.AbstractEventLoop | None]] = {}
+        self._listeners: dict[int, tuple[Listener, asyncio.AbstractEventLoop | None, str | None]] = {}
         self._next = 0
         self._lock = threading.Lock()
 
-    def subscribe(self, listener: Listener, loop: asyncio.AbstractEventLoop | None = None) -> int:
-        """``listener`` gets each committed event. With ``loop``, it is called on that loop's thread: a
-        committed transaction wakes each loop once, whatever its number of events and of listeners
-        there (every wake-up from another thread costs the loop a turn). Without, it is called in the
-        committing thread and must be quick."""
+    def subscribe(
+        self,
+        listener: Listener,
+        loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        agent_id: str | None = None,
+    ) -> int:
+        """``listener`` gets each committed event, or with ``agent_id`` only the events of that agent's
+        conversations (an agent's feed: the other agents' events are not even offered to it). With
+        ``loop``, it is called on that loop's thread: a committed transaction wakes each loop once,
+        whatever its number of events and of listeners there (every wake-up from another thread costs
+        the loop a turn). Without, it is called in the committing thread and must be quick."""
         with self._lock:
             self._next += 1
-            self._listeners[self._next] = (listener, loop)
+            self._listeners[self._next] = (listener, loop, agent_id)
             return self._next
 
     def unsubscribe(self, token: int) -> None:
@@ -50,28 +57,41 @@ class Feed:
             self._listeners.pop(token, None)
 
     def publish(self, items: list[dict[str, Any]]) -> None:
-        """The events of one committed transaction, in order, to every listener."""
+        """The events of one committed transaction, in order, to their listeners."""
         if not items:
             return
         with self._lock:
             listeners = list(self._listeners.values())
-        by_loop: dict[asyncio.AbstractEventLoop, list[Listener]] = {}
-        direct: list[Listener] = []
-        for listener, loop in listeners:
-            if loop is None:
-                direct.append(listener)
-            else:
-                by_loop.setdefault(loop, []).append(listener)
-        _deliver(direct, items)
+        by_loop: dict[asyncio.AbstractEventLoop | None, _Listeners] = {}
+        for listener, loop, agent_id in listeners:
+            by_loop.setdefault(loop, _Listeners()).add(listener, agent_id)
         for loop, on_loop in by_loop.items():
+            if loop is None:
+                on_loop.deliver(items)
+                continue
             with suppress(RuntimeError):  # a closed loop: its listeners are gone with it
-                loop.call_soon_threadsafe(_deliver, on_loop, items)
+                loop.call_soon_threadsafe(on_loop.deliver, items)
 
 
-def _deliver(listeners: list[Listener], items: list[dict[str, Any]]) -> None:
-    for item in items:
-        for listener in listeners:
-            listener(item)
+class _Listeners:
+    """The listeners of one thread: those of every event, and those of each agent's."""
+
+    def __init__(self) -> None:
+        self.everything: list[Listener] = []
+        self.by_agent: dict[str, list[Listener]] = {}
+
+    def add(self, listener: Listener, agent_id: str | None) -> None:
+        if agent_id is None:
+            self.everything.append(listener)
+        else:
+            self.by_agent.setdefault(agent_id, []).append(listener)
+
+    def deliver(self, items: list[dict[str, Any]]) -> None:
+        for item in items:
+            for listener in self.everything:
+                listener(item)
+            for listener in self.by_agent.get(item.get("agent_id") or "", ()):
+                listener(item)
 
 
 FEED = Feed()
