@@ -22,8 +22,8 @@ from tests.concurrency_helpers import at_once
 class NameWriter(GroupCommit[str, str]):
     """Stores names in a table with a unique key; a name stored before fails (IntegrityError)."""
 
-    def __init__(self, db: Database) -> None:
-        super().__init__(lambda: (db, Settings(database_url=db.url)))
+    def __init__(self, db: Database, *, linger: float = 0.002) -> None:
+        super().__init__(lambda: (db, Settings(database_url=db.url)), linger=linger)
         self.batches: list[list[str]] = []
 
     def store_batch(self, session: Session, settings: Settings, items: list[str]) -> list[str]:
@@ -122,3 +122,21 @@ def test_a_caller_that_waits_too_long_gets_a_timeout_and_the_writer_goes_on(name
     release.set()
     assert writer.submit("after") == "AFTER"
     assert stored(names) == ["after", "slow-loop", "slow-thread", "taken"]
+
+
+def test_under_load_the_writer_waits_for_as_many_items_as_it_last_answered_and_no_longer(
+    names: Database,
+) -> None:
+    """After a batch of three, the writer waits for three items (the callers it answered come back), up to
+    its linger, then stores them at once: it does not sit out the linger for items nobody will send."""
+    writer = NameWriter(names, linger=30.0)
+    first = [_Pending(name, done=threading.Event()) for name in ("a1", "a2", "a3")]
+    for pending in first:
+        writer._queue.put(pending)  # all waiting before the writer starts: one batch of three
+    writer._start()
+    assert all(pending.done is not None and pending.done.wait(10) for pending in first)
+    answers = at_once(3, lambda n: writer.submit(f"b{n}", timeout=10))  # a 30 s linger would time out
+    assert answers == ["B0", "B1", "B2"]
+    assert writer.batches[0] == ["a1", "a2", "a3"]
+    assert sorted(name for batch in writer.batches[1:] for name in batch) == ["b0", "b1", "b2"]
+    assert len(writer.batches) == 2, writer.batches  # the three came back and went in one batch

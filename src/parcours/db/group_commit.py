@@ -33,7 +33,8 @@ MAX_BATCH = 200
 # Under load (the last batch held more than one item), the writer waits up to this long for more items
 # before storing a batch: the callers just answered send their next request meanwhile, so batches hold
 # about as many items as there are callers instead of alternating between halves (the commit_delay of
-# databases). A lone item, after a lone item, waits for nothing.
+# databases). It stops waiting once it holds as many items as the last batch answered; a lone item,
+# after a lone item, waits for nothing.
 LINGER = 0.002
 
 
@@ -126,16 +127,24 @@ class GroupCommit(Generic[Item, Result]):
                 self._thread.start()
 
     def _run(self) -> None:
-        company = False  # whether the last batch held more than one item
+        answered = 0  # how many callers the last batch answered
         while True:
             batch = [self._queue.get()]
-            deadline = time.monotonic() + (self.linger if company else 0.0)
+            # Under load, wait (up to ``linger``) for as many items as the last batch answered: its
+            # callers send their next ones meanwhile. Then take whatever else is waiting.
+            if answered > 1:
+                deadline = time.monotonic() + self.linger
+                while len(batch) < min(answered, self.max_batch):
+                    try:
+                        batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
+                    except queue.Empty:
+                        break
             while len(batch) < self.max_batch:
                 try:
-                    batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
+                    batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            company = len(batch) > 1
+            answered = len(batch)
             self._store(batch)
 
     def _store(self, batch: list[_Pending[Item, Result]]) -> None:
