@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -140,3 +141,35 @@ def test_under_load_the_writer_waits_for_as_many_items_as_it_last_answered_and_n
     assert writer.batches[0] == ["a1", "a2", "a3"]
     assert sorted(name for batch in writer.batches[1:] for name in batch) == ["b0", "b1", "b2"]
     assert len(writer.batches) == 2, writer.batches  # the three came back and went in one batch
+
+
+def test_callers_that_came_during_a_batch_wait_for_the_ones_it_answered(names: Database) -> None:
+    """Two groups of callers: one being stored, the other arriving meanwhile. When the first is answered,
+    the second waits (up to the linger) for the first to come back, and both go in one batch rather than
+    taking turns in half-size batches."""
+    gate = threading.Event()
+
+    class GatedWriter(NameWriter):
+        def store_batch(self, session: Session, settings: Settings, items: list[str]) -> list[str]:
+            if items[0].startswith("a"):
+                gate.wait(10)  # the first group is being stored while the second arrives
+            return super().store_batch(session, settings, items)
+
+    writer = GatedWriter(names, linger=30.0)
+    first = [_Pending(f"a{n}", done=threading.Event()) for n in range(3)]
+    for pending in first:
+        writer._queue.put(pending)
+    writer._start()
+    second = [_Pending(f"b{n}", done=threading.Event()) for n in range(3)]
+    while writer._queue.qsize():  # the writer has taken the first group
+        time.sleep(0.01)
+    for pending in second:
+        writer._queue.put(pending)
+    gate.set()
+    assert all(pending.done is not None and pending.done.wait(10) for pending in first)
+    answers = at_once(3, lambda n: writer.submit(f"a{n + 3}", timeout=10))  # the first group comes back
+    assert answers == ["A3", "A4", "A5"]
+    assert all(pending.done is not None and pending.done.wait(10) for pending in second)
+    assert writer.batches[0] == ["a0", "a1", "a2"]
+    assert len(writer.batches) == 2, writer.batches
+    assert sorted(writer.batches[1]) == ["a3", "a4", "a5", "b0", "b1", "b2"]

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy.orm import Session
@@ -33,8 +33,8 @@ MAX_BATCH = 200
 # Under load (the last batch held more than one item), the writer waits up to this long for more items
 # before storing a batch: the callers just answered send their next request meanwhile, so batches hold
 # about as many items as there are callers instead of alternating between halves (the commit_delay of
-# databases). It stops waiting once it holds as many items as the last batch answered; a lone item,
-# after a lone item, waits for nothing.
+# databases). It stops waiting once the callers it just answered are back; a lone item, after a lone
+# item, waits for nothing.
 LINGER = 0.002
 
 
@@ -43,6 +43,7 @@ class _Pending(Generic[Item, Result]):
     item: Item
     result: Result | None = None
     error: BaseException | None = None
+    submitted: float = field(default_factory=time.monotonic)
     # A caller waiting in a thread: set once the item is done.
     done: threading.Event | None = None
     # A caller waiting on an event loop: ``finish`` is run on that loop once the item is done.
@@ -127,31 +128,42 @@ class GroupCommit(Generic[Item, Result]):
                 self._thread.start()
 
     def _run(self) -> None:
-        answered = 0  # how many callers the last batch answered
+        answered, answered_at = 0, 0.0  # how many callers the last batch answered, and when
         while True:
-            batch = [self._queue.get()]
-            # Under load, wait (up to ``linger``) for as many items as the last batch answered: its
-            # callers send their next ones meanwhile. Then take whatever else is waiting.
+            batch = self._waiting([self._queue.get()])
             if answered > 1:
+                # Under load, wait (up to ``linger``) for the callers just answered, who send their next
+                # items meanwhile, on top of the items that were already waiting when they were answered
+                # (callers that came during the last batch): two groups of callers become one batch
+                # instead of taking turns.
+                earlier = sum(1 for pending in batch if pending.submitted < answered_at)
+                wanted = min(answered + earlier, self.max_batch)
                 deadline = time.monotonic() + self.linger
-                while len(batch) < min(answered, self.max_batch):
+                while len(batch) < wanted:
                     try:
                         batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
                     except queue.Empty:
                         break
-            while len(batch) < self.max_batch:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+                batch = self._waiting(batch)
+            answered_at = self._store(batch)
             answered = len(batch)
-            self._store(batch)
 
-    def _store(self, batch: list[_Pending[Item, Result]]) -> None:
+    def _waiting(self, batch: list[_Pending[Item, Result]]) -> list[_Pending[Item, Result]]:
+        """The batch with the items waiting now added (up to ``max_batch``)."""
+        while len(batch) < self.max_batch:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _store(self, batch: list[_Pending[Item, Result]]) -> float:
+        """Store the batch and answer its callers; returns when they were answered."""
         try:
             if not self._together(batch):
                 self._one_by_one(batch)
         finally:
+            answered_at = time.monotonic()
             # Callers on an event loop are answered by one wake-up of their loop for the whole batch.
             by_loop: dict[asyncio.AbstractEventLoop, list[Callable[[], None]]] = {}
             for pending in batch:
@@ -162,6 +174,7 @@ class GroupCommit(Generic[Item, Result]):
             for loop, callbacks in by_loop.items():
                 with suppress(RuntimeError):  # a closed loop: nobody waits there any more
                     loop.call_soon_threadsafe(_run_all, callbacks)
+        return answered_at
 
     def _together(self, batch: list[_Pending[Item, Result]]) -> bool:
         """The whole batch in one transaction, no savepoint (two round trips fewer); False when it raised
