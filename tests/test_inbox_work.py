@@ -50,6 +50,15 @@ def agent(db: Database, name: str, **options: Any) -> str:
         return made.id
 
 
+def least_busy_team(db: Database, *agent_ids: str) -> None:
+    """A least-busy team of these agents, which a rule gives every new conversation."""
+    with db.write() as session:
+        team = create_team(session, "Team", assignment="least_busy")
+        for agent_id in agent_ids:
+            add_member(session, team.id, agent_id)
+        automation.create_rule(session, "team", "conversation_created", {}, {"assign_team": team.id})
+
+
 def with_articles(
     db: Database, settings: Settings, *articles: tuple[str, str, str, str, list[str]]
 ) -> Settings:
@@ -106,11 +115,7 @@ def test_routing_follows_language_skills_capacity_and_round_robin(db: Database, 
 
 def test_least_busy_assignment(db: Database, settings: Settings) -> None:
     one, two = agent(db, "One"), agent(db, "Two")
-    with db.write() as session:
-        team = create_team(session, "Team", assignment="least_busy")
-        add_member(session, team.id, one)
-        add_member(session, team.id, two)
-        automation.create_rule(session, "team", "conversation_created", {}, {"assign_team": team.id})
+    least_busy_team(db, one, two)
     with db.write() as session:
         for i in range(6):
             receive(session, settings, message(f"m{i}", f"p{i}@example.com", T0))
@@ -537,11 +542,7 @@ def test_least_busy_counts_the_conversations_assigned_earlier_in_the_same_batch(
     from parcours.inbox.service import receive_batch
 
     one, two = agent(db, "One"), agent(db, "Two")
-    with db.write() as session:
-        team = create_team(session, "Team", assignment="least_busy")
-        add_member(session, team.id, one)
-        add_member(session, team.id, two)
-        automation.create_rule(session, "team", "conversation_created", {}, {"assign_team": team.id})
+    least_busy_team(db, one, two)
     for index in range(6):
         customer(db, settings, f"batch{index}@example.fr")
     with db.write() as session:
@@ -562,11 +563,7 @@ def test_in_a_batch_a_threaded_reply_reopens_its_conversation_and_routing_counts
     from parcours.inbox.service import receive_batch, set_status
 
     first_agent, second_agent = sorted((agent(db, "One"), agent(db, "Two")))
-    with db.write() as session:
-        team = create_team(session, "Team", assignment="least_busy")
-        add_member(session, team.id, first_agent)
-        add_member(session, team.id, second_agent)
-        automation.create_rule(session, "team", "conversation_created", {}, {"assign_team": team.id})
+    least_busy_team(db, first_agent, second_agent)
     with db.write() as session:
         original = receive(session, settings, Inbound("email", "smtp", "<a@x>", [("email", "c@example.fr")],
                                                       "Ma commande", sent_at=T0, email_message_id="<a@x>"))  # fmt: skip
