@@ -46,6 +46,20 @@ def test_inserted_rows_read_back_as_written(db: Database) -> None:
     assert stored["prf_b"]["created_at"] == T0 + timedelta(seconds=1)
 
 
+def test_rows_by_column_name_are_converted_by_the_tables_column_types(db: Database) -> None:
+    """``rows`` turns values by name into the driver's form from the table's types (moments, documents),
+    so rows built from dicts read back as the same values."""
+    traits = {"firstName": "Zoé", "tags": ["a"]}
+    values = [{"id": "prf_r", "created_at": T0, "updated_at": T0 + timedelta(seconds=2), "merged_into_id": None,
+               "traits": traits, "trait_times": {}, "ignored": object()}]  # fmt: skip
+    with db.write() as session:
+        writer = BulkWriter(session.connection())
+        writer.insert(PROFILES, COLUMNS, writer.rows(PROFILES, COLUMNS, values))
+    stored = _profiles(db)["prf_r"]
+    assert (stored["created_at"], stored["updated_at"]) == (T0, T0 + timedelta(seconds=2))
+    assert stored["traits"] == traits and stored["trait_times"] == {} and stored["merged_into_id"] is None
+
+
 def test_an_insert_breaking_a_constraint_writes_nothing(db: Database) -> None:
     _insert(db, [("prf_a", T0, None, {})])
     with pytest.raises(IntegrityError):

@@ -14,17 +14,17 @@ Only for tables and columns named in code: the names are written into the SQL te
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Table
+from sqlalchemy import JSON, Table
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
-from parcours.db.types import sqlite_moment
+from parcours.db.types import UTCDateTime, sqlite_moment
 
 Row = Sequence[Any]
 # SQL text by (dialect, verb, table, columns, key columns): built once per process.
@@ -53,6 +53,26 @@ class BulkWriter:
         self.mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
         self.moment = sqlite_moment if self.dialect == "sqlite" else _postgres_moment
         self.document = _document
+
+    def rows(
+        self, table: Table, columns: Sequence[str], values: Iterable[Mapping[str, Any]]
+    ) -> list[tuple[Any, ...]]:
+        """Rows of ``columns`` in the driver's form, from values by column name: the table's moments
+        (``UTCDateTime``) and documents (JSON columns) converted, the rest as they are."""
+        convert = [self._converter(table.c[name].type) for name in columns]
+        return [
+            tuple(
+                row[name] if to is None else to(row[name]) for name, to in zip(columns, convert, strict=True)
+            )
+            for row in values
+        ]
+
+    def _converter(self, kind: Any) -> Callable[[Any], Any] | None:
+        if isinstance(kind, UTCDateTime):
+            return self.moment
+        if isinstance(kind, JSON):
+            return self.document
+        return None
 
     def insert(self, table: Table, columns: Sequence[str], rows: Sequence[Row]) -> None:
         """``INSERT INTO table (columns) VALUES (...)`` once per row (COPY on PostgreSQL: the same

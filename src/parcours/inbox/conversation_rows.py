@@ -9,15 +9,16 @@ and ``write`` stores what changed with plain statements: new conversations inser
 
 While they are held, every part of the inbox sees the same object for a conversation:
 ``service.get_conversation`` returns it (replies written by the bot or a rule change it), routing counts it
-where it is now (``unwritten_places``), and any flush of the session writes the held conversations first
-(rows the session writes, such as service-level clocks, refer to them). ``release`` writes them and ends
-the holding: afterwards the session reads the rows as usual. A conversation the session already has
-(loaded and perhaps changed by the caller) is used as it is, and the session writes it.
+where it is now (``held_with_stored``), and any flush of the session writes the held conversations first
+(rows the session writes, such as service-level clocks, refer to them). ``forget`` ends the holding once
+they are written (or their transaction failed): afterwards the session reads the rows as usual. A
+conversation the session already has (loaded and perhaps changed by the caller) is used as it is, and the
+session writes it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,17 +27,13 @@ from sqlalchemy.orm import Session, UOWTransaction
 from sqlalchemy.orm.attributes import manager_of_class
 
 from parcours.db.bulk import BulkWriter
-from parcours.db.types import UTCDateTime
 from parcours.models import Conversation
 
 _HELD = "parcours_inbox_held_conversations"
 TABLE: Table = Conversation.__table__  # type: ignore[assignment]
 COLUMNS = tuple(column.name for column in TABLE.columns)
 _KEY = ("id",)
-_MOMENTS = frozenset(column.name for column in TABLE.columns if isinstance(column.type, UTCDateTime))
 _DOCUMENTS = frozenset(column.name for column in TABLE.columns if isinstance(column.type, JSON))
-# Where a conversation counts in its agent's load (``parcours.inbox.routing``).
-PLACE = ("assignee_id", "status", "last_inbound_channel")
 _CLASS = manager_of_class(Conversation)
 
 
@@ -102,11 +99,10 @@ def held(session: Session, conversation_id: str) -> Conversation | None:
     return None if found is None else found.conversation
 
 
-def unwritten_places(session: Session) -> Iterator[tuple[Conversation, tuple[Any, ...] | None]]:
-    """Each held conversation, with its ``PLACE`` values as stored (None: not stored yet)."""
+def held_with_stored(session: Session) -> Iterator[tuple[Conversation, dict[str, Any] | None]]:
+    """Each held conversation, with its row as stored, by column (None: not stored yet)."""
     for entry in session.info.get(_HELD, {}).values():
-        stored = None if entry.written is None else tuple(entry.written[name] for name in PLACE)
-        yield entry.conversation, stored
+        yield entry.conversation, entry.written
 
 
 def write(session: Session) -> None:
@@ -128,36 +124,15 @@ def write(session: Session) -> None:
     if not inserts and not updates:
         return
     bulk = BulkWriter(session.connection())
-    convert = _converters(bulk)
     if inserts:
-        bulk.insert(TABLE, COLUMNS, [_row(values, COLUMNS, convert) for values in inserts])
+        bulk.insert(TABLE, COLUMNS, bulk.rows(TABLE, COLUMNS, inserts))
     for changed, rows in updates.items():
-        bulk.update(TABLE, changed, _KEY, [_row(values, changed + _KEY, convert) for values in rows])
-
-
-def release(session: Session) -> None:
-    """Write the held conversations and stop holding them."""
-    write(session)
-    session.info.pop(_HELD, None)
+        bulk.update(TABLE, changed, _KEY, bulk.rows(TABLE, changed + _KEY, rows))
 
 
 def forget(session: Session) -> None:
     """Stop holding the conversations without writing them (their transaction or savepoint failed)."""
     session.info.pop(_HELD, None)
-
-
-Convert = Callable[[Any], Any] | None
-
-
-def _converters(bulk: BulkWriter) -> dict[str, Convert]:
-    return {
-        name: bulk.moment if name in _MOMENTS else bulk.document if name in _DOCUMENTS else None
-        for name in COLUMNS
-    }
-
-
-def _row(values: dict[str, Any], names: tuple[str, ...], convert: dict[str, Convert]) -> tuple[Any, ...]:
-    return tuple(values[name] if (to := convert[name]) is None else to(values[name]) for name in names)
 
 
 @event.listens_for(Session, "before_flush")

@@ -15,7 +15,7 @@ from contextlib import suppress
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Table, event
 from sqlalchemy.orm import Session
 
 from parcours.db.bulk import BulkWriter
@@ -126,17 +126,8 @@ def write(session: Session) -> None:
     if start >= len(pending):
         return
     bulk = BulkWriter(session.connection())
-    rows = [
-        (
-            e["conversation_id"],
-            e["type"],
-            e["agent_id"],
-            bulk.document(e["data"]),
-            bulk.moment(e["created_at"]),
-        )
-        for e in pending[start:]
-    ]
-    bulk.insert(InboxEvent.__table__, _COLUMNS, rows)  # type: ignore[arg-type]
+    table: Table = InboxEvent.__table__  # type: ignore[assignment]
+    bulk.insert(table, _COLUMNS, bulk.rows(table, _COLUMNS, pending[start:]))
     session.info[_WRITTEN] = len(pending)
 
 

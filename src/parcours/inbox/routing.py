@@ -132,6 +132,11 @@ def _loads(
             if where == channel:
                 on_channel[agent_id] = on_channel.get(agent_id, 0) + step
 
+    def move(stored: tuple[str, str] | None, now: tuple[str, str] | None) -> None:
+        if stored != now:
+            add(stored, -1)
+            add(now, 1)
+
     statement, parameters = counters or (_LOADS, {"agents": agent_ids})
     for agent_id, where, active in session.connection().execute(statement, parameters):
         add((agent_id, where), int(active))
@@ -139,21 +144,10 @@ def _loads(
     for item in (*new, *session.dirty, *deleted):
         if isinstance(item, Conversation):
             stored = None if item in new else _stored_place(session, item)
-            now = (
-                None
-                if item in deleted
-                else _counted(item.assignee_id, item.status, item.last_inbound_channel)
-            )
-            if stored != now:
-                add(stored, -1)
-                add(now, 1)
+            move(stored, None if item in deleted else _place(item))
     # The conversations a message is being received for are held as rows, outside the session.
-    for conversation, written in conversation_rows.unwritten_places(session):
-        stored = None if written is None else _counted(*written)
-        now = _counted(conversation.assignee_id, conversation.status, conversation.last_inbound_channel)
-        if stored != now:
-            add(stored, -1)
-            add(now, 1)
+    for conversation, written in conversation_rows.held_with_stored(session):
+        move(None if written is None else _counted(*(written[name] for name in _PLACE)), _place(conversation))
     wanted = set(agent_ids)
     return (
         {a: n for a, n in overall.items() if a in wanted and n},
@@ -164,6 +158,11 @@ def _loads(
 def _counted(assignee_id: str | None, status: str, channel: str) -> tuple[str, str] | None:
     """Where a conversation counts: (its agent, its channel) while assigned and active, else nowhere."""
     return (assignee_id, channel) if assignee_id is not None and status in ACTIVE else None
+
+
+def _place(conversation: Conversation) -> tuple[str, str] | None:
+    """Where a conversation counts as it is now."""
+    return _counted(conversation.assignee_id, conversation.status, conversation.last_inbound_channel)
 
 
 def _stored_place(session: Session, conversation: Conversation) -> tuple[str, str] | None:

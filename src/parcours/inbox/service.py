@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from parcours.auth.service import SourceInfo, internal_source
@@ -163,8 +163,6 @@ def receive_batch(
 # The customer messages stored by this transaction and not written yet, as ``messages`` rows: written by
 # one statement (``write_messages``) rather than as ORM objects, the heaviest part of a flush.
 _UNWRITTEN = "parcours_inbox_unwritten_messages"
-_DOCUMENTS = ("in_reply_to", "attachments", "details")
-_MOMENTS = ("sent_at", "received_at")
 
 
 def _unwritten(session: Session) -> list[dict[str, Any]]:
@@ -182,20 +180,9 @@ def write_messages(session: Session) -> None:
     if not rows:
         return
     bulk = BulkWriter(session.connection())
+    table: Table = Message.__table__  # type: ignore[assignment]
     columns = tuple(rows[0])
-    convert = [
-        bulk.document if name in _DOCUMENTS else bulk.moment if name in _MOMENTS else None for name in columns
-    ]
-    bulk.insert(
-        Message.__table__,  # type: ignore[arg-type]
-        columns,
-        [
-            tuple(
-                row[name] if to is None else to(row[name]) for name, to in zip(columns, convert, strict=True)
-            )
-            for row in rows
-        ],
-    )
+    bulk.insert(table, columns, bulk.rows(table, columns, rows))
 
 
 # The per-batch look-ups, built once (an "IN" list built per call costs more Python than the query).
