@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import orjson
@@ -363,10 +364,9 @@ async def live_feed(websocket: WebSocket) -> None:
     loop = asyncio.get_running_loop()
     everything = agent.role in ("supervisor", "admin")
 
-    def listener(item: dict[str, Any]) -> None:  # called on this loop
-        _offer(queue, item)
-
-    subscription = feed.FEED.subscribe(listener, loop, agent_id=None if everything else agent.id)
+    subscription = feed.FEED.subscribe(
+        partial(_offer, queue), loop, agent_id=None if everything else agent.id
+    )
     try:
         await websocket.send_json({"type": "ready", "agent_id": agent.id})
         while True:  # orjson: several times as fast as the json module send_json uses
