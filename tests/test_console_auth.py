@@ -30,6 +30,8 @@ def browser(api: Api) -> httpx.Client:
 
 def test_sign_in_shows_the_users_areas_and_sign_out_ends_the_session(api: Api, browser: httpx.Client) -> None:
     email = add_user(api, "agent")
+    root = browser.get("/")  # the server's bare address opens the console
+    assert root.status_code == 303 and root.headers["location"] == "/console/"
     first = browser.get("/console/preferences")
     assert (
         first.status_code == 303 and first.headers["location"] == "/console/login?next=/console/preferences"

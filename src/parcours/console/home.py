@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from parcours.auth import users
@@ -123,6 +124,12 @@ async def logout(page: Page = Depends(form_for(None))) -> Response:
 def home(page: Page = Depends(page_for(None))) -> Response:
     areas = [item for item in NAVIGATION if page.user.can(item.permission)]
     return page.render("home.html", areas=areas, descriptions=AREA_DESCRIPTIONS)
+
+
+@router.get("/")
+def site_root() -> Response:
+    """The server's address opens the console (its sign-in page until someone is signed in)."""
+    return RedirectResponse("/console/", status_code=303)
 
 
 @router.get("/console")
