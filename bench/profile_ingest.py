@@ -153,6 +153,16 @@ def profile_inprocess(args: argparse.Namespace, workload: Workload, workdir: Pat
                 count(f"COPY {table.name}", time.perf_counter() - began, len(rows))
 
             bulk.BulkWriter._copy = timed_copy  # type: ignore[method-assign]
+            run_rows = bulk.BulkWriter._run  # nor does the driver-level executemany (SQLite): timed here
+
+            def timed_run(
+                writer: bulk.BulkWriter, verb: str, table: Any, columns: Any, where: Any, rows: Any
+            ) -> None:
+                began = time.perf_counter()
+                run_rows(writer, verb, table, columns, where, rows)
+                count(f"{verb.upper()} {table.name} (bulk)", time.perf_counter() - began, len(rows))
+
+            bulk.BulkWriter._run = timed_run  # type: ignore[method-assign]
 
             batch_t = resolution.IdentityBatch
             undo = [
@@ -199,6 +209,7 @@ def profile_inprocess(args: argparse.Namespace, workload: Workload, workdir: Pat
                 seconds = time.perf_counter() - began
             finally:
                 bulk.BulkWriter._copy = copy_rows  # type: ignore[method-assign]
+                bulk.BulkWriter._run = run_rows  # type: ignore[method-assign]
                 for restore in undo:
                     restore()
         finally:
