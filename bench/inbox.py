@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import concurrent.futures
 import hashlib
 import hmac
 import json
@@ -101,7 +102,7 @@ class Feeds:
         self.ready = threading.Event()
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.tasks: list[asyncio.Future[None]] = []
+        self.tasks: list[concurrent.futures.Future[None]] = []
 
     def start(self) -> None:
         self.thread.start()

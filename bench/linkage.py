@@ -326,11 +326,11 @@ class Outcome:
 def parcours_linker() -> Callable[..., Any] | None:
     """``parcours.matching.link_records``, or None (with the reason on stderr) while it does not exist."""
     try:
-        from parcours.matching import link_records  # type: ignore[attr-defined]
+        from parcours.matching import link_records
     except ImportError as error:
         log(f"Parcours side skipped: `from parcours.matching import link_records` failed ({error})")
         return None
-    return link_records  # type: ignore[no-any-return]
+    return link_records
 
 
 def run_parcours(link_records: Callable[..., Any], data: DataSet) -> Outcome:
@@ -596,7 +596,8 @@ def measure_realtime(base_size: int, queries: int, workdir: Path) -> Realtime:
             model = link_records(sample).model  # as `parcours identity dedupe --profiles` trains it
             log(f"real time: base of {base_size:,} profiles stored and a model trained")
 
-            query_records = []
+            original: str | None  # the base profile a query copies; None for a new person
+            query_records: list[tuple[str | None, PersonRecord | None]] = []
             for k in range(queries):
                 if k % 2 == 0:
                     original = rng.choice(base_ids)
@@ -607,10 +608,10 @@ def measure_realtime(base_size: int, queries: int, workdir: Path) -> Realtime:
                     query_records.append((None, record_from_traits(f"prf_query_{k}", person())))
             times, found, false_links, candidate_counts = [], 0, 0, []
             with database.read() as session:
-                for original, record in query_records:
-                    assert record is not None
+                for original, query in query_records:
+                    assert query is not None
                     began = time.perf_counter()
-                    scored = match_stored(session, model, record)
+                    scored = match_stored(session, model, query)
                     times.append(1000 * (time.perf_counter() - began))
                     candidate_counts.append(len(scored))
                     best = max(scored, key=lambda s: s.probability, default=None)
@@ -690,7 +691,7 @@ def main(argv: list[str] | None = None) -> int:
     link_records = None if args.skip_parcours else parcours_linker()
     if not args.skip_splink:
         try:
-            import splink
+            import splink as splink_installed  # noqa: F401  (only checks that Splink is installed)
         except ImportError as error:
             raise BenchError(f"splink is missing ({error}): {INSTALL_HINT}") from error
 
@@ -732,15 +733,15 @@ def main(argv: list[str] | None = None) -> int:
                 result.data.name,
                 f"{len(result.data.records):,}",
                 f"{result.data.true_pairs:,}",
-                cell(p and p.scores.precision),
-                cell(p and p.scores.recall),
-                cell(p and p.scores.f1),
-                cell(p and p.seconds, 2),
-                cell(p and p.tuned and p.tuned.f1),
-                cell(s and s.scores.precision),
-                cell(s and s.scores.recall),
-                cell(s and s.scores.f1),
-                cell(s and s.seconds, 2),
+                cell(p.scores.precision if p else None),
+                cell(p.scores.recall if p else None),
+                cell(p.scores.f1 if p else None),
+                cell(p.seconds if p else None, 2),
+                cell(p.tuned.f1 if p and p.tuned else None),
+                cell(s.scores.precision if s else None),
+                cell(s.scores.recall if s else None),
+                cell(s.scores.f1 if s else None),
+                cell(s.seconds if s else None, 2),
                 "-" if s is None or s.threshold is None else f"{s.threshold:.5f}",
                 cell(p.seconds / s.seconds, 2) if p and s else "-",
                 {None: "-", True: "met", False: "NOT met"}[result.f1_met],

@@ -28,13 +28,13 @@ import re
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import event
+from sqlalchemy import Table, event
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -62,6 +62,7 @@ from parcours.db import bulk
 from parcours.identity import resolution
 from parcours.identity import service as identity_service
 from parcours.ingest import service as ingest_service
+from parcours.matching import realtime
 
 
 # ----------------------------------------------------------------------------------- in-process phases
@@ -147,19 +148,26 @@ def profile_inprocess(args: argparse.Namespace, workload: Workload, workdir: Pat
 
             copy_rows = bulk.BulkWriter._copy  # COPY (PostgreSQL) fires no cursor events: timed here
 
-            def timed_copy(writer: bulk.BulkWriter, table: Any, columns: Any, rows: Any) -> None:
+            def timed_copy(
+                self: bulk.BulkWriter, table: Table, columns: tuple[str, ...], rows: Sequence[bulk.Row]
+            ) -> None:
                 began = time.perf_counter()
-                copy_rows(writer, table, columns, rows)
+                copy_rows(self, table, columns, rows)
                 count(f"COPY {table.name}", time.perf_counter() - began, len(rows))
 
             bulk.BulkWriter._copy = timed_copy  # type: ignore[method-assign]
             run_rows = bulk.BulkWriter._run  # nor does the driver-level executemany (SQLite): timed here
 
             def timed_run(
-                writer: bulk.BulkWriter, verb: str, table: Any, columns: Any, where: Any, rows: Any
+                self: bulk.BulkWriter,
+                verb: str,
+                table: Table,
+                columns: tuple[str, ...],
+                where: tuple[str, ...],
+                rows: Sequence[bulk.Row],
             ) -> None:
                 began = time.perf_counter()
-                run_rows(writer, verb, table, columns, where, rows)
+                run_rows(self, verb, table, columns, where, rows)
                 count(f"{verb.upper()} {table.name} (bulk)", time.perf_counter() - began, len(rows))
 
             bulk.BulkWriter._run = timed_run  # type: ignore[method-assign]
@@ -179,7 +187,7 @@ def profile_inprocess(args: argparse.Namespace, workload: Workload, workdir: Pat
                 timer.wrap(batch_t, "_flush", "_flush (Python + SQLAlchemy)"),
                 timer.wrap(batch_t, "_match_changed_profiles", "real-time matching (own)"),
                 timer.wrap(resolution, "find_candidates", "  matching: find_candidates"),
-                timer.wrap(resolution.PairScores, "__init__", "  matching: score pairs"),
+                timer.wrap(realtime.PairScores, "__init__", "  matching: score pairs"),
                 timer.wrap(resolution, "store_keys", "  matching: store blocking keys"),
                 timer.wrap(batch_t, "_decided_pairs", "  matching: reviewed pairs"),
             ]
@@ -215,11 +223,11 @@ def profile_inprocess(args: argparse.Namespace, workload: Workload, workdir: Pat
         finally:
             database.dispose()
 
-    count = workload.count
+    event_count = workload.count
     print()
     print(
-        f"In-process ingestion on {args.backend}: {count:,} events in {len(batches)} batches: {seconds:.2f} s, "
-        f"{count / seconds:,.0f} events/s{' (slowed by cProfile)' if profiler else ''}"
+        f"In-process ingestion on {args.backend}: {event_count:,} events in {len(batches)} batches: {seconds:.2f} s, "
+        f"{event_count / seconds:,.0f} events/s{' (slowed by cProfile)' if profiler else ''}"
     )
     rows = [
         [
@@ -227,7 +235,7 @@ def profile_inprocess(args: argparse.Namespace, workload: Workload, workdir: Pat
             timer.calls[name] or "",
             f"{own:.3f}",
             f"{100 * own / seconds:.1f}%",
-            f"{1e6 * own / count:.1f}",
+            f"{1e6 * own / event_count:.1f}",
         ]
         for name, own in sorted(timer.own.items(), key=lambda item: -item[1])
     ]

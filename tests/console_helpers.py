@@ -4,6 +4,7 @@ token of a page (for posting its forms)."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import httpx
 
@@ -15,11 +16,11 @@ from tests.conftest import Api
 PASSWORD = "correct horse battery"
 
 
-def add_user(api: Api, role: str, email: str | None = None, **extra: object) -> str:
+def add_user(api: Api, role: str, email: str | None = None, **extra: Any) -> str:
     """A console user of ``role`` (e-mail ROLE@example.org unless given); returns the e-mail."""
     email = email or f"{role}@example.org"
     with api.db.write() as session:
-        users.create_user(session, email, PASSWORD, name=role.replace("_", " ").title(), role=role, **extra)  # type: ignore[arg-type]
+        users.create_user(session, email, PASSWORD, name=role.replace("_", " ").title(), role=role, **extra)
     return email
 
 
@@ -64,7 +65,7 @@ def csrf_of(html: str) -> str:
     return match.group(1)
 
 
-def signed_in(api: Api, role: str, **extra: object) -> tuple[httpx.Client, str]:
+def signed_in(api: Api, role: str, **extra: Any) -> tuple[httpx.Client, str]:
     """A client signed in as a new user of ``role``, and that page's CSRF token."""
     browser = client(api)
     email = add_user(api, role, **extra)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
 
@@ -135,7 +135,7 @@ class FakeProvider:
         self.problem(f"unexpected {recorded.method} {recorded.path}")
         return Answer(404, {"message": f"{self.name}: no route {recorded.method} {recorded.path}"})
 
-    def start(self) -> FakeProvider:
+    def start(self) -> Self:
         self.thread.start()
         return self
 
@@ -145,7 +145,7 @@ class FakeProvider:
         self.thread.join(timeout=5)
 
     @contextmanager
-    def running(self) -> Iterator[FakeProvider]:
+    def running(self) -> Iterator[Self]:
         self.start()
         try:
             yield self

@@ -112,7 +112,7 @@ def test_updates_end_as_one_update_per_row_in_order_would(
         writer.update(
             PROFILES, ("traits",), ("id",), [(writer.document({"v": v}), pid) for pid, v in updates]
         )
-    expected = {f"prf_{n}": {"v": None} for n in range(3)}
+    expected: dict[str, dict[str, int | None]] = {f"prf_{n}": {"v": None} for n in range(3)}
     for pid, value in updates:  # what one UPDATE per row, in order, leaves
         if pid in expected:
             expected[pid] = {"v": value}

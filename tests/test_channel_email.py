@@ -272,7 +272,8 @@ def test_a_message_delivered_twice_is_stored_once(inbox: Inbox) -> None:
     assert inbox.stored("<twice@example.fr>").body == "Bonjour, où en est ma commande 1234 ?"
     with inbox.db.read() as session:
         synthesised = session.scalar(select(Message).where(Message.body == "Pas de Message-ID"))
-    assert synthesised is not None and synthesised.email_message_id.endswith("@parcours.invalid>")
+    assert synthesised is not None and synthesised.email_message_id is not None
+    assert synthesised.email_message_id.endswith("@parcours.invalid>")
     assert synthesised.details["synthesised_message_id"] is True
 
 

@@ -73,7 +73,7 @@ def messaging(kind: str, *events: dict[str, Any]) -> dict[str, Any]:
     return {"object": kind, "entry": [{"id": "1234567890", "time": T * 1000, "messaging": list(events)}]}
 
 
-def sent_by(psid: str, mid: str, text: str = "Vous avez la taille 38 ?", **extra: Any) -> dict[str, Any]:
+def sent_by(psid: str, mid: str, text: object = "Vous avez la taille 38 ?", **extra: Any) -> dict[str, Any]:
     return {
         "sender": {"id": psid},
         "recipient": {"id": "1234567890"},

@@ -371,12 +371,15 @@ def test_messaging_service_sid_as_the_sms_sender() -> None:
 
 # ------------------------------------------------------------------------------------- who sends what
 def test_which_adapter_sends_whatsapp() -> None:
-    twilio_ready = {
+    twilio_ready: dict[str, Any] = {
         "twilio_account_sid": SID,
         "twilio_auth_token": TOKEN,
         "twilio_whatsapp_from": WHATSAPP_FROM,
     }
-    meta_ready = {"meta_whatsapp_phone_number_id": "1234567890", "meta_whatsapp_access_token": "EAAG"}
+    meta_ready: dict[str, Any] = {
+        "meta_whatsapp_phone_number_id": "1234567890",
+        "meta_whatsapp_access_token": "EAAG",
+    }
     assert whatsapp_provider(Settings()) is None
     assert whatsapp_provider(Settings(**twilio_ready)) == "twilio"
     assert whatsapp_provider(Settings(**meta_ready)) == "meta"

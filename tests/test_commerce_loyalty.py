@@ -43,7 +43,7 @@ def member(db: Database, settings: Settings, user: str = "u-ana", card: str | No
     return profile_of(db, settings, "user_id", user)
 
 
-def post(db: Database, profile_id: str, kind: str, points: int, key: str, *, now: datetime = T0,
+def post(db: Database, profile_id: str, kind: str, points: Any, key: str, *, now: datetime = T0,
          channel: str = "store", **extra: Any) -> tuple[LoyaltyEntry, bool]:  # fmt: skip
     with db.write() as session:
         return loyalty.post(session, profile_id, kind=kind, points=points, channel=channel, idempotency_key=key,
@@ -562,6 +562,7 @@ def test_payment_records_are_idempotent(db: Database, settings: Settings) -> Non
     with db.read() as session:
         recorded = session.scalars(select(Event).where(Event.name == "Payment Recorded")).all()
     assert len(recorded) == 1 and recorded[0].profile_id == ana
+    assert recorded[0].properties is not None
     assert recorded[0].properties["note"] == "paid at the till" and recorded[0].properties["last4"] == "4242"
 
 

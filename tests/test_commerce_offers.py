@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import pytest
 from hypothesis import HealthCheck, given
@@ -25,7 +25,14 @@ from parcours.vocabulary import CHANNELS
 from tests.conftest import Api
 
 NOW = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)
-JUNE = {"starts_at": "2026-06-01T00:00:00Z", "ends_at": "2026-07-01T00:00:00Z"}
+
+
+class Window(TypedDict):
+    starts_at: str
+    ends_at: str
+
+
+JUNE: Window = {"starts_at": "2026-06-01T00:00:00Z", "ends_at": "2026-07-01T00:00:00Z"}
 
 
 def seed(db: Database) -> None:
@@ -343,13 +350,14 @@ def test_delivery_by_zone(db: Database) -> None:
         catalogue.set_delivery_option(s, method="home", zone="75", cost="3.10", lead_days=2)
     assert home("75120") == ("75", Decimal("3.10"), 2)
     with db.write() as s:
-        for kwargs, field in (
+        invalid: tuple[tuple[dict[str, Any], str], ...] = (
             ({"method": "drone", "zone": "*", "cost": "1", "lead_days": 1}, "method"),
             ({"method": "home", "zone": "7-5", "cost": "1", "lead_days": 1}, "zone"),
             ({"method": "home", "zone": "*", "cost": "-1", "lead_days": 1}, "cost"),
             ({"method": "home", "zone": "*", "cost": "1", "lead_days": -1}, "lead_days"),
             ({"method": "home", "zone": "*", "cost": "1", "lead_days": 1, "free_from": "x"}, "free_from"),
-        ):
+        )
+        for kwargs, field in invalid:
             with pytest.raises(InvalidInput, match=f"^{field}:"):
                 catalogue.set_delivery_option(s, **kwargs)
 

@@ -521,7 +521,9 @@ def test_reserving_together_decides_as_reserving_one_after_another(
 
 def level_exists(db: Database) -> bool:
     with db.read() as session:
-        return session.scalar(select(func.count()).select_from(StockLevel)) > 0
+        levels = session.scalar(select(func.count()).select_from(StockLevel))
+        assert levels is not None
+        return levels > 0
 
 
 def test_fifty_concurrent_api_reservations_and_orders_never_oversell(db: Database, settings: Any) -> None:

@@ -220,7 +220,7 @@ def test_user_rules(db: object, api: Api) -> None:
     ]:
         values = {"email": "x@example.org", "password": PASSWORD, "name": "X", "role": "agent", **bad}
         with api.db.write() as session, pytest.raises(InvalidInput, match=match):
-            users.create_user(session, values.pop("email"), values.pop("password"), **values)  # type: ignore[arg-type]
+            users.create_user(session, values.pop("email"), values.pop("password"), **values)
 
 
 def test_a_user_answers_as_their_own_inbox_agent(api: Api) -> None:

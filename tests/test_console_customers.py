@@ -343,8 +343,8 @@ def test_the_identity_graph_shows_the_merge_and_a_supervisor_undoes_it(api: Api)
     assert forbidden.status_code == 403
 
     supervisor, csrf = signed_in(api, "supervisor")
-    page = supervisor.get(f"/console/customers/{lea_id}/graph").text
-    assert "data-confirm=" in page and f'name="merge_id" value="{merge_id}"' in page
+    graph = supervisor.get(f"/console/customers/{lea_id}/graph").text
+    assert "data-confirm=" in graph and f'name="merge_id" value="{merge_id}"' in graph
     assert (
         supervisor.post(f"/console/customers/{lea_id}/unmerge", data={"merge_id": merge_id}).status_code
         == 403

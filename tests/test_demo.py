@@ -162,7 +162,10 @@ def test_demo_fills_every_console_screen(db: Database, settings: Settings) -> No
         resolved = {c.id for c in conversations if c.status == "resolved"}
         scores = session.execute(select(CsatSurvey.conversation_id, CsatSurvey.score).where(CsatSurvey.score.is_not(None))).all()  # fmt: skip
         assert len(scores) == info.rated > 0
-        assert all(conversation in resolved and 1 <= score <= 5 for conversation, score in scores)
+        assert all(
+            conversation in resolved and score is not None and 1 <= score <= 5
+            for conversation, score in scores
+        )
         clocks = list(session.scalars(select(SlaClock).where(SlaClock.met_at.is_(None))))
         assert any(clock.state == "breached" and clock.due_at <= NOW for clock in clocks)
         assert any(clock.state in ("running", "warned") and clock.due_at > NOW for clock in clocks)

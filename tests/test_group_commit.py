@@ -131,7 +131,7 @@ def test_under_load_the_writer_waits_for_as_many_items_as_it_last_answered_and_n
     """After a batch of three, the writer waits for three items (the callers it answered come back), up to
     its linger, then stores them at once: it does not sit out the linger for items nobody will send."""
     writer = NameWriter(names, linger=30.0)
-    first = [_Pending(name, done=threading.Event()) for name in ("a1", "a2", "a3")]
+    first: list[_Pending[str, str]] = [_Pending(name, done=threading.Event()) for name in ("a1", "a2", "a3")]
     for pending in first:
         writer._queue.put(pending)  # all waiting before the writer starts: one batch of three
     writer._start()
@@ -156,11 +156,11 @@ def test_callers_that_came_during_a_batch_wait_for_the_ones_it_answered(names: D
             return super().store_batch(session, settings, items)
 
     writer = GatedWriter(names, linger=30.0)
-    first = [_Pending(f"a{n}", done=threading.Event()) for n in range(3)]
+    first: list[_Pending[str, str]] = [_Pending(f"a{n}", done=threading.Event()) for n in range(3)]
     for pending in first:
         writer._queue.put(pending)
     writer._start()
-    second = [_Pending(f"b{n}", done=threading.Event()) for n in range(3)]
+    second: list[_Pending[str, str]] = [_Pending(f"b{n}", done=threading.Event()) for n in range(3)]
     while writer._queue.qsize():  # the writer has taken the first group
         time.sleep(0.01)
     for pending in second:

@@ -210,8 +210,12 @@ def test_sla_counts_business_hours_and_raises_warnings_then_breaches(
     assert calendar.add(datetime(2026, 3, 2, 16, 0, tzinfo=UTC), 120) == datetime(
         2026, 3, 16, 9, 0, tzinfo=UTC
     )
-    for bad, error in [({"timezone": "Mars/Olympus"}, "unknown time zone"), ({"hours": {"mon": ["18:00", "09:00"]}},
-                       "closes before it opens"), ({"hours": {"xyz": ["09:00", "10:00"]}}, "unknown day")]:  # fmt: skip
+    invalid: list[tuple[dict[str, Any], str]] = [
+        ({"timezone": "Mars/Olympus"}, "unknown time zone"),
+        ({"hours": {"mon": ["18:00", "09:00"]}}, "closes before it opens"),
+        ({"hours": {"xyz": ["09:00", "10:00"]}}, "unknown day"),
+    ]
+    for bad, error in invalid:
         with pytest.raises(InvalidInput, match=error):
             sla.Calendar.from_json(bad)
 
