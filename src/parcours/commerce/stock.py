@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import BindParameter
 
+from parcours.db.base import table_of
 from parcours.db.bulk import BulkWriter
 from parcours.errors import InsufficientStock, InvalidInput, NotFound
 from parcours.ids import new_id
@@ -258,7 +259,7 @@ def reserve_many(session: Session, wanted: list[tuple[str, str, list[dict[str, A
             for (sku, location_id), quantity in taken.items()])  # fmt: skip
         if changed.rowcount != len(taken):  # cannot happen under the locks: refuse the whole batch
             raise RuntimeError(f"stock levels changed under their locks ({changed.rowcount} of {len(taken)})")
-        bulk.insert(StockMovement.__table__, _MOVEMENT_COLUMNS, movements)  # type: ignore[arg-type]
+        bulk.insert(table_of(StockMovement), _MOVEMENT_COLUMNS, movements)
     return outcomes
 
 

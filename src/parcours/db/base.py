@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, Table
 from sqlalchemy.orm import DeclarativeBase
 
 from parcours.db.types import JSONDoc, UTCDateTime
@@ -27,3 +27,8 @@ class Base(DeclarativeBase):
         list[Any]: JSONDoc,
         list[str]: JSONDoc,
     }
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's table, as the Core ``Table`` it is (``__table__`` is typed as any ``FromClause``)."""
+    return cast(Table, model.__table__)

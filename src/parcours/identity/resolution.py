@@ -22,12 +22,13 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
-from sqlalchemy import BindParameter, Table, bindparam, or_, select, text, update
+from sqlalchemy import BindParameter, bindparam, or_, select, text, update
 from sqlalchemy.orm import Session
 
+from parcours.db.base import table_of
 from parcours.db.bulk import BulkWriter
 from parcours.db.probes import probe_unique
 from parcours.db.types import utcnow
@@ -312,7 +313,7 @@ class IdentityBatch:
         for kind, value in keys:
             if (kind, value) not in self.idents:
                 by_kind.setdefault(kind, []).append(value)
-        stored = _table(Identifier).c
+        stored = table_of(Identifier).c
         for kind, values in by_kind.items():
             for part in chunks(values):
                 rows = probe_unique(
@@ -435,7 +436,7 @@ class IdentityBatch:
         by_source: dict[str, list[str]] = {}
         for tp in touchpoints:
             by_source.setdefault(tp.source_id, []).append(tp.message_id)
-        events = _table(Event).c
+        events = table_of(Event).c
         for source_id, message_ids in by_source.items():
             for part in chunks(message_ids):
                 for (message_id,) in probe_unique(
@@ -827,7 +828,7 @@ class IdentityBatch:
         The high-volume rows (events, identifiers, profiles) go through the driver-level ``BulkWriter``."""
         conn, writer, now = self.session.connection(), self.writer, self._moment(self.now)
         moment, document = self._moment, writer.document
-        profiles_t, identifiers_t = _table(Profile), _table(Identifier)
+        profiles_t, identifiers_t = table_of(Profile), table_of(Identifier)
         # Profiles created in this batch, merged away or not (their ids stay valid: stored too).
         new_profiles = [self.profiles.get(pid) or self.created_then_merged[pid] for pid in self.new_profiles]
         writer.insert(
@@ -841,7 +842,7 @@ class IdentityBatch:
         if self.merged_now:
             # Rows stored before this batch under a merged-away id move to its final survivor.
             moves = [{"old": merged, "new": self._final(merged)} for merged in self.merged_now]
-            for table in (identifiers_t, _table(Event), _table(Consent)):
+            for table in (identifiers_t, table_of(Event), table_of(Consent)):
                 conn.execute(
                     table.update()
                     .where(table.c.profile_id == bindparam("old"))
@@ -855,7 +856,7 @@ class IdentityBatch:
             for conflict in self.conflicts:
                 conflict["attached_profile_id"] = self._final(conflict["attached_profile_id"])
             # A pending review of a merged-away profile is superseded: its survivor is matched afresh.
-            reviews_t = _table(MatchReview)
+            reviews_t = table_of(MatchReview)
             for part in chunks(self.merged_now):
                 conn.execute(
                     reviews_t.update()
@@ -905,13 +906,13 @@ class IdentityBatch:
             ("kind", "value"),
             [(moment(s.first_seen), moment(s.last_seen), kind, value) for (kind, value), s in seen],
         )
-        writer.insert(_table(Event), EVENT_COLUMNS, [tuple(row) for row in self.events])
+        writer.insert(table_of(Event), EVENT_COLUMNS, [tuple(row) for row in self.events])
         if self.consents:
-            conn.execute(_table(Consent).insert(), self.consents)
+            conn.execute(table_of(Consent).insert(), self.consents)
         if self.conflicts:
-            conn.execute(_table(IdentityConflict).insert(), self.conflicts)
+            conn.execute(table_of(IdentityConflict).insert(), self.conflicts)
         if self.merges:
-            conn.execute(_table(Merge).insert(), self.merges)
+            conn.execute(table_of(Merge).insert(), self.merges)
         if self.match_keys:  # a merged-away profile is no one's candidate any more
             store_keys(self.session, self._keys_to_store(), new=frozenset(self.new_profiles))
         if self.reviews:
@@ -927,16 +928,12 @@ class IdentityBatch:
             known = self._decided_pairs(list(by_pair))
             reviews = [review for pair, review in by_pair.items() if pair not in known]
             if reviews:
-                conn.execute(_table(MatchReview).insert(), reviews)
+                conn.execute(table_of(MatchReview).insert(), reviews)
         # What was written is now stored (the cache carries it into the next batch).
         for p in new_profiles:
             p.persisted = True
         for _, s in new_idents:
             s.persisted = True
-
-
-def _table(model: type[Any]) -> Table:
-    return cast(Table, model.__table__)
 
 
 def record_touchpoints(

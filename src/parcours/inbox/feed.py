@@ -15,9 +15,10 @@ from contextlib import suppress
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, event
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from parcours.db.base import table_of
 from parcours.db.bulk import BulkWriter
 from parcours.models import InboxEvent
 
@@ -126,7 +127,7 @@ def write(session: Session) -> None:
     if start >= len(pending):
         return
     bulk = BulkWriter(session.connection())
-    table: Table = InboxEvent.__table__  # type: ignore[assignment]
+    table = table_of(InboxEvent)
     bulk.insert(table, _COLUMNS, bulk.rows(table, _COLUMNS, pending[start:]))
     session.info[_WRITTEN] = len(pending)
 

@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from parcours.auth.service import SourceInfo, internal_source
 from parcours.config import Settings
+from parcours.db.base import table_of
 from parcours.db.bulk import BulkWriter
 from parcours.db.types import utcnow
 from parcours.errors import Conflict, InvalidInput, NotFound
@@ -180,7 +181,7 @@ def write_messages(session: Session) -> None:
     if not rows:
         return
     bulk = BulkWriter(session.connection())
-    table: Table = Message.__table__  # type: ignore[assignment]
+    table = table_of(Message)
     columns = tuple(rows[0])
     bulk.insert(table, columns, bulk.rows(table, columns, rows))
 

@@ -17,6 +17,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from parcours.config import Settings
+from parcours.db.base import table_of
 from parcours.db.bulk import BulkWriter
 from parcours.db.engine import forget_memo
 from parcours.db.reference import reference
@@ -123,7 +124,7 @@ def store_keys(
     for start in range(0, len(ids), 500):
         session.execute(delete(MatchKey).where(MatchKey.profile_id.in_(ids[start : start + 500])))
     BulkWriter(session.connection()).insert(
-        MatchKey.__table__,  # type: ignore[arg-type]
+        table_of(MatchKey),
         ("profile_id", "key"),
         [(pid, key) for pid, keys in profile_keys.items() for key in keys],
     )
