@@ -20,6 +20,15 @@ TABLES = (Event, Profile, Identifier, Consent, IdentityConflict)
 BIG = "x" * (33 * 1024)  # one property that takes an event past the 32 KB limit
 
 
+def nested(levels: int) -> dict[str, Any]:
+    """``levels`` objects, one inside the other: ``nested(2) == {"a": {"a": 1}}``."""
+    value: Any = 1
+    for _ in range(levels):
+        value = {"a": value}
+    result: dict[str, Any] = value
+    return result
+
+
 def counts(api: Api) -> dict[str, int]:
     """Rows in every table an event can write to."""
     with api.db.read() as session:
@@ -355,6 +364,25 @@ BAD_EVENTS = [
         "properties: key 'a\\x00': contains a NUL character",
         id="nul-in-key",
     ),
+    # The event is level 1, so properties may hold 63 levels of its own.
+    pytest.param(
+        "/v1/track",
+        {"userId": "u1", "event": "E", "properties": nested(64)},
+        "properties: nested more than 64 levels deep",
+        id="nested-65-levels",
+    ),
+    pytest.param(  # past the JSON encoder's own limit (255 levels), which used to fail the whole request
+        "/v1/track",
+        {"userId": "u1", "event": "E", "properties": {"list": [nested(300)]}},
+        "properties: nested more than 64 levels deep",
+        id="nested-300-levels",
+    ),
+    pytest.param(
+        "/v1/identify",
+        {"userId": "u1", "context": {"traits": {"email": "a@example.fr", "x": nested(200)}}},
+        "context: nested more than 64 levels deep",
+        id="nested-context",
+    ),
 ]
 
 
@@ -518,6 +546,38 @@ def test_an_oversize_event_inside_a_batch_is_reported_by_index_and_the_others_ke
     assert error["error"].startswith("event: ") and "over the 32 KB limit" in error["error"]
     assert message_ids(api) == {"a", "c"}
     assert identifier_values(api) == {"user_id:u1", "user_id:u3"}
+
+
+def test_a_deeply_nested_event_inside_a_batch_is_reported_by_index_and_the_others_kept(api: Api) -> None:
+    key = api.source("web shop", "web")
+    batch = [
+        {"type": "track", "userId": "u1", "event": "A", "messageId": "a"},
+        {"type": "track", "userId": "u2", "event": "B", "messageId": "b", "properties": nested(300)},
+        {"type": "track", "userId": "u3", "event": "C", "messageId": "c"},
+    ]
+    response = api.send(key, "/v1/batch", {"batch": batch})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["received"], body["recorded"]) == (3, 2)
+    assert body["errors"] == [{"index": 1, "error": "properties: nested more than 64 levels deep"}]
+    assert message_ids(api) == {"a", "c"}
+    assert identifier_values(api) == {"user_id:u1", "user_id:u3"}
+
+
+def test_an_event_nested_64_levels_deep_is_kept_and_reads_back(api: Api) -> None:
+    key = api.source("web shop", "web")
+    deep = nested(63)
+    response = api.send(key, "/v1/track", {"userId": "u1", "event": "Deep", "properties": deep})
+    assert response.status_code == 200, response.text
+    found = api.get("/v1/profiles", identifier="user_id:u1")
+    assert found.status_code == 200, found.text
+    profile_id = found.json()["id"]
+    timeline = api.get(f"/v1/profiles/{profile_id}/timeline")
+    assert timeline.status_code == 200, timeline.text
+    [event] = timeline.json()["data"]
+    assert event["properties"] == deep
+    export = api.get(f"/v1/profiles/{profile_id}/export")
+    assert export.status_code == 200, export.text
 
 
 def test_a_batch_body_over_500_kb_gets_413_and_writes_nothing(api: Api) -> None:

@@ -25,6 +25,10 @@ from parcours.vocabulary import CHANNELS
 EVENT_TYPES = ("identify", "track", "page", "screen", "alias", "group")
 MAX_ID_LENGTH = 200
 MAX_NAME_LENGTH = 200
+# Objects and lists may nest this deep in an event, the event itself being the first level. Real events
+# nest a few levels; the limit keeps a hostile one from failing the JSON encoder (orjson stops at 255
+# levels), which would otherwise cost the whole batch, and leaves room for the levels API answers add.
+MAX_NESTING = 64
 PURPOSE = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,59}$")
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 
@@ -86,6 +90,25 @@ def _id(message: Mapping[str, Any], field: str) -> str | None:
     if len(text) > MAX_ID_LENGTH:
         raise InvalidEvent(f"{field}: longer than {MAX_ID_LENGTH} characters")
     return text or None
+
+
+def _too_deep(value: Any, depth: int) -> bool:
+    """Whether objects and lists nest more than MAX_NESTING levels in ``value`` (at level ``depth``)."""
+    if depth > MAX_NESTING:
+        return True
+    if isinstance(value, dict):
+        return any(_too_deep(item, depth + 1) for item in value.values())
+    if isinstance(value, list):
+        return any(_too_deep(item, depth + 1) for item in value)
+    return False
+
+
+def _nesting_problem(message: dict[str, Any]) -> str | None:
+    """``field: nested more than … levels deep`` for the first top-level field nested too deep, or None."""
+    for field, value in message.items():
+        if _too_deep(value, 2):
+            return f"{field}: nested more than {MAX_NESTING} levels deep"
+    return None
 
 
 def _nul_path(value: Any, where: str) -> str | None:
@@ -248,7 +271,18 @@ def parse_message(
     """One Segment message -> a touchpoint, or InvalidEvent naming the first problem found."""
     if not isinstance(message, dict):
         raise InvalidEvent(f"event: must be a JSON object, not {type(message).__name__}")
-    encoded = orjson.dumps(message)
+    try:
+        encoded = orjson.dumps(message)
+    except orjson.JSONEncodeError:  # nested past the encoder's own limit
+        encoded = b""
+    # An event cannot nest deeper than it has opening brackets: the walk runs only for the rare event
+    # with that many (or one the encoder refused).
+    if not encoded or encoded.count(b"{") + encoded.count(b"[") > MAX_NESTING:
+        problem = _nesting_problem(message)
+        if problem is not None:
+            raise InvalidEvent(problem)
+        if not encoded:
+            raise InvalidEvent("event: cannot be encoded as JSON")
     size = len(encoded)
     if size > limits.max_event_bytes:
         raise InvalidEvent(f"event: {size} bytes is over the {limits.max_event_bytes // 1024} KB limit")
