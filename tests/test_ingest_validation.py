@@ -364,6 +364,12 @@ BAD_EVENTS = [
         "properties: key 'a\\x00': contains a NUL character",
         id="nul-in-key",
     ),
+    pytest.param(  # 200 characters, 400 once upper-cased: PostgreSQL's VARCHAR(320) refused the batch
+        "/v1/identify",
+        {"userId": "u1", "traits": {"loyaltyCard": "ß" * 200}},
+        "traits.loyaltyCard: is longer than 320 characters once normalised",
+        id="identifier-lengthened-by-case-mapping",
+    ),
     # The event is level 1, so properties may hold 63 levels of its own.
     pytest.param(
         "/v1/track",

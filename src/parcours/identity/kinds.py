@@ -90,6 +90,13 @@ class KindRegistry:
         text = str(raw).strip()
         if len(text) > MAX_VALUE_LENGTH:
             raise InvalidIdentifier(f"is longer than {MAX_VALUE_LENGTH} characters")
+        value = self._canonical(rule, kind, text)
+        # Case mapping can lengthen text ("ß" -> "SS", "İ" -> "i̇"): the stored value must fit as well.
+        if len(value) > MAX_VALUE_LENGTH:
+            raise InvalidIdentifier(f"is longer than {MAX_VALUE_LENGTH} characters once normalised")
+        return value
+
+    def _canonical(self, rule: KindRule, kind: str, text: str) -> str:
         if rule.normalizer == "email":
             return _normalize_email(text)
         if rule.normalizer == "phone":
