@@ -107,8 +107,15 @@ def _nesting_problem(message: dict[str, Any]) -> str | None:
     """``field: nested more than … levels deep`` for the first top-level field nested too deep, or None."""
     for field, value in message.items():
         if _too_deep(value, 2):
-            return f"{field}: nested more than {MAX_NESTING} levels deep"
+            return f"{_child('', field)}: nested more than {MAX_NESTING} levels deep"
     return None
+
+
+def _child(where: str, key: str) -> str:
+    """The path of ``key`` inside ``where`` (the event itself when empty): ``properties.total``."""
+    if not key:
+        return f'{where or "event"}[""]'
+    return f"{where}.{key}" if where else key
 
 
 def _nul_path(value: Any, where: str) -> str | None:
@@ -117,7 +124,7 @@ def _nul_path(value: Any, where: str) -> str | None:
         return where if "\x00" in value else None
     if isinstance(value, dict):
         for key, item in value.items():
-            path = f"{where}.{key}" if where else key
+            path = _child(where, key)
             if "\x00" in key:
                 return f"{where or 'event'}: key {key!r}"
             found = _nul_path(item, path)
