@@ -156,6 +156,14 @@ def test_a_whatsapp_message_lands_on_the_profile_with_that_mobile(api: Api) -> N
     assert profile_of(api.db, api.settings, "whatsapp", ANA) == ana
 
 
+def test_a_nul_character_in_a_text_is_dropped_and_the_message_kept(api: Api) -> None:
+    """PostgreSQL cannot store NUL: the delivery used to fail with a 500, which Meta retries for days."""
+    configure(api)
+    response = post(api, whatsapp(wa_text("wamid.NUL1", body="Bonjour\u0000 !")))
+    assert response.status_code == 200, response.text
+    assert stored(api.db, "wamid.NUL1").body == "Bonjour !"
+
+
 @pytest.mark.parametrize(("kind", "channel"), [("page", "messenger"), ("instagram", "instagram")])
 def test_messenger_and_instagram_messages_land_on_the_scoped_id(api: Api, kind: str, channel: str) -> None:
     configure(api)

@@ -160,6 +160,14 @@ def test_an_sms_from_an_unknown_number_starts_a_profile_and_a_conversation(api: 
         assert conversation is not None and conversation.last_inbound_channel == "sms"
 
 
+def test_a_nul_character_in_a_text_is_dropped_and_the_message_kept(api: Api) -> None:
+    """PostgreSQL cannot store NUL: the message used to fail with a 500, which Twilio retries, for ever."""
+    configure(api)
+    response = post(api, message("+33698765432", "SM" + "e" * 32, body="Vous êtes\u0000 ouverts ?"))
+    assert response.status_code == 200, response.text
+    assert stored(api.db, "SM" + "e" * 32).body == "Vous êtes ouverts ?"
+
+
 def test_a_replayed_request_changes_nothing(api: Api) -> None:
     """Twilio signs no timestamp: a captured request replayed later has a valid signature, and is
     recognised by its MessageSid."""

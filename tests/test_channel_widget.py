@@ -310,6 +310,7 @@ def test_invalid_frames_get_error_frames_and_the_chat_goes_on(chat: Api) -> None
             (json.dumps({"type": "message", "client_id": "c", "body": 5}), "invalid_message", "string"),
             (json.dumps({"type": "message", "client_id": "c", "body": "x" * 101}), "invalid_message", "100"),
             (json.dumps({"type": "message", "client_id": "c", "body": "x", "to": "y"}), "invalid_message", "to:"),
+            (json.dumps({"type": "message", "client_id": "c", "body": "a\u0000b"}), "invalid_message", "NUL"),
         ]  # fmt: skip
         for frame, code, message in cases:
             ws.send(frame)

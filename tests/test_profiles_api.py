@@ -265,6 +265,10 @@ def test_conflicts_are_listed_and_can_be_dismissed(api: Api) -> None:
     assert api.get("/v1/identity/conflicts").json()["data"] == []
     assert len(api.get("/v1/identity/conflicts", status="dismissed").json()["data"]) == 1
     assert api.client.patch(url, headers=api.bearer, json={"status": "merged"}).status_code == 400
+    unknown = api.get("/v1/identity/conflicts", status="closed")  # a typo used to list nothing, silently
+    assert unknown.status_code == 400
+    assert unknown.json()["error"]["message"] == "status: 'closed' must be one of open, dismissed"
+    assert len(api.get("/v1/identity/conflicts", status="").json()["data"]) == 1  # empty: every status
     assert (
         api.client.patch(
             "/v1/identity/conflicts/cfl_x", headers=api.bearer, json={"status": "open"}

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from parcours import __version__
@@ -28,6 +29,7 @@ from parcours.errors import (
     Conflict,
     Forbidden,
     InvalidInput,
+    MethodNotAllowed,
     NotAuthenticated,
     NotFound,
     ParcoursError,
@@ -41,6 +43,7 @@ from parcours.inbox.endpoints import router as inbox_router
 from parcours.inbox.outbound import Outbox
 from parcours.inbox.writer import InboxWriter
 from parcours.ingest.endpoints import router as ingest_router
+from parcours.inputs import field_problems, problems_message
 from parcours.routing import add_routes, order_routes
 
 STATUS_BY_ERROR: dict[type[ParcoursError], int] = {
@@ -48,6 +51,7 @@ STATUS_BY_ERROR: dict[type[ParcoursError], int] = {
     NotAuthenticated: 401,
     Forbidden: 403,
     NotFound: 404,
+    MethodNotAllowed: 405,
     Conflict: 409,
     PayloadTooLarge: 413,
     TooManyRequests: 429,
@@ -120,13 +124,29 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         headers = {"WWW-Authenticate": 'Basic realm="parcours", Bearer'} if status == 401 else None
         return JsonResponse(error_body(error.code, error.message, error.details), status, headers=headers)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def routing_error(request: Request, error: StarletteHTTPException) -> Response:
+        """Starlette's own refusals (no such address, a method the address does not take, a body that
+        cannot be parsed) in the same shape, or on the same console page, as every other error."""
+        translated: ParcoursError
+        if error.status_code == 404:
+            translated = NotFound(f"nothing here: {request.method} {request.url.path}")
+        elif error.status_code == 405:
+            allowed = (error.headers or {}).get("Allow", "")
+            translated = MethodNotAllowed(f"{request.method} is not allowed here; allowed: {allowed}")
+        elif error.status_code == 400:
+            translated = InvalidInput("body: could not be read as JSON (malformed, or nested too deeply)")
+        else:
+            body = error_body("http_error", str(error.detail))
+            return JsonResponse(body, error.status_code, headers=error.headers)
+        response = await domain_error(request, translated)
+        response.headers.update(error.headers or {})
+        return response
+
     @app.exception_handler(RequestValidationError)
     async def request_error(request: Request, error: RequestValidationError) -> Response:
-        problems = [
-            {"field": ".".join(str(p) for p in item.get("loc", ()) if p != "body"), "error": item.get("msg")}
-            for item in error.errors()
-        ]
-        message = "; ".join(f"{p['field']}: {p['error']}" for p in problems)
+        problems = field_problems(error.errors())
+        message = problems_message(problems)
         if is_console(request):
             return await console_error_page(request, InvalidInput(message), 400)
         return JsonResponse(error_body("invalid_input", message, problems), 400)
@@ -145,8 +165,32 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     add_routes(app, inbox_router)
     install_console(app)
     order_routes(app)
+    app.add_middleware(RefuseNulInUrl)
     app.add_middleware(AccessLog)
     return app
+
+
+class RefuseNulInUrl:
+    """400 for a URL holding a NUL character (``%00``) in its path or query, before any route sees it:
+    PostgreSQL cannot compare text with one, so every id, filter or search would otherwise fail there."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            where = (
+                "path"
+                if "\x00" in scope["path"]
+                else "query"
+                if b"%00" in scope["query_string"] or b"\x00" in scope["query_string"]
+                else None
+            )
+            if where is not None:
+                message = f"URL {where}: contains a NUL character (%00)"
+                await JsonResponse(error_body("invalid_input", message), 400)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class AccessLog:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from parcours.config import Settings
 from parcours.db.engine import Database
 from parcours.errors import InvalidInput, PayloadTooLarge
+from parcours.inputs import field_problems, problems_message
 
 
 # The dependencies below are ``async`` on purpose: FastAPI runs a plain ``def`` dependency in the thread
@@ -93,11 +94,8 @@ def json_body(
         try:
             return model.model_validate(data)
         except ValidationError as error:
-            problems = [
-                {"field": ".".join(str(p) for p in item["loc"]) or "body", "error": item["msg"]}
-                for item in error.errors()
-            ]
-            message = "; ".join(f"{p['field']}: {p['error']}" for p in problems)
+            problems = field_problems(error.errors(), root="body")
+            message = problems_message(problems)
             raise InvalidInput(message, details=problems) from None
 
     return parse

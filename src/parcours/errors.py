@@ -48,6 +48,12 @@ class NotFound(ParcoursError):
     code = "not_found"
 
 
+class MethodNotAllowed(ParcoursError):
+    """The address exists, but not for this HTTP method."""
+
+    code = "method_not_allowed"
+
+
 class Conflict(ParcoursError):
     """The request is valid but the current state does not allow it."""
 

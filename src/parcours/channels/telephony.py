@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from parcours.config import Settings
 from parcours.db.engine import Database
@@ -21,6 +21,7 @@ from parcours.inbox.agents import AgentInfo
 from parcours.inbox.endpoints import current_agent
 from parcours.inbox.service import Inbound, receive
 from parcours.inbox.writer import InboxWriter
+from parcours.inputs import InputModel, field_problems, problems_message
 from parcours.routing import add_routes, add_webhooks
 
 router = APIRouter(tags=["channels"])
@@ -29,7 +30,7 @@ MAX_BODY = 64 * 1024
 OUTCOMES = ("answered", "missed", "voicemail", "callback_requested", "resolved", "transferred")
 
 
-class CallIn(BaseModel):
+class CallIn(InputModel):
     """A call, as the telephony system or the agent reports it."""
 
     model_config = ConfigDict(extra="forbid")
@@ -45,7 +46,7 @@ class CallIn(BaseModel):
     agent_name: str | None = Field(default=None, max_length=120)
 
 
-class VisitIn(BaseModel):
+class VisitIn(InputModel):
     """A store visit or an in-store request, as an associate records it."""
 
     model_config = ConfigDict(extra="forbid")
@@ -103,9 +104,7 @@ async def telephony_call(request: Request) -> JsonResponse:
     try:
         call = CallIn.model_validate_json(body)
     except ValidationError as error:
-        problem = error.errors()[0]
-        where = ".".join(str(p) for p in problem.get("loc", ()))
-        raise InvalidInput(f"{where}: {problem.get('msg')}") from None
+        raise InvalidInput(problems_message(field_problems(error.errors()[:1], root="body"))) from None
     writer: InboxWriter = request.app.state.inbox_writer
     received = await writer.submit_async(_call_inbound(call, "telephony"))
     return JsonResponse({"conversation_id": received.conversation_id, "message_id": received.message_id,

@@ -59,6 +59,7 @@ from parcours.inbox import service as inbox
 from parcours.inbox.outbound import ADDRESS_KINDS, DeliveryFailed, Outgoing
 from parcours.inbox.service import Inbound
 from parcours.inbox.writer import InboxWriter
+from parcours.inputs import NUL_MESSAGE
 from parcours.routing import add_routes
 
 log = logging.getLogger("parcours.channels.widget")
@@ -244,6 +245,8 @@ def parse_message(frame: dict[str, Any], max_chars: int) -> tuple[str, str]:
         raise FrameError("invalid_message", "body: must not be empty", client_id=client_id)
     if len(body) > max_chars:
         raise FrameError("invalid_message", f"body: at most {max_chars} characters", client_id=client_id)
+    if "\x00" in body:
+        raise FrameError("invalid_message", f"body: {NUL_MESSAGE}", client_id=client_id)
     return client_id, body
 
 

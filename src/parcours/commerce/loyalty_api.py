@@ -25,6 +25,7 @@ from parcours.db.engine import Database
 from parcours.db.types import utcnow
 from parcours.deps import JsonResponse, database, settings
 from parcours.identity import service as identity
+from parcours.inputs import InputModel
 
 router = APIRouter(tags=["loyalty", "payments"], dependencies=[Depends(require_api_token)])
 
@@ -56,7 +57,7 @@ def json_body(model: type[M]) -> Callable[[Request], Awaitable[M]]:
     return deps.json_body(model, limit=MAX_JSON_BYTES, check=_refuse_card_numbers)
 
 
-class _Body(BaseModel):
+class _Body(InputModel):
     model_config = ConfigDict(extra="forbid")
 
 

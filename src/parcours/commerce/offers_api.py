@@ -22,6 +22,7 @@ from parcours.db.engine import Database
 from parcours.db.types import utcnow
 from parcours.deps import JsonResponse, database, read_body
 from parcours.errors import InvalidInput
+from parcours.inputs import InputModel
 
 router = APIRouter(tags=["offers"], dependencies=[Depends(require_api_token)])
 
@@ -51,7 +52,7 @@ def _moment(at: datetime | None) -> datetime:
 
 
 # ------------------------------------------------------------------------------------------ bodies
-class _Body(BaseModel):
+class _Body(InputModel):
     model_config = ConfigDict(extra="forbid")
 
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from parcours.auth.endpoints import require_api_token
 from parcours.commerce import orders, reservations, stock
@@ -19,11 +19,12 @@ from parcours.db.types import as_utc, utcnow
 from parcours.deps import JsonResponse, database, settings
 from parcours.errors import InvalidInput, ParcoursError
 from parcours.identity import service as identity
+from parcours.inputs import InputModel
 
 router = APIRouter(tags=["commerce"], dependencies=[Depends(require_api_token)])
 
 
-class LocationIn(BaseModel):
+class LocationIn(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,40}$")
@@ -38,21 +39,21 @@ class LocationIn(BaseModel):
     services: list[str] = Field(default_factory=list)
 
 
-class ReceiveIn(BaseModel):
+class ReceiveIn(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     quantity: int = Field(ge=1, le=100_000)
     reference: str | None = Field(default=None, max_length=60)
 
 
-class Line(BaseModel):
+class Line(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     sku: str = Field(min_length=1, max_length=60)
     quantity: int = Field(ge=1, le=1000)
 
 
-class Customer(BaseModel):
+class Customer(InputModel):
     """Who it is for: a profile id, or an identifier in KIND:VALUE form (``loyalty_card:2901…``)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -80,7 +81,7 @@ class OrderIn(Customer):
     delivery_cost: Decimal = Field(default=Decimal("0"), ge=0, max_digits=10, decimal_places=2)
 
 
-class ReturnIn(BaseModel):
+class ReturnIn(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     location_id: str

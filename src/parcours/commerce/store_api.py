@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from sqlalchemy import select
 
 from parcours.commerce import orders, reservations
@@ -19,6 +19,7 @@ from parcours.errors import InvalidInput
 from parcours.identity import service as identity
 from parcours.inbox.agents import AgentInfo
 from parcours.inbox.endpoints import current_agent
+from parcours.inputs import InputModel
 from parcours.models import Reservation
 
 router = APIRouter(tags=["store"])
@@ -41,7 +42,7 @@ class StoreOrderIn(Customer):
     pickup_location_id: str | None = None
 
 
-class CollectIn(BaseModel):
+class CollectIn(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     identifier: str | None = Field(default=None, description="The loyalty card shown at the till: KIND:VALUE")
@@ -142,7 +143,7 @@ def collect(
         return JsonResponse(orders.view(session, order))
 
 
-class HandOverIn(BaseModel):
+class HandOverIn(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     store_id: str = Field(min_length=1, max_length=40, description="The store where the customer collects")

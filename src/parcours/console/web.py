@@ -39,6 +39,7 @@ from parcours.config import Settings
 from parcours.console.i18n import N_, Translator, best_locale, translator
 from parcours.db.engine import Database
 from parcours.errors import Forbidden, InvalidInput, NotAuthenticated, ParcoursError, TooManyRequests
+from parcours.inputs import NUL_MESSAGE
 
 SESSION_COOKIE = "parcours_session"
 LOGIN_CSRF_COOKIE = "parcours_login_csrf"
@@ -248,7 +249,11 @@ async def read_form(request: Request) -> FormData:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
         raise InvalidInput(f"form: larger than {MAX_FORM_BYTES // 1024} KB")
-    return await request.form(max_files=0, max_fields=1000, max_part_size=MAX_FORM_BYTES)
+    form = await request.form(max_files=0, max_fields=1000, max_part_size=MAX_FORM_BYTES)
+    for name, value in form.multi_items():
+        if "\x00" in name or (isinstance(value, str) and "\x00" in value):
+            raise InvalidInput(f"{name.replace(chr(0), '')}: {NUL_MESSAGE}")
+    return form
 
 
 def check_same_origin(request: Request) -> None:

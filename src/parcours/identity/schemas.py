@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from parcours.inputs import InputModel
 
 
-class ConsentIn(BaseModel):
+class ConsentIn(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     channel: str = Field(description="A channel name, or '*' for every channel.", max_length=40)
@@ -14,13 +16,13 @@ class ConsentIn(BaseModel):
     source: str = Field(default="api", min_length=1, max_length=160, description="Who recorded it.")
 
 
-class UnmergeIn(BaseModel):
+class UnmergeIn(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     merge_id: str | None = Field(default=None, max_length=40)
 
 
-class KindIn(BaseModel):
+class KindIn(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(max_length=40)
@@ -32,7 +34,7 @@ class KindIn(BaseModel):
     description: str = Field(default="", max_length=500)
 
 
-class KindUpdate(BaseModel):
+class KindUpdate(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     priority: int | None = Field(default=None, ge=0, le=10_000)
@@ -41,7 +43,7 @@ class KindUpdate(BaseModel):
     blocked_patterns: list[str] | None = Field(default=None, max_length=100)
 
 
-class ConflictReview(BaseModel):
+class ConflictReview(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     status: str = Field(description="'dismissed' once reviewed (the rule was right), or 'open' again.")

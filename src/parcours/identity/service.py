@@ -462,9 +462,14 @@ def conflict_view(conflict: IdentityConflict) -> dict[str, Any]:
     }
 
 
+CONFLICT_STATUSES = ("open", "dismissed")
+
+
 def list_conflicts(
     session: Session, *, status: str | None = "open", limit: int = 100
 ) -> list[dict[str, Any]]:
+    if status is not None and status not in CONFLICT_STATUSES:
+        raise InvalidInput(f"status: {status[:40]!r} must be one of {', '.join(CONFLICT_STATUSES)}")
     query = select(IdentityConflict).order_by(IdentityConflict.created_at.desc(), IdentityConflict.id.desc())
     if status:
         query = query.where(IdentityConflict.status == status)
@@ -473,7 +478,7 @@ def list_conflicts(
 
 def review_conflict(session: Session, conflict_id: str, *, status: str) -> dict[str, Any]:
     """Mark a conflict reviewed: ``dismissed`` (the rule was right) or ``open`` again."""
-    if status not in ("open", "dismissed"):
+    if status not in CONFLICT_STATUSES:
         raise InvalidInput("status: must be 'open' or 'dismissed'")
     conflict = session.get(IdentityConflict, conflict_id)
     if conflict is None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, WebSocket, WebSocketDisconnect
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from parcours.config import Settings
@@ -22,6 +22,7 @@ from parcours.inbox import agents, automation, bot, feed, metrics, routing, serv
 from parcours.inbox.agents import AgentInfo, agent_for_token
 from parcours.inbox.csat import ask as ask_csat
 from parcours.inbox.outbound import Outbox, deliver, write_reply
+from parcours.inputs import InputModel
 
 router = APIRouter(tags=["inbox"])
 
@@ -51,7 +52,7 @@ async def outbox(request: Request) -> Outbox:
     return value
 
 
-class ReplyIn(BaseModel):
+class ReplyIn(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     body: str = Field(min_length=1, max_length=100_000)
@@ -61,7 +62,7 @@ class ReplyIn(BaseModel):
     private: bool = Field(default=False, description="A note for colleagues, never sent.")
 
 
-class ConversationUpdate(BaseModel):
+class ConversationUpdate(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     status: str | None = None
@@ -187,7 +188,7 @@ def update_conversation(
 
 
 # ------------------------------------------------------------------------------- macros and automation
-class MacroIn(BaseModel):
+class MacroIn(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
@@ -195,7 +196,7 @@ class MacroIn(BaseModel):
     actions: dict[str, Any] = Field(default_factory=dict)
 
 
-class RuleIn(BaseModel):
+class RuleIn(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
@@ -204,7 +205,7 @@ class RuleIn(BaseModel):
     actions: dict[str, Any]
 
 
-class ApplyMacroIn(BaseModel):
+class ApplyMacroIn(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     macro_id: str
@@ -255,7 +256,7 @@ def post_rule(
 
 
 # ------------------------------------------------------------------------------- teams, agents, SLA
-class TeamIn(BaseModel):
+class TeamIn(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
@@ -263,13 +264,13 @@ class TeamIn(BaseModel):
     members: list[str] = Field(default_factory=list)
 
 
-class AvailabilityIn(BaseModel):
+class AvailabilityIn(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     available: bool
 
 
-class SlaPolicyIn(BaseModel):
+class SlaPolicyIn(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     priority: str
@@ -391,7 +392,7 @@ async def _close(websocket: WebSocket, code: int, reason: str) -> None:
 
 
 # ------------------------------------------------------------------------------------ knowledge base
-class ArticleIn(BaseModel):
+class ArticleIn(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     title: str

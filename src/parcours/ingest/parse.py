@@ -20,6 +20,7 @@ import orjson
 
 from parcours.identity.kinds import InvalidIdentifier, KindRegistry
 from parcours.identity.touchpoints import ConsentChange, Touchpoint
+from parcours.inputs import NUL_MESSAGE, child_path, nul_path
 from parcours.vocabulary import CHANNELS
 
 EVENT_TYPES = ("identify", "track", "page", "screen", "alias", "group")
@@ -107,34 +108,7 @@ def _nesting_problem(message: dict[str, Any]) -> str | None:
     """``field: nested more than … levels deep`` for the first top-level field nested too deep, or None."""
     for field, value in message.items():
         if _too_deep(value, 2):
-            return f"{_child('', field)}: nested more than {MAX_NESTING} levels deep"
-    return None
-
-
-def _child(where: str, key: str) -> str:
-    """The path of ``key`` inside ``where`` (the event itself when empty): ``properties.total``."""
-    if not key:
-        return f'{where or "event"}[""]'
-    return f"{where}.{key}" if where else key
-
-
-def _nul_path(value: Any, where: str) -> str | None:
-    """The path of the first string (or object key) holding a NUL character, or None."""
-    if isinstance(value, str):
-        return where if "\x00" in value else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            path = _child(where, key)
-            if "\x00" in key:
-                return f"{where or 'event'}: key {key!r}"
-            found = _nul_path(item, path)
-            if found is not None:
-                return found
-    elif isinstance(value, list):
-        for position, item in enumerate(value):
-            found = _nul_path(item, f"{where}[{position}]")
-            if found is not None:
-                return found
+            return f"{child_path('', field, 'event')}: nested more than {MAX_NESTING} levels deep"
     return None
 
 
@@ -295,9 +269,9 @@ def parse_message(
         raise InvalidEvent(f"event: {size} bytes is over the {limits.max_event_bytes // 1024} KB limit")
     # PostgreSQL cannot store U+0000 in text or JSONB; refuse it here rather than fail the whole batch.
     if b"\\u0000" in encoded:
-        where = _nul_path(message, "")
+        where = nul_path(message, "event")
         if where is not None:
-            raise InvalidEvent(f"{where}: contains a NUL character (\\u0000), which cannot be stored")
+            raise InvalidEvent(f"{where}: {NUL_MESSAGE}")
 
     kind = message.get("type", expected_type)
     if expected_type is not None and kind != expected_type:

@@ -19,6 +19,7 @@ from parcours.console.common import page_number
 from parcours.console.i18n import N_
 from parcours.console.web import Page
 from parcours.errors import Conflict, InvalidInput, NotFound, ParcoursError
+from parcours.inputs import field_problems, problems_message
 
 ADMIN = "admin"
 PAGE_SIZE = 50
@@ -172,9 +173,7 @@ def validated(model: type[M], data: dict[str, Any]) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        problem = error.errors()[0]
-        where = ".".join(str(part) for part in problem.get("loc", ())) or "form"
-        raise InvalidInput(f"{where}: {problem.get('msg')}") from None
+        raise InvalidInput(problems_message(field_problems(error.errors()[:1], root="form"))) from None
 
 
 def count_rows(session: Session, query: Select[*tuple[Any, ...]]) -> int:
