@@ -28,7 +28,7 @@ from parcours.ids import new_id
 from parcours.inbox import conversation_rows, csat, feed
 from parcours.ingest.parse import InvalidEvent, ParseLimits, parse_message
 from parcours.ingest.service import limits_from
-from parcours.inputs import without_nul
+from parcours.inputs import has_nul, without_nul
 from parcours.matching.realtime import load_policy
 from parcours.models import Conversation, Message, Profile
 from parcours.vocabulary import CHANNELS
@@ -65,13 +65,16 @@ class Inbound:
         # A provider may pass on a NUL character (a WhatsApp or SMS text, a mail header); PostgreSQL cannot
         # store one, and the customer's message must not be refused (the provider would retry it forever)
         # nor lost for it: it is dropped here, for every channel.
-        for name in ("provider_message_id", "body", "customer_address", "subject", "email_message_id"):
-            setattr(self, name, without_nul(getattr(self, name)))
-        self.identifiers = without_nul(self.identifiers)
-        self.in_reply_to = without_nul(self.in_reply_to)
-        self.attachments = without_nul(self.attachments)
-        self.details = without_nul(self.details)
-        self.traits = without_nul(self.traits)
+        names = _TEXT_FIELDS
+        if has_nul([getattr(self, name) for name in names]):
+            for name in names:
+                setattr(self, name, without_nul(getattr(self, name)))
+
+
+_TEXT_FIELDS = (
+    "provider_message_id", "body", "customer_address", "subject", "email_message_id",
+    "identifiers", "in_reply_to", "attachments", "details", "traits",
+)  # fmt: skip
 
 
 @dataclass
