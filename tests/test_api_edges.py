@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from parcours.models import IdentifierKind, Location, Source
 from tests.conftest import Api
 from tests.console_helpers import signed_in
+from tests.test_inbox import agent_token
 
 NUL = "contains a NUL character (\\u0000), which cannot be stored"
 
@@ -125,3 +126,12 @@ def test_an_unreadable_json_body_gets_400_in_the_error_shape(api: Api) -> None:
         "code": "invalid_input",
         "message": "body: could not be read as JSON (malformed, or nested too deeply)",
     }
+
+
+@pytest.mark.parametrize("identifier", ["", ":", "loyalty_card:"])
+def test_the_store_customer_search_refuses_an_empty_identifier(api: Api, identifier: str) -> None:
+    """An empty identifier named nobody and tripped an assertion: 500 (found by schemathesis)."""
+    _, headers = agent_token(api)
+    response = api.client.get("/v1/store/customers", params={"identifier": identifier}, headers=headers)
+    assert response.status_code == 400, response.text
+    assert error_of(response)["message"].startswith("identifier: expected KIND:VALUE")

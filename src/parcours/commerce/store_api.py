@@ -72,8 +72,7 @@ def find_customer(
     config: Settings = Depends(settings),
 ) -> JsonResponse:
     with db.read() as session:
-        profile_id = customer_profile(session, config, Customer(identifier=identifier))
-        assert profile_id is not None
+        profile_id = identity.find_profile_by(session, config.default_phone_region, identifier)
         return JsonResponse(customer_view(session, profile_id))
 
 
