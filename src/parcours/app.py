@@ -37,12 +37,12 @@ from parcours.errors import (
     TooManyRequests,
 )
 from parcours.identity.endpoints import router as identity_router
-from parcours.identity.resolution import GraphCache
 from parcours.inbox import worker as inbox_worker
 from parcours.inbox.endpoints import router as inbox_router
 from parcours.inbox.outbound import Outbox
 from parcours.inbox.writer import InboxWriter
 from parcours.ingest.endpoints import router as ingest_router
+from parcours.ingest.writer import IngestWriter
 from parcours.inputs import field_problems, problems_message
 from parcours.routing import add_routes, order_routes
 
@@ -114,7 +114,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.inbox_writer = InboxWriter(lambda: (app.state.database, app.state.settings))
     # Reservations through the API are reserved together too (group commit).
     app.state.reservation_writer = ReservationWriter(lambda: (app.state.database, app.state.settings))
-    app.state.graph_cache = GraphCache(settings.identity_cache_size) if settings.identity_cache_size else None
+    # Tracking events through the API are stored together too (group commit).
+    app.state.ingest_writer = IngestWriter(
+        lambda: (app.state.database, app.state.settings), cache_size=settings.identity_cache_size
+    )
 
     @app.exception_handler(ParcoursError)
     async def domain_error(request: Request, error: ParcoursError) -> Response:

@@ -16,9 +16,9 @@ from parcours.db.engine import Database
 from parcours.deps import JsonResponse, database, read_body, settings
 from parcours.errors import InvalidInput, NotAuthenticated
 from parcours.identity import service as identity
-from parcours.identity.resolution import GraphCache
 from parcours.ingest.parse import InvalidEvent, parse_time
-from parcours.ingest.service import IngestResult, parse_messages, record_valid
+from parcours.ingest.service import IngestResult, parse_messages
+from parcours.ingest.writer import IngestItem, IngestWriter
 
 router = APIRouter(tags=["tracking"])
 log = logging.getLogger("parcours.ingest")
@@ -33,16 +33,15 @@ def parse_json(body: bytes) -> Any:
         raise InvalidInput(f"body: malformed JSON ({error})") from None
 
 
-def _ingest(
+def _validate(
     db: Database,
-    cache: GraphCache | None,
     config: Settings,
     write_key: str,
     messages: list[Any],
     expected_type: str | None,
     sent_at: Any,
-) -> IngestResult:
-    # Authenticate and validate outside the write transaction: writers hold the database's write
+) -> tuple[IngestItem, IngestResult]:
+    # Authenticate and validate outside the write transaction: the writer holds the database's write
     # lock only for identity resolution and the inserts.
     with db.read() as session:
         source = auth.source_for_write_key(session, write_key)
@@ -50,10 +49,7 @@ def _ingest(
     touchpoints, result = parse_messages(
         registry, config, source, messages, expected_type=expected_type, sent_at=sent_at
     )
-    if not touchpoints:
-        return result
-    with db.write() as session:
-        return record_valid(session, config, registry, touchpoints, result, cache=cache)
+    return IngestItem(registry, touchpoints), result
 
 
 async def _handle(
@@ -80,16 +76,17 @@ async def _handle(
             raise InvalidInput(str(error)) from None
     else:
         messages = [payload]
-    result = await run_in_threadpool(
-        _ingest,
-        db,
-        request.app.state.graph_cache,
-        config,
-        write_key,
-        messages,
-        expected_type,
-        payload.get("sentAt"),
+    item, result = await run_in_threadpool(
+        _validate, db, config, write_key, messages, expected_type, payload.get("sentAt")
     )
+    if item.touchpoints:
+        writer: IngestWriter = request.app.state.ingest_writer
+        outcome = await writer.submit_async(item)
+        result.recorded, result.duplicates, result.erased = (
+            outcome.recorded,
+            outcome.duplicates,
+            outcome.erased,
+        )
     log.info(
         "ingested",
         extra={
