@@ -29,6 +29,8 @@ from parcours.console.web import SignInThrottle
 from parcours.db.base import Base
 from parcours.db.engine import Database
 from parcours.db.migrate import upgrade
+from parcours.identity import service as identity
+from parcours.identity.kinds import KindRegistry
 from parcours.inbox.outbound import Outbox
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -60,6 +62,16 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     database.dispose()
     return path
+
+
+@pytest.fixture(scope="session")
+def registry(sqlite_template: Path) -> KindRegistry:
+    """The identifier kinds the migrations install, read as ingestion reads them (FR phone region)."""
+    database = Database(f"sqlite:///{sqlite_template}")
+    with database.read() as session:
+        loaded = identity.load_registry(session, "FR")
+    database.dispose()
+    return loaded
 
 
 @dataclass

@@ -5,17 +5,12 @@ the same identifier; placeholder values never link anyone."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import phonenumbers
 import pytest
 from hypothesis import HealthCheck, assume, example, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from parcours.db.engine import Database
-from parcours.identity import service as identity
 from parcours.identity.kinds import MAX_VALUE_LENGTH, InvalidIdentifier, KindRegistry
 from parcours.models import Identifier
 from tests.conftest import Api
@@ -33,15 +28,8 @@ DEFAULT_KINDS = (
 )
 
 
-@pytest.fixture(scope="module")
-def registry(sqlite_template: Path) -> Iterator[KindRegistry]:
-    """The kinds the migrations install, read as ingestion reads them."""
-    database = Database(f"sqlite:///{sqlite_template}")
-    with database.read() as session:
-        loaded = identity.load_registry(session, "FR")
-    database.dispose()
-    assert sorted(loaded.rules) == sorted(DEFAULT_KINDS)
-    yield loaded
+def test_the_migrations_install_the_default_kinds(registry: KindRegistry) -> None:
+    assert sorted(registry.rules) == sorted(DEFAULT_KINDS)
 
 
 # Text that stresses normalisers: case mappings that lengthen ("ß" -> "SS", "ﬃ" -> "FFI", "İ" -> "i̇"),

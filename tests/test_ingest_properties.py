@@ -5,9 +5,7 @@ nothing, each accepted one is stored exactly once."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -18,8 +16,6 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from parcours.config import Settings
-from parcours.db.engine import Database
-from parcours.identity import service as identity
 from parcours.identity.kinds import KindRegistry
 from parcours.ingest.parse import InvalidEvent, parse_message
 from parcours.ingest.service import limits_from
@@ -183,15 +179,6 @@ def names_a_field(reason: str, message: Any) -> bool:
 
 
 # ------------------------------------------------------------------ validation alone
-
-
-@pytest.fixture(scope="module")
-def registry(sqlite_template: Path) -> Iterator[KindRegistry]:
-    database = Database(f"sqlite:///{sqlite_template}")
-    with database.read() as session:
-        loaded = identity.load_registry(session, "FR")
-    database.dispose()
-    yield loaded
 
 
 @hsettings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
