@@ -6,8 +6,9 @@
     .venv/bin/python bench/profile_ingest.py --backend postgresql --events 20000
 
 ``inprocess``: each batch goes through ``parcours.ingest.service.ingest_messages`` in its own write
-transaction, as the HTTP endpoint does minus HTTP. The phases of ``IdentityBatch`` are timed by wrapping
-its methods in this process (exclusive times: a phase's time excludes the phases it calls), and every SQL
+transaction, as the HTTP endpoint stores a lone request (under load its writer stores several
+together). The phases of ``IdentityBatch`` are timed by wrapping its methods in this process (exclusive
+times: a phase's time excludes the phases it calls), and every SQL
 statement's driver time is summed by statement shape through SQLAlchemy's cursor events; what remains of
 ``_flush`` is SQLAlchemy's Python work (compiling, binding parameters: JSON and timestamp conversion).
 
