@@ -53,7 +53,8 @@ def db_upgrade(revision: str = "head") -> None:
     typer.echo(f"database at {database.engine.url.render_as_string(hide_password=True)} is at {revision}")
 
 
-def _serve(settings: Settings, database: Database, host: str, port: int) -> None:
+def _serve(settings: Settings, database: Database, host: str, port: int, *, announce: str = "") -> None:
+    """Serve the app (and the SMTP server); ``announce`` is printed once the SMTP server listens."""
     import uvicorn
 
     from parcours.app import create_app
@@ -69,6 +70,8 @@ def _serve(settings: Settings, database: Database, host: str, port: int) -> None
     if smtp is not None:
         typer.echo(f"SMTP server for {settings.email_inbox_domains or settings.inbox_email_domain} "
                    f"on {smtp.host}:{smtp.port}")  # fmt: skip
+    if announce:
+        typer.echo(announce)
     try:
         # Open live streams (the console's Server-Sent Events, web chat sockets) get 5 seconds to end
         # at shutdown before they are cut. WebSocket frames (live feeds, web chat) are small JSON
@@ -90,8 +93,13 @@ def serve(
     settings = get_settings()
     database = _database(settings)
     upgrade(database.engine)
-    typer.echo(f"Parcours listening on http://{host}:{port} (API docs at /docs)")
-    _serve(settings, database, host, port)
+    _serve(
+        settings,
+        database,
+        host,
+        port,
+        announce=f"Parcours listening on http://{host}:{port} (API docs at /docs)",
+    )
 
 
 @app.command()
