@@ -135,3 +135,11 @@ def test_the_store_customer_search_refuses_an_empty_identifier(api: Api, identif
     response = api.client.get("/v1/store/customers", params={"identifier": identifier}, headers=headers)
     assert response.status_code == 400, response.text
     assert error_of(response)["message"].startswith("identifier: expected KIND:VALUE")
+
+
+def test_help_articles_refuse_a_language_they_are_not_written_in(api: Api) -> None:
+    """An unknown language used to answer an empty list, as if the help centre were empty."""
+    response = api.client.get("/v1/help/articles", params={"language": "de"})
+    assert response.status_code == 400
+    assert error_of(response)["message"] == "language: 'de' must be one of fr, en"
+    assert api.client.get("/v1/help/articles", params={"language": "fr"}).status_code == 200

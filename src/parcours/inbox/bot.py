@@ -25,6 +25,7 @@ from parcours.models import Conversation, Event, KnowledgeArticle, Profile
 
 BOT = AgentInfo("bot", "Assistant", "agent")
 HANDOFF_TAG = "bot_handoff"
+ARTICLE_LANGUAGES = ("fr", "en")  # the languages the bot and the help pages answer in
 CONFIDENT = 72  # token-set similarity (0-100) needed to answer
 ASK_HUMAN = {
     "fr": ("conseiller", "humain", "agent", "une personne", "quelqu un", "parler a", "service client"),
@@ -151,7 +152,7 @@ def save_article(
     """Create or replace an article (one per slug and language)."""
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,79}", slug):
         raise InvalidInput("slug: lower-case letters, digits and dashes, at most 80")
-    if language not in ("fr", "en"):
+    if language not in ARTICLE_LANGUAGES:
         raise InvalidInput("language: fr or en")
     if not title.strip() or len(title) > 200 or not body.strip() or len(body) > 20_000:
         raise InvalidInput("title and body: required (title at most 200, body at most 20,000 characters)")
@@ -198,6 +199,8 @@ def article_view(article: KnowledgeArticle) -> dict[str, Any]:
 
 
 def list_articles(session: Session, language: str | None) -> list[dict[str, Any]]:
+    if language and language not in ARTICLE_LANGUAGES:
+        raise InvalidInput(f"language: {language[:20]!r} must be one of {', '.join(ARTICLE_LANGUAGES)}")
     query = select(KnowledgeArticle).order_by(KnowledgeArticle.slug, KnowledgeArticle.language)
     if language:
         query = query.where(KnowledgeArticle.language == language)
