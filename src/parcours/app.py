@@ -137,8 +137,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         elif error.status_code == 405:
             allowed = (error.headers or {}).get("Allow", "")
             translated = MethodNotAllowed(f"{request.method} is not allowed here; allowed: {allowed}")
-        elif error.status_code == 400:
+        elif error.status_code == 400 and "json" in request.headers.get("content-type", ""):
             translated = InvalidInput("body: could not be read as JSON (malformed, or nested too deeply)")
+        elif error.status_code == 400:  # a form Starlette could not parse (multipart limits, …)
+            translated = InvalidInput(f"body: {error.detail}")
         else:
             body = error_body("http_error", str(error.detail))
             return JsonResponse(body, error.status_code, headers=error.headers)
@@ -181,19 +183,18 @@ class RefuseNulInUrl:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        where = None
         if scope["type"] == "http":
-            where = (
-                "path"
-                if "\x00" in scope["path"]
-                else "query"
-                if b"%00" in scope["query_string"] or b"\x00" in scope["query_string"]
-                else None
-            )
-            if where is not None:
-                message = f"URL {where}: contains a NUL character (%00)"
-                await JsonResponse(error_body("invalid_input", message), 400)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+            query = scope["query_string"]
+            if "\x00" in scope["path"]:
+                where = "path"
+            elif b"%00" in query or b"\x00" in query:
+                where = "query"
+        if where is None:
+            await self.app(scope, receive, send)
+            return
+        message = f"URL {where}: contains a NUL character (%00)"
+        await JsonResponse(error_body("invalid_input", message), 400)(scope, receive, send)
 
 
 class AccessLog:

@@ -28,7 +28,7 @@ from parcours.ids import new_id
 from parcours.inbox import conversation_rows, csat, feed
 from parcours.ingest.parse import InvalidEvent, ParseLimits, parse_message
 from parcours.ingest.service import limits_from
-from parcours.inputs import has_nul, without_nul
+from parcours.inputs import find_nul, without_nul
 from parcours.matching.realtime import load_policy
 from parcours.models import Conversation, Message, Profile
 from parcours.vocabulary import CHANNELS
@@ -65,9 +65,8 @@ class Inbound:
         # A provider may pass on a NUL character (a WhatsApp or SMS text, a mail header); PostgreSQL cannot
         # store one, and the customer's message must not be refused (the provider would retry it forever)
         # nor lost for it: it is dropped here, for every channel.
-        names = _TEXT_FIELDS
-        if has_nul([getattr(self, name) for name in names]):
-            for name in names:
+        if find_nul([getattr(self, name) for name in _TEXT_FIELDS], "message") is not None:
+            for name in _TEXT_FIELDS:
                 setattr(self, name, without_nul(getattr(self, name)))
 
 

@@ -81,12 +81,7 @@ async def _handle(
     )
     if item.touchpoints:
         writer: IngestWriter = request.app.state.ingest_writer
-        outcome = await writer.submit_async(item)
-        result.recorded, result.duplicates, result.erased = (
-            outcome.recorded,
-            outcome.duplicates,
-            outcome.erased,
-        )
+        result.count(await writer.submit_async(item))
     log.info(
         "ingested",
         extra={

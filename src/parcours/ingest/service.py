@@ -14,7 +14,7 @@ from parcours.db.types import utcnow
 from parcours.identity import service as identity
 from parcours.identity.kinds import KindRegistry
 from parcours.identity.resolution import GraphCache
-from parcours.identity.touchpoints import Touchpoint
+from parcours.identity.touchpoints import RecordOutcome, Touchpoint
 from parcours.ingest.parse import InvalidEvent, ParseLimits, parse_message, parse_time
 from parcours.matching.realtime import load_policy
 
@@ -26,6 +26,10 @@ class IngestResult:
     duplicates: int = 0
     erased: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def count(self, outcome: RecordOutcome) -> None:
+        """Take in what identity resolution did with the valid events."""
+        self.recorded, self.duplicates, self.erased = outcome.recorded, outcome.duplicates, outcome.erased
 
     def as_response(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -102,11 +106,7 @@ def record_valid(
         outcome = identity.record_touchpoints(
             session, registry, touchpoints, cache=cache, matching=load_policy(session, settings)
         )
-        result.recorded, result.duplicates, result.erased = (
-            outcome.recorded,
-            outcome.duplicates,
-            outcome.erased,
-        )
+        result.count(outcome)
     return result
 
 
