@@ -14,46 +14,65 @@ fi
 .venv/bin/ruff format --check src tests bench
 .venv/bin/mypy
 
-# Browser tests drive Debian's chromium (never a browser downloaded by Playwright). Install it when missing;
-# with CI=true a failed install fails the run, elsewhere the browser tests skip with a reason.
-ensure_chromium() {
-    [ -x /usr/bin/chromium ] && return 0
+# Browser tests drive Debian's chromium (never a browser downloaded by Playwright), and third-party browser
+# SDKs from npm (tests/browser/js, at the versions of its package-lock.json). Each is installed when
+# missing; with CI=true a failed install fails the run, elsewhere the tests needing it skip with a reason.
+CI="${CI:-}"
+in_ci() {
+    case "${CI,,}" in
+        1 | true | yes) return 0 ;;
+        *) return 1 ;;
+    esac
+}
+
+# apt_install PACKAGE COMMAND: install Debian's PACKAGE unless COMMAND is already there.
+apt_install() {
+    local package="$1" command="$2"
+    command -v "$command" >/dev/null 2>&1 && return 0
     local sudo=""
     if [ "$(id -u)" -ne 0 ]; then
         if ! command -v sudo >/dev/null 2>&1; then
-            echo "cannot install chromium: not root and no sudo" >&2
+            echo "cannot install $package: not root and no sudo" >&2
             return 1
         fi
         sudo="sudo"
     fi
-    command -v apt-get >/dev/null 2>&1 || { echo "cannot install chromium: no apt-get" >&2; return 1; }
+    command -v apt-get >/dev/null 2>&1 || { echo "cannot install $package: no apt-get" >&2; return 1; }
     local log
     log="$(mktemp)"
-    if $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium 2>&1 | tee "$log"; then
+    if $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$package" 2>&1 | tee "$log"; then
         rm -f "$log"
-        [ -x /usr/bin/chromium ] && return 0
+        command -v "$command" >/dev/null 2>&1 && return 0
         return 1
     fi
     # Only a missing package list warrants an update (a fresh container has none).
     if grep -qE "Unable to locate package|has no installation candidate|Package .* is not available" "$log"; then
         rm -f "$log"
-        $sudo apt-get update && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium && [ -x /usr/bin/chromium ]
+        $sudo apt-get update && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$package" && command -v "$command" >/dev/null 2>&1
         return
     fi
     rm -f "$log"
     return 1
 }
-CI="${CI:-}"
-if ! ensure_chromium; then
-    case "${CI,,}" in
-        1 | true | yes)
-            echo "ERROR: CI=true and Debian's chromium could not be installed (/usr/bin/chromium); browser tests must run" >&2
-            exit 1
-            ;;
-        *)
-            echo "WARNING: Debian's chromium could not be installed (/usr/bin/chromium missing); browser tests will skip" >&2
-            ;;
-    esac
+
+ensure_browser_sdks() {
+    apt_install npm npm || return 1
+    npm ci --prefix tests/browser/js --no-audit --no-fund --loglevel=error
+}
+
+if ! apt_install chromium /usr/bin/chromium; then
+    if in_ci; then
+        echo "ERROR: CI=true and Debian's chromium could not be installed (/usr/bin/chromium); browser tests must run" >&2
+        exit 1
+    fi
+    echo "WARNING: Debian's chromium could not be installed (/usr/bin/chromium missing); browser tests will skip" >&2
+fi
+if ! ensure_browser_sdks; then
+    if in_ci; then
+        echo "ERROR: CI=true and the browser SDKs could not be installed (npm ci in tests/browser/js); their tests must run" >&2
+        exit 1
+    fi
+    echo "WARNING: the browser SDKs could not be installed (npm ci in tests/browser/js); their tests will skip" >&2
 fi
 
 exec .venv/bin/python -m pytest "$@"

@@ -126,3 +126,23 @@ def test_tokens_can_be_revoked_and_sources_disabled(sqlite_env: str) -> None:
     again = runner.invoke(app, ["token", "revoke", "bo"])
     assert again.exit_code == 2 and "no active API token named 'bo'" in again.output
     assert "tills" not in runner.invoke(app, ["source", "list"]).output
+
+
+def test_a_setting_the_server_cannot_run_with_is_named_and_nothing_starts(
+    sqlite_env: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from parcours.cli import main
+
+    monkeypatch.setenv("PARCOURS_TRACKING_ALLOWED_ORIGINS", "https://shop.example.fr/vestes")
+    monkeypatch.setenv("PARCOURS_DEFAULT_PHONE_REGION", "France")
+    monkeypatch.setattr(sys, "argv", ["parcours", "db", "upgrade"])
+    get_settings.cache_clear()
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: PARCOURS_DEFAULT_PHONE_REGION: must be a two-letter ISO 3166 region code such as FR",
+        "error: PARCOURS_TRACKING_ALLOWED_ORIGINS: 'https://shop.example.fr/vestes' is not a web origin; "
+        "write scheme://host[:port] with nothing after it, such as https://shop.example.fr",
+    ]
+    assert not Path(sqlite_env.removeprefix("sqlite:///")).exists()  # no database was made

@@ -41,6 +41,8 @@ from parcours.inbox import worker as inbox_worker
 from parcours.inbox.endpoints import router as inbox_router
 from parcours.inbox.outbound import Outbox
 from parcours.inbox.writer import InboxWriter
+from parcours.ingest.browser_sdk import TrackingCors
+from parcours.ingest.browser_sdk import router as browser_sdk_router
 from parcours.ingest.endpoints import router as ingest_router
 from parcours.ingest.writer import IngestWriter
 from parcours.inputs import field_problems, problems_message
@@ -164,6 +166,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # the profile view, stock and reservations), the console last; ``order_routes`` then puts the
     # providers' webhooks first and the documentation pages last.
     add_routes(app, ingest_router)
+    add_routes(app, browser_sdk_router)
     install_channels(app, settings)
     add_routes(app, identity_router)
     install_commerce(app)
@@ -171,6 +174,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     install_console(app)
     order_routes(app)
     app.add_middleware(RefuseNulInUrl)
+    app.add_middleware(TrackingCors)  # outside the URL guard: a page can read its refusals too
     app.add_middleware(AccessLog)
     return app
 
@@ -195,6 +199,17 @@ class RefuseNulInUrl:
             return
         message = f"URL {where}: contains a NUL character (%00)"
         await JsonResponse(error_body("invalid_input", message), 400)(scope, receive, send)
+
+
+# Path parameters that are credentials: the access log writes the route's template instead of the path.
+SECRET_PATH_PARAMETERS = ("{write_key}",)
+
+
+def _loggable_path(scope: Scope) -> str:
+    route_path = getattr(scope.get("route"), "path", "")
+    if any(parameter in route_path for parameter in SECRET_PATH_PARAMETERS):
+        return str(route_path)
+    return str(scope["path"])
 
 
 class AccessLog:
@@ -224,7 +239,7 @@ class AccessLog:
                     "request",
                     extra={
                         "method": scope["method"],
-                        "path": scope["path"],
+                        "path": _loggable_path(scope),
                         "status": status,
                         "ms": round((time.perf_counter() - started) * 1000, 2),
                     },

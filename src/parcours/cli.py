@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
+from pydantic import ValidationError
 
 from parcours.config import Settings, get_settings
 from parcours.db.engine import Database
@@ -536,6 +537,13 @@ def user_set_password(
 
 
 def main() -> None:
+    try:
+        get_settings()
+    except ValidationError as error:  # a PARCOURS_ setting the server cannot run with: say which, and why
+        for problem in error.errors():
+            name = "PARCOURS_" + "_".join(str(part) for part in problem["loc"]).upper()
+            typer.echo(f"error: {name}: {problem['msg'].removeprefix('Value error, ')}", err=True)
+        raise SystemExit(2) from None
     app()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +29,12 @@ class Settings(BaseSettings):
         ge=1024,
         le=64 * 1024 * 1024,
         description="Largest accepted request body, in bytes.",
+    )
+    tracking_allowed_origins: str = Field(
+        default="*",
+        description="Web origins whose pages may call the tracking API from the browser (analytics.js): "
+        "'*' for any, or a comma-separated list such as https://shop.example.fr,https://www.example.fr. "
+        "Only the tracking endpoints answer browsers (CORS); the rest of the API never does.",
     )
     max_future_skew_hours: int = Field(
         default=24,
@@ -341,6 +348,44 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r}; give an IANA name such as Europe/Paris") from None
         return value
+
+    @field_validator("tracking_allowed_origins")
+    @classmethod
+    def _web_origins(cls, value: str) -> str:
+        origins = [part.strip() for part in value.split(",") if part.strip()]
+        if origins == ["*"]:
+            return "*"
+        if not origins:
+            raise ValueError("give '*' or at least one origin such as https://shop.example.fr")
+        written = []
+        for origin in origins:
+            if origin == "*":
+                raise ValueError("'*' (any origin) cannot be listed beside other origins")
+            try:
+                parts = urlsplit(origin.lower())  # browsers send the scheme and host in lower case
+                _ = parts.port  # a port that is not a number raises ValueError
+                well_formed = parts.scheme in ("http", "https")
+            except ValueError:
+                well_formed = False
+            if (
+                not well_formed
+                or not parts.hostname
+                or "@" in parts.netloc
+                or parts.path not in ("", "/")
+                or parts.query
+                or parts.fragment
+            ):
+                raise ValueError(
+                    f"{origin!r} is not a web origin; write scheme://host[:port] with nothing after it, "
+                    "such as https://shop.example.fr"
+                )
+            written.append(f"{parts.scheme}://{parts.netloc}")
+        return ",".join(written)
+
+    @property
+    def tracking_origins(self) -> tuple[str, ...]:
+        """The origins of ``tracking_allowed_origins``; ``("*",)`` for any."""
+        return tuple(self.tracking_allowed_origins.split(","))
 
     @field_validator("default_phone_region")
     @classmethod

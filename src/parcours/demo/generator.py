@@ -226,6 +226,9 @@ class DemoInfo:
             f"  curl -u {self.web_write_key}: -H 'Content-Type: application/json' \\",
             f'       -d \'{{"anonymousId": "my-new-laptop", "traits": {{"email": "{email}"}}}}\' \\',
             f"       {base}/v1/identify",
+            "",
+            "  # from a web page: Segment's analytics.js, unchanged, pointed at Parcours",
+            f"  AnalyticsBrowser.load({{ writeKey: '{self.web_write_key}', cdnURL: '{base}' }})",
         ]
         if example:
             digits = example.phone.replace(" ", "")

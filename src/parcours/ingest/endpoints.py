@@ -1,4 +1,5 @@
-"""The Segment-compatible tracking API: /v1/identify, track, page, screen, alias, group, batch."""
+"""The Segment-compatible tracking API: /v1/identify, track, page, screen, alias, group, batch, and the
+short paths analytics.js posts to (/v1/i, /v1/t, … /v1/b)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from parcours.db.engine import Database
 from parcours.deps import JsonResponse, database, read_body, settings
 from parcours.errors import InvalidInput, NotAuthenticated
 from parcours.identity import service as identity
-from parcours.ingest.parse import InvalidEvent, parse_time
+from parcours.ingest.parse import EVENT_TYPES, InvalidEvent, parse_time
 from parcours.ingest.service import IngestResult, parse_messages
 from parcours.ingest.writer import IngestItem, IngestWriter
 
@@ -113,9 +114,26 @@ def _endpoint(expected_type: str | None) -> Any:
     return endpoint
 
 
-for _type in ("identify", "track", "page", "screen", "alias", "group"):
+# analytics.js, Segment's browser SDK, posts each call to the first letter of its type (/v1/t for a
+# track) and its batches to /v1/b (as the mobile SDKs do), the write key in the body, as text/plain.
+SHORT_PATHS = {f"/v1/{kind[0]}": kind for kind in EVENT_TYPES}
+BATCH_PATHS = ("/v1/batch", "/v1/import", "/v1/b")
+
+for _type in EVENT_TYPES:
     router.add_api_route(f"/v1/{_type}", _endpoint(_type), methods=["POST"], summary=f"Segment {_type} call")
+for _path, _type in SHORT_PATHS.items():
+    router.add_api_route(
+        _path, _endpoint(_type), methods=["POST"], summary=f"Segment {_type} call (analytics.js path)"
+    )
 router.add_api_route("/v1/batch", _endpoint(None), methods=["POST"], summary="Segment batch of calls")
 router.add_api_route(
     "/v1/import", _endpoint(None), methods=["POST"], summary="Segment import (same as batch)"
 )
+router.add_api_route(
+    "/v1/b",
+    _endpoint(None),
+    methods=["POST"],
+    summary="Segment batch of calls (analytics.js and mobile path)",
+)
+# Every path the tracking API answers on: the ones a web page may call from the browser (see browser_sdk).
+TRACKING_PATHS = frozenset({*(f"/v1/{kind}" for kind in EVENT_TYPES), *SHORT_PATHS, *BATCH_PATHS})
