@@ -100,6 +100,13 @@ BAD_BODIES = [
         id="batch-sentAt-garbage",
     ),
     pytest.param(
+        "/v1/batch",
+        b'{"context": ["store"], "batch": [{"type": "track", "userId": "u1", "event": "E"}]}',
+        {},
+        "context: must be an object, not list",
+        id="batch-context-not-object",
+    ),
+    pytest.param(
         "/v1/track",
         b"\x0b\x02\x80{}",
         {"Content-Encoding": "br"},
@@ -644,6 +651,30 @@ def test_a_write_key_in_the_body_is_accepted_as_segment_allows(api: Api) -> None
     response = api.client.post("/v1/track", json={"writeKey": key, "userId": "u1", "event": "E"})
     assert response.status_code == 200, response.text
     assert counts(api)["events"] == 1
+
+
+def test_a_batch_context_applies_to_every_event_and_an_event_context_wins(api: Api) -> None:
+    """Segment's HTTP API: a batch's ``context`` applies to all its calls (a till sends its channel and
+    its store once); a key an event's own context gives wins over the batch's."""
+    key = api.source("caisses", "web")
+    batch = {
+        "context": {"channel": "store", "traits": {"loyalty_card": "FID-77"}, "location": "paris-rivoli"},
+        "batch": [
+            {"type": "track", "anonymousId": "till-1", "event": "Order Completed"},
+            {"type": "track", "anonymousId": "till-2", "event": "Return", "context": {"channel": "phone"}},
+            {"type": "track", "anonymousId": "till-3", "event": "Bad", "context": "store"},
+        ],
+    }
+    response = api.client.post("/v1/batch", json=batch, headers=api.basic(key))
+    assert response.status_code == 200, response.text
+    assert response.json()["recorded"] == 2
+    assert response.json()["errors"] == [{"index": 2, "error": "context: must be an object, not str"}]
+    profile = api.get("/v1/profiles", identifier="loyalty_card:FID-77").json()
+    events = api.get(f"/v1/profiles/{profile['id']}/timeline").json()["data"]
+    assert [(e["name"], e["channel"], e["context"]["location"]) for e in events] == [
+        ("Order Completed", "store", "paris-rivoli"),
+        ("Return", "phone", "paris-rivoli"),
+    ]
 
 
 def test_a_write_key_cannot_read(api: Api) -> None:

@@ -41,6 +41,7 @@ def _validate(
     messages: list[Any],
     expected_type: str | None,
     sent_at: Any,
+    batch_context: dict[str, Any] | None,
 ) -> tuple[IngestItem, IngestResult]:
     # Authenticate and validate outside the write transaction: the writer holds the database's write
     # lock only for identity resolution and the inserts.
@@ -48,7 +49,13 @@ def _validate(
         source = auth.source_for_write_key(session, write_key)
         registry = identity.load_registry(session, config.default_phone_region)
     touchpoints, result = parse_messages(
-        registry, config, source, messages, expected_type=expected_type, sent_at=sent_at
+        registry,
+        config,
+        source,
+        messages,
+        expected_type=expected_type,
+        sent_at=sent_at,
+        batch_context=batch_context,
     )
     return IngestItem(registry, touchpoints), result
 
@@ -75,10 +82,14 @@ async def _handle(
             parse_time(payload.get("sentAt"), "sentAt")
         except InvalidEvent as error:
             raise InvalidInput(str(error)) from None
+        batch_context = payload.get("context")  # applies to every event (Segment's HTTP API)
+        if batch_context is not None and not isinstance(batch_context, dict):
+            raise InvalidInput(f"context: must be an object, not {type(batch_context).__name__}")
     else:
         messages = [payload]
+        batch_context = None
     item, result = await run_in_threadpool(
-        _validate, db, config, write_key, messages, expected_type, payload.get("sentAt")
+        _validate, db, config, write_key, messages, expected_type, payload.get("sentAt"), batch_context
     )
     if item.touchpoints:
         writer: IngestWriter = request.app.state.ingest_writer

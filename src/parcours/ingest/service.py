@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -62,9 +63,13 @@ def parse_messages(
     *,
     expected_type: str | None,
     sent_at: Any = None,
+    batch_context: Mapping[str, Any] | None = None,
     received_at: datetime | None = None,
 ) -> tuple[list[Touchpoint], IngestResult]:
-    """Validate every message (no database needed): the touchpoints, and a result listing the invalid."""
+    """Validate every message (no database needed): the touchpoints, and a result listing the invalid.
+
+    ``batch_context``: a batch's own ``context`` (Segment's HTTP API), which applies to every event of the
+    batch; a key an event's own context gives wins."""
     received_at = received_at or utcnow()
     result = IngestResult(received=len(messages))
     try:
@@ -74,6 +79,10 @@ def parse_messages(
     limits = limits_from(settings)
     touchpoints: list[Touchpoint] = []
     for index, message in enumerate(messages):
+        if batch_context and isinstance(message, dict):
+            own = message.get("context")
+            if own is None or isinstance(own, dict):  # any other value is refused by parse_message
+                message = {**message, "context": {**batch_context, **(own or {})}}
         try:
             touchpoints.append(
                 parse_message(
