@@ -66,3 +66,26 @@ def test_web_store_and_phone_land_on_one_profile(api: Api) -> None:
     # Every profile that ever existed for Camille now resolves to this one.
     for merged_id in profile["merged_from"]:
         assert api.get(f"/v1/profiles/{merged_id}").json()["id"] == profile["id"]
+
+
+def test_gzip_batches_from_the_sdk_are_recorded(api: Api) -> None:
+    """With ``gzip=True`` the SDK compresses each batch (``Content-Encoding: gzip``)."""
+    errors: list[Any] = []
+    key = api.source("Application", "app")
+    client = Client(
+        write_key=key,
+        host=api.url,
+        sync_mode=True,
+        max_retries=0,
+        gzip=True,
+        on_error=lambda error, _items: errors.append(error),
+    )
+    client.identify(user_id="cust-2077", traits={"email": "Noe.Petit@Example.fr", "firstName": "Noé"})
+    client.track(user_id="cust-2077", event="App Opened", properties={"screen": "home" * 3})
+    client.flush()
+    assert errors == []
+    profile = api.get("/v1/profiles", identifier="email:noe.petit@example.fr").json()
+    assert profile["traits"]["firstName"] == "Noé"
+    assert [c["channel"] for c in profile["channels"]] == ["app"]
+    events = api.get(f"/v1/profiles/{profile['id']}/timeline").json()["data"]
+    assert [(e["type"], e["name"]) for e in events] == [("identify", None), ("track", "App Opened")]
