@@ -14,9 +14,10 @@ fi
 .venv/bin/ruff format --check src tests bench
 .venv/bin/mypy
 
-# Browser tests drive Debian's chromium (never a browser downloaded by Playwright), and third-party browser
-# SDKs from npm (tests/browser/js, at the versions of its package-lock.json). Each is installed when
-# missing; with CI=true a failed install fails the run, elsewhere the tests needing it skip with a reason.
+# Browser tests drive Debian's chromium (never a browser downloaded by Playwright); SDK tests drive Segment's
+# JavaScript SDKs from npm (tests/js, at the versions of its package-lock.json) in it and under Node.js.
+# Each is installed when missing; with CI=true a failed install fails the run, elsewhere the tests needing
+# it skip with a reason.
 CI="${CI:-}"
 in_ci() {
     case "${CI,,}" in
@@ -55,9 +56,9 @@ apt_install() {
     return 1
 }
 
-ensure_browser_sdks() {
-    apt_install npm npm || return 1
-    npm ci --prefix tests/browser/js --no-audit --no-fund --loglevel=error
+ensure_javascript_sdks() {
+    apt_install npm npm || return 1  # Debian's npm brings Node.js
+    npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
 }
 
 if ! apt_install chromium /usr/bin/chromium; then
@@ -67,12 +68,12 @@ if ! apt_install chromium /usr/bin/chromium; then
     fi
     echo "WARNING: Debian's chromium could not be installed (/usr/bin/chromium missing); browser tests will skip" >&2
 fi
-if ! ensure_browser_sdks; then
+if ! ensure_javascript_sdks; then
     if in_ci; then
-        echo "ERROR: CI=true and the browser SDKs could not be installed (npm ci in tests/browser/js); their tests must run" >&2
+        echo "ERROR: CI=true and Segment's JavaScript SDKs could not be installed (npm ci in tests/js); their tests must run" >&2
         exit 1
     fi
-    echo "WARNING: the browser SDKs could not be installed (npm ci in tests/browser/js); their tests will skip" >&2
+    echo "WARNING: Segment's JavaScript SDKs could not be installed (npm ci in tests/js); their tests will skip" >&2
 fi
 
 exec .venv/bin/python -m pytest "$@"

@@ -3,7 +3,7 @@ another origin than Parcours, in Debian's chromium: it reads its settings from P
 sends its calls there, one by one or in batches; every call lands once on one profile of the web channel,
 and the browser reports no failed request (without CORS it would, and the SDK would send every call again).
 
-The SDK is installed by scripts/test.sh (``npm ci`` in tests/browser/js); with CI=true these tests must run,
+The SDK is installed by scripts/test.sh (``npm ci`` in tests/js); with CI=true these tests must run,
 elsewhere they skip with a reason when it is missing."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from playwright.sync_api import Page, Response
 
 from tests.conftest import IN_CI, Api
 
-SDK = Path(__file__).parent / "js" / "node_modules" / "@segment" / "analytics-next" / "dist" / "umd"
+SDK = Path(__file__).parents[1] / "js" / "node_modules" / "@segment" / "analytics-next" / "dist" / "umd"
 
 PAGE = """<!doctype html>
 <html lang="fr"><head><meta charset="utf-8"><title>Boutique</title>
@@ -48,7 +48,7 @@ def shop_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A shop's web server on its own loopback port (another origin than Parcours): the page above, and the
     SDK's files as npm installed them."""
     if not (SDK / "index.js").is_file():
-        reason = f"{SDK / 'index.js'} is missing: scripts/test.sh installs it (npm ci in tests/browser/js)"
+        reason = f"{SDK / 'index.js'} is missing: scripts/test.sh installs it (npm ci in tests/js)"
         if IN_CI:
             pytest.fail(f"CI=true requires the browser tests: {reason}")
         pytest.skip(reason)
