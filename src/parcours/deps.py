@@ -99,3 +99,9 @@ def json_body(
             raise InvalidInput(message, details=problems) from None
 
     return parse
+
+
+def public_base_url(request: Request, config: Settings) -> str:
+    """This server's base URL as the world reaches it (providers' webhooks, analytics.js): the configured
+    ``console_public_url`` when set (behind a proxy), otherwise the URL this request came to."""
+    return (config.console_public_url or str(request.base_url)).rstrip("/")

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from parcours.auth import service as auth
 from parcours.config import Settings
 from parcours.db.engine import Database
-from parcours.deps import JsonResponse, database, settings
+from parcours.deps import JsonResponse, database, public_base_url, settings
 from parcours.ingest.endpoints import TRACKING_PATHS
 
 router = APIRouter(tags=["tracking"])
@@ -60,14 +60,6 @@ def sdk_settings(write_key: str, api_url: str) -> dict[str, Any]:
         "legacyVideoPluginsEnabled": False,
         "remotePlugins": [],
     }
-
-
-def public_base_url(request: Request, config: Settings) -> str:
-    """This server's base URL as the world reaches it: ``console_public_url`` when set, otherwise the URL
-    this request came to (the host and scheme the browser used)."""
-    if config.console_public_url:
-        return config.console_public_url.rstrip("/")
-    return str(request.base_url).rstrip("/")
 
 
 @router.get(SETTINGS_PATH, summary="analytics.js settings of a write key")

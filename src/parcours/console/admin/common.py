@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from parcours.console.common import page_number
 from parcours.console.i18n import N_
 from parcours.console.web import Page
+from parcours.deps import public_base_url
 from parcours.errors import Conflict, InvalidInput, NotFound, ParcoursError
 from parcours.inputs import field_problems, problems_message
 
@@ -182,4 +183,4 @@ def count_rows(session: Session, query: Select[*tuple[Any, ...]]) -> int:
 
 def public_base(page: Page) -> str:
     """The base URL providers call: the configured public URL, else the one this browser used."""
-    return (page.settings.console_public_url or str(page.request.base_url)).rstrip("/")
+    return public_base_url(page.request, page.settings)
