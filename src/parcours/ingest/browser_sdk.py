@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Request
 from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from parcours.auth import service as auth
@@ -75,11 +76,13 @@ def get_sdk_settings(
     return JsonResponse(document, headers={"Cache-Control": "private, max-age=60"})
 
 
+# The settings path as Starlette's router matches it (``/v1/projects/<any key>/settings``).
+_SETTINGS_PATTERN = compile_path(SETTINGS_PATH)[0]
+
+
 def is_tracking_path(path: str) -> bool:
     """A path of the tracking API or of the SDK's settings: the only ones a web page may call."""
-    if path in TRACKING_PATHS:
-        return True
-    return path.startswith("/v1/projects/") and path.endswith("/settings") and path.count("/") == 4
+    return path in TRACKING_PATHS or _SETTINGS_PATTERN.match(path) is not None
 
 
 class TrackingCors:

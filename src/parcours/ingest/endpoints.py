@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from parcours.auth import service as auth
@@ -127,24 +128,19 @@ def _endpoint(expected_type: str | None) -> Any:
 
 # analytics.js, Segment's browser SDK, posts each call to the first letter of its type (/v1/t for a
 # track) and its batches to /v1/b (as the mobile SDKs do), the write key in the body, as text/plain.
-SHORT_PATHS = {f"/v1/{kind[0]}": kind for kind in EVENT_TYPES}
-BATCH_PATHS = ("/v1/batch", "/v1/import", "/v1/b")
-
 for _type in EVENT_TYPES:
     router.add_api_route(f"/v1/{_type}", _endpoint(_type), methods=["POST"], summary=f"Segment {_type} call")
-for _path, _type in SHORT_PATHS.items():
     router.add_api_route(
-        _path, _endpoint(_type), methods=["POST"], summary=f"Segment {_type} call (analytics.js path)"
+        f"/v1/{_type[0]}",
+        _endpoint(_type),
+        methods=["POST"],
+        summary=f"Segment {_type} call (analytics.js path)",
     )
-router.add_api_route("/v1/batch", _endpoint(None), methods=["POST"], summary="Segment batch of calls")
-router.add_api_route(
-    "/v1/import", _endpoint(None), methods=["POST"], summary="Segment import (same as batch)"
-)
-router.add_api_route(
-    "/v1/b",
-    _endpoint(None),
-    methods=["POST"],
-    summary="Segment batch of calls (analytics.js and mobile path)",
-)
+for _path, _summary in (
+    ("/v1/batch", "Segment batch of calls"),
+    ("/v1/import", "Segment import (same as batch)"),
+    ("/v1/b", "Segment batch of calls (analytics.js and mobile path)"),
+):
+    router.add_api_route(_path, _endpoint(None), methods=["POST"], summary=_summary)
 # Every path the tracking API answers on: the ones a web page may call from the browser (see browser_sdk).
-TRACKING_PATHS = frozenset({*(f"/v1/{kind}" for kind in EVENT_TYPES), *SHORT_PATHS, *BATCH_PATHS})
+TRACKING_PATHS = frozenset(route.path for route in router.routes if isinstance(route, APIRoute))
