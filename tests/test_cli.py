@@ -146,3 +146,12 @@ def test_a_setting_the_server_cannot_run_with_is_named_and_nothing_starts(
         "write scheme://host[:port] with nothing after it, such as https://shop.example.fr",
     ]
     assert not Path(sqlite_env.removeprefix("sqlite:///")).exists()  # no database was made
+
+    # Help needs no settings: it is what someone with a bad setting reads next.
+    for argv in (["parcours", "--help"], ["parcours", "db", "--help"]):
+        monkeypatch.setattr(sys, "argv", argv)
+        with pytest.raises(SystemExit) as exited:
+            main()
+        assert exited.value.code == 0
+        assert "Usage: parcours" in capsys.readouterr().out
+    assert not Path(sqlite_env.removeprefix("sqlite:///")).exists()

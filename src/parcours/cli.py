@@ -537,14 +537,18 @@ def user_set_password(
 
 
 def main() -> None:
+    """The `parcours` command. The settings are read by the first command that needs them, so `--help`
+    works whatever they hold; a PARCOURS_ setting a command cannot run with is named, with why, and the
+    command stops (exit 2) before it changes anything."""
     try:
-        get_settings()
-    except ValidationError as error:  # a PARCOURS_ setting the server cannot run with: say which, and why
+        app()
+    except ValidationError as error:
+        if error.title != Settings.__name__:  # a bug elsewhere: let it show as one
+            raise
         for problem in error.errors():
             name = "PARCOURS_" + "_".join(str(part) for part in problem["loc"]).upper()
             typer.echo(f"error: {name}: {problem['msg'].removeprefix('Value error, ')}", err=True)
         raise SystemExit(2) from None
-    app()
 
 
 if __name__ == "__main__":
