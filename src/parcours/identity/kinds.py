@@ -111,6 +111,10 @@ class KindRegistry:
             return text.lstrip("@").lower()
         return text
 
+    def spellings(self, kind: str, value: str) -> tuple[str, ...]:
+        """Every form a normalised value may have been stored under, by this release or an earlier one."""
+        return spellings(self.rules[kind].normalizer, value)
+
     def blocked_reason(self, kind: str, value: str) -> str | None:
         """Why this normalised value must not be used to link profiles, or None if usable."""
         rule = self.rules[kind]
@@ -146,7 +150,9 @@ def _build_registry(
 
 
 # Plain ASCII addresses (the vast majority) that email-validator would accept unchanged but for case;
-# anything else (quoted, internationalised, odd) goes through email-validator itself.
+# anything else (quoted, internationalised, odd) goes through email-validator itself. A domain label in
+# its ASCII form ("xn--caf-dma.fr") is internationalised too: email-validator gives it back in Unicode
+# ("café.fr"), so that the two spellings of one address are one identifier.
 _SIMPLE_EMAIL = re.compile(
     r"^(?=.{6,254}$)(?=[^@]{1,64}@)[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
     r"@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
@@ -156,13 +162,27 @@ _SIMPLE_EMAIL = re.compile(
 @lru_cache(maxsize=65536)
 def _normalize_email(text: str) -> str:
     lowered = text.lower()
-    if _SIMPLE_EMAIL.match(lowered):
+    if _SIMPLE_EMAIL.match(lowered) and "xn--" not in lowered:
         return lowered
     try:
         result = validate_email(text, check_deliverability=False)
     except EmailNotValidError as error:
         raise InvalidIdentifier(f"is not a valid email address ({error})") from None
     return result.normalized.lower()
+
+
+def spellings(normalizer: str, value: str) -> tuple[str, ...]:
+    """Every form a value normalised by ``normalizer`` may have been stored under, by this release or an
+    earlier one. An e-mail address with an internationalised domain and an ASCII local part also has the
+    form with its domain in ASCII ("xn--"): releases before migration 0015 stored an address written that
+    way as it was written, so a tombstone may hold either."""
+    if normalizer != "email" or value.isascii():
+        return (value,)
+    try:
+        ascii_form = validate_email(value, check_deliverability=False).ascii_email
+    except EmailNotValidError:
+        return (value,)
+    return (value,) if ascii_form is None else (value, ascii_form.lower())
 
 
 @lru_cache(maxsize=65536)

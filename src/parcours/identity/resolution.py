@@ -465,7 +465,8 @@ class IdentityBatch:
             if tp.previous_id is not None:
                 keys += [("user_id", tp.previous_id), ("anonymous_id", tp.previous_id)]
             for kind, value in keys:
-                hashes.setdefault(identifier_hash(secret, kind, value), []).append(index)
+                for spelling in self.registry.spellings(kind, value):
+                    hashes.setdefault(identifier_hash(secret, kind, spelling), []).append(index)
         erased_at: dict[int, datetime] = {}
         for part in chunks(list(hashes)):
             for digest, moment in self.session.execute(

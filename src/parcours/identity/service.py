@@ -15,7 +15,13 @@ from parcours.db.engine import forget_memo
 from parcours.db.reference import reference
 from parcours.db.types import utcnow
 from parcours.errors import Conflict, InvalidInput, NotFound
-from parcours.identity.kinds import InvalidIdentifier, KindRegistry, check_kind_definition, identifier_hash
+from parcours.identity.kinds import (
+    InvalidIdentifier,
+    KindRegistry,
+    check_kind_definition,
+    identifier_hash,
+    spellings,
+)
 from parcours.identity.resolution import instance_secret, lock_identity_graph, record_touchpoints
 from parcours.identity.touchpoints import RecordOutcome, Touchpoint
 from parcours.identity.unmerge import unmerge
@@ -387,9 +393,15 @@ def erase_profile(session: Session, requested_id: str) -> dict[str, Any]:
     secret = instance_secret(session)
     now = utcnow()
     identifiers = session.execute(
-        select(Identifier.kind, Identifier.value).where(Identifier.profile_id.in_(ids))
+        select(Identifier.kind, Identifier.value, IdentifierKind.normalizer)
+        .join(IdentifierKind, IdentifierKind.name == Identifier.kind)
+        .where(Identifier.profile_id.in_(ids))
     ).all()
-    hashes = {identifier_hash(secret, kind, value) for kind, value in identifiers}
+    hashes = {
+        identifier_hash(secret, kind, spelling)
+        for kind, value, normalizer in identifiers
+        for spelling in spellings(normalizer, value)
+    }
     existing = set(
         session.scalars(select(Tombstone.identifier_hash).where(Tombstone.identifier_hash.in_(hashes)))
     )
