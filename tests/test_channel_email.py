@@ -400,6 +400,18 @@ def test_starttls_and_login_with_the_relay(tmp_path: Path) -> None:
     assert len(recorder.received) == 1
 
 
+def test_an_internationalised_domain_travels_in_ascii(relay: tuple[Relay, int]) -> None:
+    recorder, port = relay  # a relay that does not offer SMTPUTF8
+    sender = SmtpRelaySender(relay_settings(Settings(database_url="sqlite://"), port))
+    sender.send(Outgoing("m", "c", "email", "jean@café.fr", "Bonjour"))
+    ((_, rcpt_tos, message),) = recorder.received
+    assert rcpt_tos == ["jean@xn--caf-dma.fr"] and message["To"] == "jean@xn--caf-dma.fr"
+    # A non-ASCII local part has no ASCII form: the reply fails, saying why.
+    with pytest.raises(DeliveryFailed, match="non-ASCII characters before the @"):
+        sender.send(Outgoing("m2", "c", "email", "jéan@café.fr", "Bonjour"))
+    assert len(recorder.received) == 1
+
+
 def test_replies_are_composed_safely() -> None:
     outgoing = Outgoing("m", "c", "email", "ana@example.fr", "Texte", subject="Re: Commande\r\nBcc: x@evil",
                         email_message_id="<m@shop.test>", in_reply_to=["<c1@x>", "not an id"])  # fmt: skip

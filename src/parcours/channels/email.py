@@ -46,6 +46,7 @@ from parcours.config import Settings
 from parcours.db.engine import Database
 from parcours.db.types import utcnow
 from parcours.errors import Conflict, InvalidInput
+from parcours.identity.kinds import ascii_address
 from parcours.identity.resolution import GraphCache
 from parcours.inbox.outbound import DeliveryFailed, Outgoing
 from parcours.inbox.service import Inbound, receive
@@ -349,8 +350,13 @@ def compose_reply(
 ) -> EmailMessage:
     """The e-mail of an agent's reply: From, To, Subject ("Re: …" when answering), Message-ID (the one
     the inbox stored), In-Reply-To and References (threading), Date, and the text."""
+    # An internationalised domain travels in its ASCII form, so that any relay takes it. A local part
+    # with non-ASCII characters has no such form (it needs SMTPUTF8, which replies do not use).
+    recipient = ascii_address(outgoing.to.strip()) or outgoing.to.strip()
+    if not recipient.isascii():
+        raise DeliveryFailed("recipient address has non-ASCII characters before the @, not supported")
     try:
-        to = Address(addr_spec=outgoing.to.strip())
+        to = Address(addr_spec=recipient)
     except Exception:
         raise DeliveryFailed("invalid recipient address") from None
     if not to.domain or not to.username:

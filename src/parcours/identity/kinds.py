@@ -178,11 +178,19 @@ def spellings(normalizer: str, value: str) -> tuple[str, ...]:
     way as it was written, so a tombstone may hold either."""
     if normalizer != "email" or value.isascii():
         return (value,)
-    try:
-        ascii_form = validate_email(value, check_deliverability=False).ascii_email
-    except EmailNotValidError:
-        return (value,)
+    ascii_form = ascii_address(value)
     return (value,) if ascii_form is None else (value, ascii_form.lower())
+
+
+def ascii_address(address: str) -> str | None:
+    """The e-mail address with its domain in ASCII (IDNA, "xn--") form, as it travels to a mail server
+    without SMTPUTF8; None when it has none (a non-ASCII local part) or is not an address."""
+    if address.isascii():
+        return address
+    try:
+        return validate_email(address, check_deliverability=False).ascii_email
+    except EmailNotValidError:
+        return None
 
 
 @lru_cache(maxsize=65536)
