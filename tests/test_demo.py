@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import shutil
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -18,6 +19,7 @@ from parcours.db.engine import Database
 from parcours.demo.catalogue import SOURCES
 from parcours.demo.console_users import DEMO_LOGINS, DEMO_PASSWORD, login_for
 from parcours.demo.generator import HISTORY_DAYS, PRODUCTS, STORES, populate
+from parcours.demo.people import Registry, make_customer
 from parcours.demo.service_desk import AGENTS
 from parcours.identity import service as identity
 from parcours.identity.unmerge import unmerge
@@ -112,6 +114,13 @@ def test_population_links_channels_and_is_deterministic(
         again.dispose()
     assert second.counts() == info.counts()
     assert second.api_token != info.api_token  # secrets are never derived from the seed
+
+
+def test_no_customer_has_the_same_first_and_last_name() -> None:
+    rng, unique = random.Random(11), Registry()
+    customers = [make_customer(index, rng, unique, 2026) for index in range(4000)]
+    assert all(c.first_name != c.last_name for c in customers)
+    assert any(c.last_name == "Olivier" for c in customers)  # a name that is also a first name stays
 
 
 def test_demo_fills_every_console_screen(db: Database, settings: Settings) -> None:

@@ -80,6 +80,8 @@ def make_customer(index: int, rng: random.Random, unique: Registry, year: int) -
     gender = rng.choice(("female", "male"))
     first = rng.choice(FEMALE_FIRST_NAMES if gender == "female" else MALE_FIRST_NAMES)
     last = rng.choice(LAST_NAMES)
+    if last == first:  # "Olivier Olivier": a neighbour in the list instead, with no extra draw
+        last = LAST_NAMES[(LAST_NAMES.index(last) + 1) % len(LAST_NAMES)]
     age = int(rng.triangular(18, 84, 41))
     birthday = date(year - age, rng.randint(1, 12), rng.randint(1, 28))
     area = rng.choices(AREAS, weights=[a.weight for a in AREAS])[0]
