@@ -16,12 +16,15 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from parcours.app import create_app
 from parcours.config import Settings
 from parcours.db.engine import Database
 from parcours.errors import NotFound
 from parcours.identity import service as identity
 from parcours.identity.resolution import GraphCache
-from parcours.ingest.service import ingest_messages
+from parcours.inbox.service import Inbound
+from parcours.ingest.service import ingest_messages, parse_messages
+from parcours.ingest.writer import IngestItem
 from parcours.models import Consent, Event, Identifier, Merge, Profile
 from tests.conftest import reset_database
 from tests.helpers import make_source
@@ -219,3 +222,39 @@ def test_another_writer_makes_the_cache_start_over(db: Database, settings: Setti
     send(2, "c@shop.fr", None)  # a writer without this cache (another process, the API)
     send(3, "d@shop.fr", cache)
     assert set(cache.idents) == {("email", "d@shop.fr")}
+
+
+def test_the_inbox_and_ingestion_share_the_servers_cache(db: Database, settings: Settings) -> None:
+    """A message stored by the inbox leaves ingestion's cache warm (and right), and the reverse: the
+    server's two writers keep one GraphCache, so neither makes the other start over."""
+    app = create_app(settings, db)
+    ingest_writer, inbox_writer = app.state.ingest_writer, app.state.inbox_writer
+    cache = ingest_writer.cache
+    assert cache is not None and inbox_writer.cache is cache
+    source = make_source(db, "web", "web")
+    with db.read() as session:
+        registry = identity.load_registry(session, "FR")
+
+    def track(n: int, identifiers: list[tuple[str, str]]) -> str:
+        touchpoints, result = parse_messages(
+            registry, settings, source, [message(n, identifiers, 1)], expected_type=None
+        )
+        assert not result.errors
+        (profile_id,) = ingest_writer.submit(IngestItem(registry, touchpoints)).profile_ids
+        return str(profile_id)
+
+    ana = track(0, [("email", "ana@shop.fr")])
+    received = inbox_writer.submit(
+        Inbound("sms", "twilio", "SM-1", [("phone", "+33612345678")], "Bonjour", sent_at=BASE)
+    )
+    assert {("email", "ana@shop.fr"), ("phone", "+33612345678")} <= set(cache.idents)  # nothing dropped
+    # The inbox's sender is known to ingestion at once: the phone joins the e-mail's profile by merging.
+    merged = track(1, [("email", "ana@shop.fr"), ("phone", "+33612345678")])
+    with db.read() as session:
+        assert identity.resolve_profile_id(session, received.profile_id) == merged
+        assert identity.resolve_profile_id(session, ana) == merged
+    assert ("email", "ana@shop.fr") in cache.idents
+    again = inbox_writer.submit(
+        Inbound("sms", "twilio", "SM-2", [("phone", "+33612345678")], "Merci", sent_at=BASE)
+    )
+    assert again.profile_id == merged and again.conversation_id == received.conversation_id

@@ -10,6 +10,7 @@ import pytest
 from parcours.config import Settings
 from parcours.db.engine import Database
 from parcours.errors import InvalidInput
+from parcours.identity.resolution import GraphCache
 from parcours.inbox.agents import create_agent
 from parcours.inbox.outbound import DeliveryFailed, Outgoing
 from parcours.inbox.service import Inbound, read_conversation, receive, receive_batch
@@ -239,7 +240,7 @@ def test_the_writer_stores_concurrent_messages_in_batches_and_a_bad_one_fails_al
     from parcours.inbox.feed import FEED
     from parcours.inbox.writer import InboxWriter
 
-    writer = InboxWriter(lambda: (db, settings))
+    writer = InboxWriter(lambda: (db, settings), cache=GraphCache())
     seen: list[dict[str, Any]] = []
     token = FEED.subscribe(seen.append)
     results: dict[int, Any] = {}

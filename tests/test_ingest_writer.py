@@ -16,6 +16,7 @@ from parcours.db.engine import Database
 from parcours.db.group_commit import _Pending
 from parcours.identity import service as identity
 from parcours.identity.kinds import KindRegistry
+from parcours.identity.resolution import GraphCache
 from parcours.identity.touchpoints import RecordOutcome
 from parcours.ingest.service import parse_messages
 from parcours.ingest.writer import IngestItem, IngestWriter
@@ -63,7 +64,7 @@ def event_count(db: Database) -> int:
 
 def test_requests_stored_together_each_get_their_own_outcome(db: Database, settings: Settings) -> None:
     source, registry = source_and_registry(db)
-    writer = IngestWriter(lambda: (db, settings), cache_size=1000)
+    writer = IngestWriter(lambda: (db, settings), cache=GraphCache(1000))
     first = request(settings, source, registry, track("m1", "u1"), track("m2", "u2"))
     second = request(settings, source, registry, track("m1", "u1"), track("m3", "u3"))  # m1 sent again
     third = request(settings, source, registry, track("m4", "u2", email="deux@example.fr"))
@@ -85,7 +86,7 @@ def test_requests_stored_together_each_get_their_own_outcome(db: Database, setti
 
 def test_a_request_that_cannot_be_stored_fails_alone(db: Database, settings: Settings) -> None:
     source, registry = source_and_registry(db)
-    writer = IngestWriter(lambda: (db, settings), cache_size=1000)
+    writer = IngestWriter(lambda: (db, settings), cache=GraphCache(1000))
     good = request(settings, source, registry, track("g1", "u1"))
     unknown_source = dataclasses.replace(source, id="src_does_not_exist")  # no such row: a foreign key fails
     bad = request(settings, unknown_source, registry, track("b1", "u9"))
@@ -113,7 +114,7 @@ def test_requests_validated_against_different_registries_are_stored_together(
     with db.read() as session:
         newer = identity.load_registry(session, "FR")
     assert newer is not registry and "crm_id" in newer
-    writer = IngestWriter(lambda: (db, settings), cache_size=0)
+    writer = IngestWriter(lambda: (db, settings), cache=None)
     before = request(settings, source, registry, track("r1", "u1"))
     after = request(settings, source, newer, {**track("r2", "u2"), "context": {"traits": {"crm_id": "C-7"}}})
 

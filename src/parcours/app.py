@@ -37,6 +37,7 @@ from parcours.errors import (
     TooManyRequests,
 )
 from parcours.identity.endpoints import router as identity_router
+from parcours.identity.resolution import GraphCache
 from parcours.inbox import worker as inbox_worker
 from parcours.inbox.endpoints import router as inbox_router
 from parcours.inbox.outbound import Outbox
@@ -112,13 +113,18 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.database = database or Database(settings.sqlalchemy_url)
     app.state.token_cache = TokenCache()
     app.state.outbox = Outbox()  # channel adapters register their senders here
+    # The identity graph the writers below keep in memory between their transactions: one for all, so
+    # that a message stored by the inbox does not make ingestion's next batch start from nothing (and
+    # the reverse). Each writer uses it only under the graph lock; see GraphCache.
+    size = settings.identity_cache_size
+    graph_cache = GraphCache(size) if size else None
     # Channel adapters store inbound messages through it (group commit).
-    app.state.inbox_writer = InboxWriter(lambda: (app.state.database, app.state.settings))
+    app.state.inbox_writer = InboxWriter(lambda: (app.state.database, app.state.settings), cache=graph_cache)
     # Reservations through the API are reserved together too (group commit).
     app.state.reservation_writer = ReservationWriter(lambda: (app.state.database, app.state.settings))
     # Tracking events through the API are stored together too (group commit).
     app.state.ingest_writer = IngestWriter(
-        lambda: (app.state.database, app.state.settings), cache_size=settings.identity_cache_size
+        lambda: (app.state.database, app.state.settings), cache=graph_cache
     )
 
     @app.exception_handler(ParcoursError)

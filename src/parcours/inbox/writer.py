@@ -1,7 +1,7 @@
 """Group commit for inbound messages: channel adapters hand their messages to one writer thread
 (``parcours.db.group_commit``), which resolves their senders in one identity-resolution pass, stores them
 in one transaction and commits once. The writer keeps the identity graph it touches in memory between
-batches (``GraphCache``), as ingestion does."""
+batches (``GraphCache``, the one the ingestion writer keeps too)."""
 
 from __future__ import annotations
 
@@ -25,10 +25,14 @@ class InboxWriter(GroupCommit[Inbound, Received]):
     thread_name = "parcours-inbox-writer"
 
     def __init__(
-        self, context: Callable[[], tuple[Database, Settings]], *, max_batch: int = MAX_BATCH
+        self,
+        context: Callable[[], tuple[Database, Settings]],
+        *,
+        cache: GraphCache | None,
+        max_batch: int = MAX_BATCH,
     ) -> None:
         super().__init__(context, max_batch=max_batch)
-        self.cache = GraphCache()
+        self.cache = cache
 
     def store_batch(self, session: Session, settings: Settings, items: list[Inbound]) -> list[Received]:
         return receive_batch(session, settings, items, cache=self.cache)

@@ -4,7 +4,7 @@ waiting in one identity-resolution pass, stores them in one transaction and comm
 commit serves several requests, and a commit's cost grows more slowly than its events: the random index
 pages a batch touches are shared by more events (in-process, 900-event transactions ingest about 25 %
 faster than 250-event ones). A lone request waits for nothing. The writer keeps the identity graph it
-touches in memory between batches (``GraphCache``)."""
+touches in memory between batches (``GraphCache``, shared with the inbox writer)."""
 
 from __future__ import annotations
 
@@ -44,11 +44,11 @@ class IngestWriter(GroupCommit[IngestItem, RecordOutcome]):
         self,
         context: Callable[[], tuple[Database, Settings]],
         *,
-        cache_size: int,
+        cache: GraphCache | None,
         max_batch: int = MAX_REQUESTS,
     ) -> None:
         super().__init__(context, max_batch=max_batch)
-        self.cache = GraphCache(cache_size) if cache_size else None
+        self.cache = cache
 
     def store_batch(
         self, session: Session, settings: Settings, items: list[IngestItem]
