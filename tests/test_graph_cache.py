@@ -22,6 +22,8 @@ from parcours.db.engine import Database
 from parcours.errors import NotFound
 from parcours.identity import service as identity
 from parcours.identity.resolution import GraphCache
+from parcours.inbox.automation import SYSTEM
+from parcours.inbox.outbound import write_reply
 from parcours.inbox.service import Inbound
 from parcours.ingest.service import ingest_messages, parse_messages
 from parcours.ingest.writer import IngestItem
@@ -254,6 +256,12 @@ def test_the_inbox_and_ingestion_share_the_servers_cache(db: Database, settings:
         assert identity.resolve_profile_id(session, received.profile_id) == merged
         assert identity.resolve_profile_id(session, ana) == merged
     assert ("email", "ana@shop.fr") in cache.idents
+    # A reply records its event through the same cache (as the reply endpoint and the console pass it).
+    with db.write() as session:
+        write_reply(session, settings, None, received.conversation_id, SYSTEM, "Bonjour Ana", cache=cache)
+    assert ("email", "ana@shop.fr") in cache.idents
+    track(2, [("email", "ana@shop.fr")])
+    assert ("phone", "+33612345678") in cache.idents  # still warm: nobody else wrote the graph
     again = inbox_writer.submit(
         Inbound("sms", "twilio", "SM-2", [("phone", "+33612345678")], "Merci", sent_at=BASE)
     )

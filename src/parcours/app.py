@@ -118,6 +118,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # the reverse). Each writer uses it only under the graph lock; see GraphCache.
     size = settings.identity_cache_size
     graph_cache = GraphCache(size) if size else None
+    app.state.graph_cache = graph_cache  # for the endpoints that resolve identities outside the writers
     # Channel adapters store inbound messages through it (group commit).
     app.state.inbox_writer = InboxWriter(lambda: (app.state.database, app.state.settings), cache=graph_cache)
     # Reservations through the API are reserved together too (group commit).

@@ -32,6 +32,7 @@ from parcours.config import Settings
 from parcours.db.engine import Database
 from parcours.deps import JsonResponse, read_body
 from parcours.errors import Forbidden, InvalidInput, NotAuthenticated
+from parcours.identity.resolution import GraphCache
 from parcours.inbox.outbound import DeliveryFailed, Outbox, Outgoing
 from parcours.inbox.service import Inbound, Received, receive
 from parcours.routing import add_webhooks
@@ -272,9 +273,11 @@ def parse_payload(payload: Any) -> Parsed:
     return parsed
 
 
-def _store(db: Database, settings: Settings, messages: list[Inbound]) -> list[Received]:
+def _store(
+    db: Database, settings: Settings, messages: list[Inbound], cache: GraphCache | None
+) -> list[Received]:
     with db.write() as session:  # all or nothing: a refused message leaves the delivery unwritten
-        return [receive(session, settings, inbound) for inbound in messages]
+        return [receive(session, settings, inbound, cache=cache) for inbound in messages]
 
 
 @router.post(WEBHOOK_PATH, summary="Meta webhook (WhatsApp Cloud, Messenger, Instagram)")
@@ -296,7 +299,9 @@ async def meta_event(request: Request) -> JsonResponse:
     received: list[Received] = []
     if parsed.messages:
         database: Database = request.app.state.database
-        received = await run_in_threadpool(_store, database, settings, parsed.messages)
+        received = await run_in_threadpool(
+            _store, database, settings, parsed.messages, request.app.state.graph_cache
+        )
     duplicates = sum(1 for r in received if r.duplicate)
     log.info(
         "webhook received",

@@ -111,9 +111,9 @@ async def telephony_call(request: Request) -> JsonResponse:
                          "duplicate": received.duplicate})  # fmt: skip
 
 
-def _log(db: Database, settings: Settings, inbound: Inbound) -> dict[str, Any]:
+def _log(request: Request, db: Database, inbound: Inbound) -> dict[str, Any]:
     with db.write() as session:
-        received = receive(session, settings, inbound)
+        received = receive(session, request.app.state.settings, inbound, cache=request.app.state.graph_cache)
         return {"conversation_id": received.conversation_id, "message_id": received.message_id,
                 "duplicate": received.duplicate}  # fmt: skip
 
@@ -127,7 +127,7 @@ def log_call(
 ) -> JsonResponse:
     """An agent logs a call (outbound to the customer, or one the telephony system did not report)."""
     call = call.model_copy(update={"agent_name": call.agent_name or agent.name})
-    return JsonResponse(_log(db, request.app.state.settings, _call_inbound(call, "agent")), status_code=201)
+    return JsonResponse(_log(request, db, _call_inbound(call, "agent")), status_code=201)
 
 
 @router.post("/v1/inbox/visits", tags=["inbox"], status_code=201)
@@ -149,7 +149,7 @@ def log_visit(
         customer_address=None,
         details={"store_id": visit.store_id, "associate": agent.name},
     )
-    return JsonResponse(_log(db, request.app.state.settings, inbound), status_code=201)
+    return JsonResponse(_log(request, db, inbound), status_code=201)
 
 
 def install(app: FastAPI, settings: Settings) -> None:

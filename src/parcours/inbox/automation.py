@@ -17,6 +17,7 @@ from parcours.db.engine import forget_memo
 from parcours.db.reference import reference
 from parcours.db.types import utcnow
 from parcours.errors import Conflict, InvalidInput, NotFound
+from parcours.identity.resolution import GraphCache
 from parcours.identity.service import resolve_profile_id
 from parcours.ids import new_id
 from parcours.inbox import feed
@@ -267,6 +268,7 @@ def run(
     *,
     body: str,
     settings: Settings,
+    cache: GraphCache | None = None,
 ) -> list[str]:
     """Apply every enabled rule of ``event`` whose conditions hold, in order; returns the rules applied."""
     from parcours.inbox.outbound import write_reply
@@ -286,7 +288,7 @@ def run(
                 # Delivered by the outbox worker after the commit; with no address on the channel, the
                 # rule's other actions still apply.
                 with contextlib.suppress(Conflict):
-                    write_reply(session, settings, None, conversation.id, SYSTEM, text, now=now)
+                    write_reply(session, settings, None, conversation.id, SYSTEM, text, now=now, cache=cache)
         feed.record(session, conversation.id, "automation", now, data={"rule": rule.name})
         applied.append(rule.id)
     return applied  # written with the caller's next flush (receive_batch flushes once per batch)

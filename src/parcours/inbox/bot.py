@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from parcours.config import Settings
 from parcours.db.types import utcnow
 from parcours.errors import InvalidInput, NotFound
+from parcours.identity.resolution import GraphCache
 from parcours.ids import new_id
 from parcours.inbox import feed
 from parcours.inbox.agents import AgentInfo
@@ -122,7 +123,13 @@ def reply_to(session: Session, conversation: Conversation, text: str) -> BotRepl
 
 
 def handle(
-    session: Session, settings: Settings, conversation: Conversation, text: str, now: datetime
+    session: Session,
+    settings: Settings,
+    conversation: Conversation,
+    text: str,
+    now: datetime,
+    *,
+    cache: GraphCache | None = None,
 ) -> bool:
     """Answer a customer message if the bot is in charge of the conversation (nobody assigned, not
     handed off yet). Returns True when the bot answered and no human is needed now."""
@@ -133,7 +140,7 @@ def handle(
         return False
     reply = reply_to(session, conversation, text)
     try:
-        write_reply(session, settings, None, conversation.id, BOT, reply.text, now=now)
+        write_reply(session, settings, None, conversation.id, BOT, reply.text, now=now, cache=cache)
     except Conflict:
         return False  # no address on the channel: a human will handle it
     if reply.handoff:

@@ -107,6 +107,7 @@ def read_conversation(
 def reply(
     conversation_id: str,
     body: ReplyIn,
+    request: Request,
     agent: AgentInfo = Depends(current_agent),
     db: Database = Depends(database),
     config: Settings = Depends(settings),
@@ -124,6 +125,7 @@ def reply(
             body.body,
             channel=body.channel,
             private=body.private,
+            cache=request.app.state.graph_cache,
         )
         view = service.message_view(message)
     return JsonResponse(_delivered(db, senders, view), status_code=201)

@@ -21,6 +21,7 @@ from parcours.config import Settings
 from parcours.db.engine import Database
 from parcours.db.types import utcnow
 from parcours.errors import Conflict, InvalidInput
+from parcours.identity.resolution import GraphCache
 from parcours.ids import new_id
 from parcours.inbox import feed, sla
 from parcours.inbox.agents import AgentInfo
@@ -132,6 +133,7 @@ def write_reply(
     channel: str | None = None,
     private: bool = False,
     now: datetime | None = None,
+    cache: GraphCache | None = None,
 ) -> Message:
     """Store an agent's reply (``queued`` for delivery, or ``logged``) or private note. The reply goes
     on ``channel``, by default the channel of the customer's latest message. With an ``outbox``, a
@@ -185,6 +187,7 @@ def write_reply(
         event_id, _ = record_event(
             session,
             settings,
+            cache=cache,
             channel=channel,
             identifiers=[address],
             name="Message Sent",

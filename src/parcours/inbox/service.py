@@ -163,7 +163,15 @@ def receive_batch(
         _preload_latest(session, [profile_id for _, profile_id in resolved])
         for index, (event_id, profile_id) in zip(fresh, resolved, strict=True):
             results[index] = _store(
-                session, settings, inbounds[index], message_ids[index], sent[index], event_id, profile_id, now
+                session,
+                settings,
+                inbounds[index],
+                message_ids[index],
+                sent[index],
+                event_id,
+                profile_id,
+                now,
+                cache,
             )
         write_messages(session)  # the batch's conversations, then its messages, written together
     except BaseException:
@@ -283,6 +291,7 @@ def _store(
     event_id: str,
     profile_id: str,
     now: datetime,
+    cache: GraphCache | None,
 ) -> Received:
     conversation, created = _conversation_for(session, settings, profile_id, inbound, sent_at)
     body = inbound.body[:MAX_BODY]
@@ -315,7 +324,7 @@ def _store(
         if survey is not None:  # a satisfaction score: recorded, the conversation stays resolved
             conversation.last_message_at = max(sent_at, conversation.last_message_at)
             record_event(
-                session, settings, channel=inbound.channel, identifiers=inbound.identifiers,
+                session, settings, cache=cache, channel=inbound.channel, identifiers=inbound.identifiers,
                 name="CSAT Answered", key=f"csat:{survey.id}", at=sent_at, now=now,
                 properties={"score": survey.score, "conversation_id": conversation.id},
                 traits={"csatScore": survey.score, "csatAnsweredAt": sent_at.isoformat()},
@@ -330,7 +339,9 @@ def _store(
             conversation.resolved_at = None
     conversation.last_message_at = max(sent_at, conversation.last_message_at)
     if inbound.direction == "inbound":
-        _after_customer_message(session, settings, conversation, message_id, inbound, body, created, now)
+        _after_customer_message(
+            session, settings, conversation, message_id, inbound, body, created, now, cache
+        )
     return Received(conversation.id, message_id, profile_id, new_conversation=created)
 
 
@@ -343,15 +354,19 @@ def _after_customer_message(
     body: str,
     created: bool,
     now: datetime,
+    cache: GraphCache | None,
 ) -> None:
-    """Automation rules, SLA clocks, the bot or routing, and the live feed, for a new customer message."""
+    """Automation rules, SLA clocks, the bot or routing, and the live feed, for a new customer message.
+    ``cache``: the writer's identity-graph cache, kept warm through the replies these write."""
     from parcours.inbox import automation, bot, routing, sla
 
     if created:
-        automation.run(session, "conversation_created", conversation, now, body=body, settings=settings)
-    automation.run(session, "message_received", conversation, now, body=body, settings=settings)
+        automation.run(
+            session, "conversation_created", conversation, now, body=body, settings=settings, cache=cache
+        )
+    automation.run(session, "message_received", conversation, now, body=body, settings=settings, cache=cache)
     sla.customer_wrote(session, conversation, now, new=created)
-    answered = bot.handle(session, settings, conversation, body, now)
+    answered = bot.handle(session, settings, conversation, body, now, cache=cache)
     if conversation.assignee_id is None and not answered:
         routing.route(session, conversation, now)
     feed.record(

@@ -92,6 +92,7 @@ def reply(conversation_id: str, page: Page = Depends(form_for("inbox"))) -> Resp
         message = write_reply(
             session, page.settings, outbox, conversation.id, agent, body,
             channel=channel or None, private=kind == "note", now=now,
+            cache=page.request.app.state.graph_cache,
         )  # fmt: skip
         if macro is not None:
             survey = _apply_macro_actions(page, session, conversation, macro.actions, now)
