@@ -43,7 +43,7 @@ from _common import (
     print_table,
 )
 from ingest import Workload, build_workload
-from parcours.app import create_app
+from parcours.app import create_app, tune_garbage_collector
 from parcours.config import Settings
 from parcours.identity import service as identity
 from parcours.inbox.automation import SYSTEM
@@ -73,6 +73,7 @@ def run_once(backend: str, workdir: Path, workload: Workload, mode: str) -> floa
                 registry = identity.load_registry(session, settings.default_phone_region)
             ingest_writer, inbox_writer = app.state.ingest_writer, app.state.inbox_writer
             gc.collect()
+            gc.freeze()
             start = time.perf_counter()
             for number, batch in enumerate(batches):
                 touchpoints, result = parse_messages(registry, settings, source, batch, expected_type=None)
@@ -121,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     backends = list(BACKENDS) if args.backend == "both" else [args.backend]
     workload = build_workload(args.events, args.people or args.events // 5, 500, args.seed)
     log(f"{workload.count:,} events in {len(workload.bodies)} batches; {args.runs} runs of each mode")
+    tune_garbage_collector()  # as `parcours serve` does
     started = time.perf_counter()
     results: dict[str, Runs] = {}
     with bench_workdir("parcours_mixed_") as workdir:

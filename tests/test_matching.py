@@ -13,6 +13,7 @@ from parcours.identity.resolution import GraphCache
 from parcours.ingest.service import ingest_messages
 from parcours.matching import MatchModel, PersonRecord, link_records
 from parcours.matching.blocking import MAX_BLOCK
+from parcours.matching.normalize import prepare
 from parcours.matching.realtime import BlockingIndex, score, store_keys
 from parcours.matching.review import accept_review, list_reviews, reject_review
 from tests.conftest import Api
@@ -46,6 +47,14 @@ def test_nicknames_match() -> None:
     bob = PersonRecord("a", "Bob", "Smith", "19700102", "3 High Street", "Leeds", "LS1 4AP")
     robert = PersonRecord("b", "Robert", "Smith", "1970-01-02", "3 High St", "Leeds", "LS14AP")
     assert probability(bob, robert) >= 0.99
+
+
+def test_an_email_domain_in_either_spelling_is_one_email() -> None:
+    """As identity resolution has it: "café.fr" and its ASCII form "xn--caf-dma.fr" are one domain."""
+    unicode_form = PersonRecord("a", "Jean", "Martin", email="Jean@Café.fr")
+    ascii_form = PersonRecord("b", "Jean", "Martin", email="jean@XN--CAF-DMA.fr")
+    assert prepare(unicode_form).email == prepare(ascii_form).email == "jean@café.fr"
+    assert prepare(PersonRecord("c", email="not@xn--")).email == "not@xn--"  # not an address: as written
 
 
 def test_different_people_do_not_match() -> None:

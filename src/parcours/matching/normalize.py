@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import jellyfish
+from email_validator import EmailNotValidError, validate_email
 
 from parcours.matching.records import PersonRecord
 
@@ -145,6 +146,18 @@ class Prepared:
 
 
 @lru_cache(maxsize=100_000)
+def _email(text: str) -> str:
+    """Lower case; an internationalised domain, in either spelling ("café.fr" or "xn--caf-dma.fr"), is
+    written as identity resolution writes it (in Unicode), so that both compare equal."""
+    email = text.strip().lower()
+    if email.isascii() and "xn--" not in email:
+        return email
+    try:
+        return validate_email(email, check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        return email
+
+
 def prepare(record: PersonRecord) -> Prepared:
     """A record's comparable values (cached: real-time matching prepares the same profiles often)."""
     given = _clean(record.given_name)
@@ -152,7 +165,7 @@ def prepare(record: PersonRecord) -> Prepared:
     street = _clean(record.street)
     number = _DIGITS.search(street)
     phone_digits = "".join(_DIGITS.findall(record.phone or ""))
-    email = (record.email or "").strip().lower()
+    email = _email(record.email or "")
     return Prepared(
         id=record.id,
         given_name=given,
