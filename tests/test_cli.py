@@ -153,5 +153,6 @@ def test_a_setting_the_server_cannot_run_with_is_named_and_nothing_starts(
         with pytest.raises(SystemExit) as exited:
             main()
         assert exited.value.code == 0
-        assert "Usage: parcours" in capsys.readouterr().out
+        shown = capsys.readouterr()
+        assert "Usage:" in shown.out and "Options" in shown.out and shown.err == ""
     assert not Path(sqlite_env.removeprefix("sqlite:///")).exists()
