@@ -17,7 +17,7 @@ from parcours.matching.normalize import prepare
 from parcours.matching.realtime import BlockingIndex, score, store_keys
 from parcours.matching.review import accept_review, list_reviews, reject_review
 from tests.conftest import Api
-from tests.helpers import active_profiles, ingest, make_source, profile_of
+from tests.helpers import active_profiles, graph_state, ingest, make_source, profile_of
 
 HELENE = PersonRecord("a", "Hélène", "Dupont", "1984-03-07", "12 rue des Lilas", "Lyon", "69003")
 
@@ -250,3 +250,19 @@ def test_a_warm_writer_proposes_what_a_cold_one_would(db: Database, settings: Se
     assert [sorted(item["current_profile_ids"]) for item in pending if u9 in item["current_profile_ids"]] == [
         sorted([u9, profile_of(db, settings, "email", "a@example.fr")])
     ]
+
+
+def test_events_after_a_probabilistic_merge_go_back_to_their_side(db: Database, settings: Settings) -> None:
+    """A merge no event caused: unmerge still sends what came after it to the side it belongs to."""
+    web, phone = make_source(db, "web", "web"), make_source(db, "calls", "phone")
+    ingest(db, settings, web, [person("w1", {"email": "helene@example.fr"})])
+    ingest(db, settings, phone, [person("p1", {"phone": "06 12 34 56 78"}, firstName="Helene")])
+    assert len(active_profiles(db)) == 1
+    later = {"type": "track", "event": "Called", "messageId": "p2",
+             "context": {"traits": {"phone": "0612345678", "loyalty_card": "44556677"}}}  # fmt: skip
+    ingest(db, settings, phone, [later])
+    with db.write() as session:
+        identity.unmerge(session, profile_of(db, settings, "phone", "+33612345678"))
+    sides = {events: identifiers for events, identifiers, _ in graph_state(db)}
+    assert sides[frozenset({"p1", "p2"})] == frozenset({"phone:+33612345678", "loyalty_card:44556677"})
+    assert sides[frozenset({"w1"})] == frozenset({"email:helene@example.fr"})

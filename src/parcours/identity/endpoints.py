@@ -10,8 +10,9 @@ from parcours.auth.endpoints import require_api_token
 from parcours.config import Settings
 from parcours.db.engine import Database
 from parcours.deps import JsonResponse, database, settings
+from parcours.errors import InvalidInput
 from parcours.identity import service
-from parcours.identity.schemas import ConflictReview, ConsentIn, KindIn, KindUpdate, UnmergeIn
+from parcours.identity.schemas import ConflictReview, ConsentIn, KindIn, KindUpdate, MergeIn, UnmergeIn
 from parcours.matching import review
 
 router = APIRouter(tags=["profiles"], dependencies=[Depends(require_api_token)])
@@ -53,6 +54,30 @@ def get_timeline(
         return JsonResponse(
             service.timeline(
                 session, profile_id, limit=limit, cursor=cursor, channels=_split(channel), types=_split(type)
+            )
+        )
+
+
+@router.post("/v1/profiles/{profile_id}/merge")
+def merge_profile(
+    profile_id: str,
+    body: MergeIn,
+    token: str = Depends(require_api_token),
+    db: Database = Depends(database),
+    config: Settings = Depends(settings),
+) -> JsonResponse:
+    """The same customer: merge the other profile (by id or identifier) with this one, recorded and
+    reversible with unmerge. The older profile survives; both ids keep answering."""
+    with db.write() as session:
+        other = service.named_profile(
+            session, config.default_phone_region, profile_id=body.profile_id, identifier=body.identifier
+        )
+        if other is None:
+            raise InvalidInput("give the other profile: profile_id or identifier")
+        registry = service.load_registry(session, config.default_phone_region)
+        return JsonResponse(
+            service.merge_customers(
+                session, registry, profile_id, other, actor=f"API token {token}", reason=body.reason
             )
         )
 

@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import BindParameter, bindparam, or_, select, text, update
+from sqlalchemy import BindParameter, bindparam, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from parcours.db.base import table_of
@@ -260,6 +260,7 @@ _PROFILES = select(Profile.id, Profile.created_at, Profile.traits, Profile.trait
 _IDENTIFIERS_OF = select(Identifier.profile_id, Identifier.kind, Identifier.value).where(
     Identifier.profile_id.in_(_PROFILES_IN)
 )
+_LAST_EVENT_SEQ = select(func.coalesce(func.max(Event.seq), 0))
 _BLOCKS = select(MergeBlock.profile_a, MergeBlock.profile_b).where(
     or_(MergeBlock.profile_a.in_(_PROFILES_IN), MergeBlock.profile_b.in_(_PROFILES_IN))
 )
@@ -675,6 +676,7 @@ class IdentityBatch:
                 "survivor_identifiers": sorted(f"{k}:{v}" for k, v in keep.keys),
                 "merged_identifiers": sorted(f"{k}:{v}" for k, v in gone.keys),
                 "merged_consent_ids": sorted(self._api_consents(gone)),
+                "replay_after_seq": None,
                 "created_at": self.now,
                 "undone_at": None,
             }
@@ -793,19 +795,30 @@ class IdentityBatch:
 
     def _hard_conflict(self, a: _ProfileState, b: _ProfileState) -> bool:
         """Both hold a different identifier of a kind allowed once per profile (e.g. two user_ids)."""
+        return self._clashing_kind(a, b) is not None
+
+    def _clashing_kind(self, a: _ProfileState, b: _ProfileState) -> str | None:
+        """The first kind allowed once per profile of which both hold a different identifier, or None."""
         for kind in self.registry.once_only_kinds:
             mine, theirs = a.by_kind.get(kind), b.by_kind.get(kind)
             if mine and theirs and mine != theirs:
-                return True
-        return False
+                return kind
+        return None
 
     def _merge_refused(self, profile_ids: list[str]) -> bool:
         """The core merge rules: a pair kept apart by an unmerge, or a per-kind limit exceeded."""
         self._load_blocks(profile_ids)
         if frozenset(profile_ids) in self.graph.blocks:
             return True
-        totals = self._kind_totals(profile_ids)
-        return any(count > self.registry.rules[kind].max_per_profile for kind, count in totals.items())
+        return self._limit_exceeded(profile_ids) is not None
+
+    def _limit_exceeded(self, profile_ids: Sequence[str]) -> tuple[str, int, int] | None:
+        """(kind, count, limit) of the first kind these profiles together hold more of than a profile may."""
+        for kind, count in sorted(self._kind_totals(profile_ids).items()):
+            limit = self.registry.rules[kind].max_per_profile
+            if count > limit:
+                return kind, count, limit
+        return None
 
     def _kind_totals(self, profile_ids: Sequence[str]) -> Counter[str]:
         """How many identifiers of each kind these profiles hold together."""
@@ -913,6 +926,11 @@ class IdentityBatch:
         if self.conflicts:
             conn.execute(table_of(IdentityConflict).insert(), self.conflicts)
         if self.merges:
+            if any(merge["event_id"] is None for merge in self.merges):
+                # Written after this batch's events: an unmerge replays only the events stored since.
+                last_seq = conn.execute(_LAST_EVENT_SEQ).scalar_one()
+                for merge in self.merges:
+                    merge["replay_after_seq"] = last_seq if merge["event_id"] is None else None
             conn.execute(table_of(Merge).insert(), self.merges)
         if self.match_keys:  # a merged-away profile is no one's candidate any more
             store_keys(self.session, self._keys_to_store(), new=frozenset(self.new_profiles))
@@ -960,21 +978,53 @@ def record_touchpoints(
         raise
 
 
-def merge_profiles(session: Session, registry: KindRegistry, first: str, second: str, *, rule: str) -> str:
+def merge_profiles(
+    session: Session,
+    registry: KindRegistry,
+    first: str,
+    second: str,
+    *,
+    rule: str,
+    overrule_unmerge: bool = False,
+) -> str:
     """Merge two active profiles through the core merge (recorded, reversible with unmerge) and return
-    the merge id. Refused (``Conflict``) when the merge rules forbid it: a pair kept apart by an
-    unmerge, a per-kind limit, or two different identifiers of a kind allowed once per profile."""
+    the merge id. Refused (``Conflict``, naming the rule) when the merge rules forbid it: two different
+    identifiers of a kind allowed once per profile, a per-kind limit, or a pair kept apart by an unmerge
+    (unless ``overrule_unmerge``: a person merging the pair by hand lifts that block).
+
+    The survivor is the older profile, as for merges decided by events; its blocking keys for
+    probabilistic matching are recomputed from the combined traits, and the merged-away profile's
+    dropped."""
     graph = GraphCache()
     graph.begin(lock_identity_graph(session))
     batch = IdentityBatch(session, registry, graph, matching=None)
     if first == second:
         raise Conflict("the two profiles are already one")
-    states = [batch._state(first), batch._state(second)]
-    if batch._hard_conflict(*states):
-        raise Conflict("the profiles hold different identifiers of a kind allowed once per profile")
-    if batch._merge_refused([first, second]):
-        raise Conflict("the merge rules forbid merging these profiles (a per-kind limit, or an unmerge)")
+    kind = batch._clashing_kind(batch._state(first), batch._state(second))
+    if kind is not None:
+        raise Conflict(
+            f"the profiles hold different {kind} identifiers, and a profile holds at most one "
+            f"(the {kind} limit): they are two different customers"
+        )
+    exceeded = batch._limit_exceeded([first, second])
+    if exceeded is not None:
+        kind, count, limit = exceeded
+        raise Conflict(
+            f"merging would give one profile {count} {kind} identifiers, over the limit of {limit} "
+            f"(PATCH /v1/identity/kinds/{kind} changes it)"
+        )
+    batch._load_blocks([first, second])
+    pair = frozenset((first, second))
+    if pair in graph.blocks:
+        if not overrule_unmerge:
+            raise Conflict("the profiles were kept apart by an unmerge")
+        a, b = sorted(pair)
+        session.execute(delete(MergeBlock).where(MergeBlock.profile_a == a, MergeBlock.profile_b == b))
+        graph.blocks.discard(pair)
     survivor = min((first, second), key=lambda pid: (batch._state(pid).created_at, pid))
-    batch._merge(survivor, second if survivor == first else first, None, [], rule)
+    merged = second if survivor == first else first
+    batch._merge(survivor, merged, None, [], rule)
     batch._flush()
+    record = record_from_traits(survivor, batch._state(survivor).traits)
+    store_keys(session, {survivor: keys_of(record) if record else [], merged: []})
     return str(batch.merges[-1]["id"])

@@ -22,6 +22,16 @@ class UnmergeIn(InputModel):
     merge_id: str | None = Field(default=None, max_length=40)
 
 
+class MergeIn(InputModel):
+    model_config = ConfigDict(extra="forbid")
+
+    profile_id: str | None = Field(default=None, max_length=60, description="The other profile's id.")
+    identifier: str | None = Field(
+        default=None, max_length=400, description="Or an identifier of the other profile: KIND:VALUE."
+    )
+    reason: str | None = Field(default=None, max_length=120, description="Why: kept in the merge record.")
+
+
 class KindIn(InputModel):
     model_config = ConfigDict(extra="forbid")
 

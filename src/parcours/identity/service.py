@@ -22,7 +22,12 @@ from parcours.identity.kinds import (
     identifier_hash,
     spellings,
 )
-from parcours.identity.resolution import instance_secret, lock_identity_graph, record_touchpoints
+from parcours.identity.resolution import (
+    instance_secret,
+    lock_identity_graph,
+    merge_profiles,
+    record_touchpoints,
+)
 from parcours.identity.touchpoints import RecordOutcome, Touchpoint
 from parcours.identity.unmerge import unmerge
 from parcours.models import (
@@ -325,6 +330,41 @@ def people(session: Session, profile_id: str) -> list[str]:
                 found.append(child)
                 frontier.append(child)
     return found
+
+
+MAX_MERGE_REASON = 120
+
+
+def merge_customers(
+    session: Session,
+    registry: KindRegistry,
+    profile_id: str,
+    other: str,
+    *,
+    actor: str,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """A person decided that two profiles are one customer: merge them through the core merge, recorded
+    (who, and why) and reversible with unmerge. Both ids may be merged-away ids (their survivors are
+    merged). The merge rules still hold (``Conflict`` naming the rule); an earlier unmerge of the pair
+    does not, since this is a person's newer decision about the same pair."""
+    lock_identity_graph(session)
+    first, second = resolve_profile_id(session, profile_id), resolve_profile_id(session, other)
+    if first == second:
+        raise Conflict(f"profiles {profile_id} and {other} are already one customer ({first})")
+    reason = " ".join((reason or "").split())
+    if len(reason) > MAX_MERGE_REASON:
+        raise InvalidInput(f"reason: at most {MAX_MERGE_REASON} characters")
+    rule = f"merged by hand by {' '.join(actor.split())[:60]}" + (f": {reason}" if reason else "")
+    merge_id = merge_profiles(session, registry, first, second, rule=rule, overrule_unmerge=True)
+    merge = session.get(Merge, merge_id)
+    assert merge is not None
+    return {
+        "merge_id": merge_id,
+        "rule": merge.rule,
+        "merged_id": merge.merged_id,
+        "survivor": profile_view(session, merge.survivor_id),
+    }
 
 
 def export_profile(session: Session, requested_id: str) -> dict[str, Any]:

@@ -120,9 +120,10 @@ def unmerge(session: Session, profile_id: str, merge_id: str | None = None) -> M
             introduced_by.setdefault(source_event_id, []).append((ident_id, key))
 
     # Replay what the survivor received directly since the merge, in arrival order.
-    merge_seq = (
-        session.scalar(select(Event.seq).where(Event.id == merge.event_id)) if merge.event_id else None
-    )
+    if merge.event_id is not None:
+        merge_seq = session.scalar(select(Event.seq).where(Event.id == merge.event_id))
+    else:  # a merge no event caused: the events stored after it
+        merge_seq = None if merge.replay_after_seq is None else merge.replay_after_seq + 1
     to_merged_events: list[str] = []
     if merge_seq is not None:
         replay = session.execute(

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from parcours.db.base import Base
@@ -74,6 +74,10 @@ class Merge(Base):
     survivor_identifiers: Mapped[list[str]]
     merged_identifiers: Mapped[list[str]]
     merged_consent_ids: Mapped[list[Any]]
+    # A merge no event caused (probabilistic, accepted from review, by hand): the last event ``seq``
+    # stored when it was made. Unmerge sends the events that came after it to the side their identifiers
+    # belong to, as it does for the events since a merge's own event.
+    replay_after_seq: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime]
     undone_at: Mapped[datetime | None]
 
