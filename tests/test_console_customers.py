@@ -375,6 +375,74 @@ def test_the_identity_graph_shows_the_merge_and_a_supervisor_undoes_it(api: Api)
     assert again.status_code == 409 and "already undone" in again.text
 
 
+def test_a_supervisor_merges_two_customers_by_hand_and_undoes_it(api: Api) -> None:
+    lea_id, till_id = lea(api)
+    paul_id = paul(api)
+    phone = make_source(api.db, "Service client", "phone")
+    ingest(api.db, api.settings, phone, [{
+        "type": "track", "event": "Call Logged", "messageId": "call-1", "timestamp": at(700),
+        "context": {"traits": {"phone": "07 61 22 33 44"}},
+    }])  # fmt: skip
+    caller_id = profile_of(api.db, api.settings, "phone", "+33761223344")
+    agent, agent_csrf = signed_in(api, "agent")
+    assert "Merge with another customer" not in agent.get(f"/console/customers/{lea_id}/graph").text
+    forbidden = agent.post(f"/console/customers/{lea_id}/merge",
+                           data={"other": "07 61 22 33 44", "csrf_token": agent_csrf})  # fmt: skip
+    assert forbidden.status_code == 403
+
+    supervisor, csrf = signed_in(api, "supervisor")
+    graph = supervisor.get(f"/console/customers/{lea_id}/graph").text
+    assert "Merge with another customer" in graph and 'action="/console/customers/' in graph
+
+    def merge(into: str, other: str, reason: str = "") -> httpx.Response:
+        return supervisor.post(f"/console/customers/{into}/merge",
+                               data={"other": other, "reason": reason, "csrf_token": csrf})  # fmt: skip
+
+    # What cannot be merged says why, and merges nothing.
+    assert merge(lea_id, "09 99 99 99 99").status_code == 404
+    assert merge(lea_id, "lea.martin@example.fr").status_code == 409  # already hers
+    assert merge(lea_id, "phone:12").status_code == 400
+    assert merge(lea_id, "").status_code == 400
+    assert merge(lea_id, "07 61 22 33 44", reason="x" * 121).status_code == 400
+    assert len(active_profiles(api.db)) == 3
+
+    # The caller's phone, typed as the agent heard it: merged into Léa (the older profile).
+    done = merge(caller_id, "Lea.Martin@Example.fr", reason="she called from her new mobile")
+    assert done.status_code == 303 and done.headers["location"] == f"/console/customers/{lea_id}/graph"
+    page = text_of(supervisor.get(done.headers["location"]).text)
+    assert "Merged: +33761223344 is now part of this customer. Unmerge undoes it." in page
+    assert "merged by hand by Supervisor: she called from her new mobile" in page
+    assert "3 profiles make this customer." in page
+    assert identity_of(api, "phone", "+33761223344") == lea_id
+
+    # Undone from the same page, then merged again from the "kept apart" list.
+    with api.db.read() as session:
+        merge_id = session.scalars(select(Merge.id).where(Merge.merged_id == caller_id)).one()
+    undo = supervisor.post(
+        f"/console/customers/{lea_id}/unmerge", data={"merge_id": merge_id, "csrf_token": csrf}
+    )
+    assert undo.status_code == 303 and identity_of(api, "phone", "+33761223344") == caller_id
+    graph = supervisor.get(f"/console/customers/{lea_id}/graph").text
+    assert "Merge again" in graph and f'name="other" value="{caller_id}"' in graph
+    again = merge(lea_id, caller_id, reason="merged again after an unmerge")
+    assert again.status_code == 303 and identity_of(api, "phone", "+33761223344") == lea_id
+    # Paul holds a loyalty card and so does Léa: the rule (2 cards at most) still holds for a person.
+    with api.db.write() as session:
+        identity.update_kind(session, "loyalty_card", max_per_profile=1)
+    refused = merge(lea_id, paul_id)
+    assert refused.status_code == 409 and "different loyalty_card identifiers" in refused.text
+    assert till_id in identity_people(api, lea_id)
+
+
+def identity_of(api: Api, kind: str, value: str) -> str:
+    return profile_of(api.db, api.settings, kind, value)
+
+
+def identity_people(api: Api, profile_id: str) -> list[str]:
+    with api.db.read() as session:
+        return identity.people(session, profile_id)
+
+
 def test_the_identity_graph_lists_the_conflicts_recorded_on_the_customer(api: Api) -> None:
     web = make_source(api.db, "web", "web")
     ingest(api.db, api.settings, web, [

@@ -24,7 +24,7 @@ ROLES = ("agent", "supervisor", "store_associate", "marketer", "admin")
 LOCALES = ("en", "fr")
 
 # What each role may do. "inbox": work conversations; "inbox.all": every team's conversations, assign
-# anyone; "customers": see customer views; "identity": unmerge and decide matching reviews; "store": the
+# anyone; "customers": see customer views; "identity": merge, unmerge, decide matching reviews; "store": the
 # store view (stock, reservations, orders, pickups, returns); "admin": sources, channels, teams, users,
 # merge rules, knowledge base.
 PERMISSIONS: dict[str, frozenset[str]] = {

@@ -21,9 +21,12 @@ from parcours.console.customers.common import (
     STATUS_LABELS,
     best_identifier,
 )
+from parcours.console.customers.search import identifier_matches
 from parcours.console.web import Page, form_for, page_for
-from parcours.errors import NotFound
+from parcours.errors import Conflict, InvalidInput, NotFound
 from parcours.identity import service as identity
+from parcours.identity.kinds import KindRegistry
+from parcours.identity.service import MAX_MERGE_REASON
 from parcours.identity.unmerge import unmerge
 from parcours.models import Event, Identifier, IdentityConflict, Merge, MergeBlock, Profile, Source
 
@@ -315,16 +318,63 @@ def unmerge_profile(profile_id: str, page: Page = Depends(form_for("identity")))
         if merge is None or merge.survivor_id not in identity.people(session, active):
             raise NotFound(f"merge {merge_id} not found for this customer")
         done = unmerge(session, merge.merged_id, merge.id)
-        traits = session.scalar(select(Profile.traits).where(Profile.id == done.merged_id))
-        keys = session.execute(
-            select(Identifier.kind, Identifier.value).where(Identifier.profile_id == done.merged_id)
-        ).all()
-        restored_name = display_name(traits) or best_identifier(f"{k}:{v}" for k, v in keys) or done.merged_id
+        restored_name = _label(session, done.merged_id)
     return page.redirect(
         f"/console/customers/{active}/graph",
         flash=page.t.gettext(
             "Merge undone: {name} ({id}) is a customer of their own again.",
             name=restored_name,
             id=done.merged_id,
+        ),
+    )
+
+
+def other_customer(session: Session, registry: KindRegistry, active: str, text: str) -> str:
+    """The customer a person typed to merge with ``active``: a customer id (``prf_…``), or any of their
+    identifiers typed any way (``KIND:VALUE``, or a bare e-mail, phone or card number)."""
+    if text.startswith("prf_"):
+        return identity.resolve_profile_id(session, text)
+    found, problem = identifier_matches(session, registry, text)
+    if problem is not None:
+        raise InvalidInput(problem)
+    others = list(dict.fromkeys(identity.resolve_profile_id(session, pid) for pid in found))
+    if not others:
+        raise NotFound(f"no customer holds {text}")
+    if others == [active]:
+        raise Conflict(f"{text} is already one of this customer's identifiers")
+    others = [pid for pid in others if pid != active]
+    if len(others) > 1:
+        raise Conflict(f"{len(others)} customers hold {text}; type it as KIND:VALUE (email:…, phone:…)")
+    return others[0]
+
+
+def _label(session: Session, profile_id: str) -> str:
+    """A customer's name, else their most telling identifier, else their id."""
+    traits = session.scalar(select(Profile.traits).where(Profile.id == profile_id))
+    keys = session.execute(
+        select(Identifier.kind, Identifier.value).where(Identifier.profile_id == profile_id)
+    )
+    return display_name(traits) or best_identifier(f"{k}:{v}" for k, v in keys) or profile_id
+
+
+@router.post("/console/customers/{profile_id}/merge")
+def merge_customer(profile_id: str, page: Page = Depends(form_for("identity"))) -> Response:
+    """A person decided that another customer is this one: the core merge, recorded with their name and
+    reason, undone from this page like any other."""
+    text = page.field("other", max_chars=400)
+    reason = page.field("reason", required=False, max_chars=MAX_MERGE_REASON)
+    with page.db.write() as session:
+        registry = identity.load_registry(session, page.settings.default_phone_region)
+        active = identity.resolve_profile_id(session, profile_id[:60])
+        other = other_customer(session, registry, active, text)
+        names = {pid: _label(session, pid) for pid in (active, other)}  # before the merge moves them
+        done = identity.merge_customers(
+            session, registry, active, other, actor=page.user.name or page.user.email, reason=reason
+        )
+    return page.redirect(
+        f"/console/customers/{done['survivor']['id']}/graph",
+        flash=page.t.gettext(
+            "Merged: {name} is now part of this customer. Unmerge undoes it.",
+            name=names[done["merged_id"]],
         ),
     )
