@@ -69,6 +69,37 @@ def test_kinds_can_be_added_and_changed(sqlite_env: str) -> None:
     assert '"name": "crm_id"' in kinds
 
 
+def test_two_profiles_are_merged_and_unmerged_from_the_command_line(sqlite_env: str) -> None:
+    from parcours.db.engine import Database
+    from parcours.identity import service
+    from tests.helpers import ingest, make_source, profile_of
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    settings = get_settings()
+    db = Database(settings.sqlalchemy_url)
+    web = make_source(db, "web", "web")
+    ingest(db, settings, web, [{"type": "track", "event": "A", "messageId": "a", "anonymousId": "d-1"},
+                               {"type": "track", "event": "B", "messageId": "b", "userId": "u-1",
+                                "context": {"traits": {"phone": "06 12 34 56 78"}}},
+                               {"type": "track", "event": "C", "messageId": "c", "userId": "u-2"}])  # fmt: skip
+    first = profile_of(db, settings, "anonymous_id", "d-1")
+    result = runner.invoke(
+        app, ["identity", "merge", first, "phone:06 12 34 56 78", "--reason", "same person"]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("merged prf_") and f"into {first}" in result.output
+    with db.read() as session:
+        assert service.resolve_profile_id(session, profile_of(db, settings, "user_id", "u-1")) == first
+    refused = runner.invoke(app, ["identity", "merge", first, "user_id:u-2"])
+    assert refused.exit_code != 0 and "different user_id identifiers" in refused.output
+    unknown = runner.invoke(app, ["identity", "merge", first, "prf_nope"])
+    assert unknown.exit_code != 0 and "profile prf_nope not found" in unknown.output
+    undone = runner.invoke(app, ["identity", "unmerge", first])
+    assert undone.exit_code == 0 and "is separate from" in undone.output
+    db.dispose()
+
+
 def test_serve_migrates_and_answers(tmp_path: Path) -> None:
     port, smtp_port = free_port(), free_port()
     env = {

@@ -20,7 +20,7 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 source_app = typer.Typer(help="Event sources and their write keys.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens for reading profiles.", no_args_is_help=True)
 agent_app = typer.Typer(help="Agents of the customer-service inbox.", no_args_is_help=True)
-identity_app = typer.Typer(help="Identifier kinds, merge rules, unmerge.", no_args_is_help=True)
+identity_app = typer.Typer(help="Identifier kinds, merge rules, merge and unmerge.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(source_app, name="source")
 app.add_typer(token_app, name="token")
@@ -270,6 +270,36 @@ def identity_kind_set(
     except ParcoursError as error:
         _fail(error)
     typer.echo(json.dumps(kind))
+
+
+@identity_app.command("merge")
+def identity_merge(
+    profile_id: str,
+    other: Annotated[str, typer.Argument(help="The other profile: its id, or an identifier as KIND:VALUE.")],
+    reason: Annotated[str | None, typer.Option(help="Why: kept in the merge record.")] = None,
+) -> None:
+    """Merge two profiles that are one customer (recorded, reversible with unmerge; the older survives)."""
+    from parcours.identity import service
+
+    settings = get_settings()
+    by_id = other.startswith("prf_")
+    try:
+        with _database(settings).write() as session:
+            other_id = service.named_profile(
+                session,
+                settings.default_phone_region,
+                profile_id=other if by_id else None,
+                identifier=None if by_id else other,
+            )
+            assert other_id is not None
+            registry = service.load_registry(session, settings.default_phone_region)
+            done = service.merge_customers(
+                session, registry, profile_id, other_id, actor="the command line", reason=reason
+            )
+    except ParcoursError as error:
+        _fail(error)
+    survivor = done["survivor"]["id"]
+    typer.echo(f"merged {done['merged_id']} into {survivor} (merge {done['merge_id']}; unmerge undoes it)")
 
 
 @identity_app.command("unmerge")

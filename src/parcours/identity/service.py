@@ -351,7 +351,7 @@ def merge_customers(
     lock_identity_graph(session)
     first, second = resolve_profile_id(session, profile_id), resolve_profile_id(session, other)
     if first == second:
-        raise Conflict(f"profiles {profile_id} and {other} are already one customer ({first})")
+        raise Conflict(f"the two profiles are already one customer ({first})")
     reason = " ".join((reason or "").split())
     if len(reason) > MAX_MERGE_REASON:
         raise InvalidInput(f"reason: at most {MAX_MERGE_REASON} characters")
