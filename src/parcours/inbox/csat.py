@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from parcours.config import Settings
+from parcours.identity.resolution import GraphCache
 from parcours.identity.service import resolve_profile_id
 from parcours.ids import new_id
 from parcours.inbox import feed
@@ -26,10 +27,17 @@ QUESTIONS = {
 }
 
 
-def ask(session: Session, settings: Settings, conversation: Conversation, now: datetime) -> str | None:
+def ask(
+    session: Session,
+    settings: Settings,
+    conversation: Conversation,
+    now: datetime,
+    *,
+    cache: GraphCache | None = None,
+) -> str | None:
     """Send the question on the conversation's channel (queued; the caller delivers after commit).
     Returns the message id, or None when it cannot be asked (already asked, no address, or a logged
-    channel such as a phone call)."""
+    channel such as a phone call). ``cache``: the server's identity graph cache (see ``write_reply``)."""
     from parcours.errors import Conflict
     from parcours.inbox.outbound import LOGGED_CHANNELS, write_reply
 
@@ -42,7 +50,9 @@ def ask(session: Session, settings: Settings, conversation: Conversation, now: d
     language = "en" if str(traits.get("language") or "fr")[:2].lower() == "en" else "fr"
     status = conversation.status
     try:
-        message = write_reply(session, settings, None, conversation.id, SYSTEM, QUESTIONS[language], now=now)
+        message = write_reply(
+            session, settings, None, conversation.id, SYSTEM, QUESTIONS[language], now=now, cache=cache
+        )
     except Conflict:
         return None
     conversation.status = status  # asking does not make the conversation pending again

@@ -146,6 +146,7 @@ def retry(
 def update_conversation(
     conversation_id: str,
     body: ConversationUpdate,
+    request: Request,
     agent: AgentInfo = Depends(current_agent),
     db: Database = Depends(database),
     config: Settings = Depends(settings),
@@ -180,7 +181,9 @@ def update_conversation(
                 now=utcnow(),
             )
             if conversation.status == "resolved" and not was_resolved:
-                survey_message = ask_csat(session, config, conversation, utcnow())
+                survey_message = ask_csat(
+                    session, config, conversation, utcnow(), cache=request.app.state.graph_cache
+                )
         elif "snoozed_until" in changes:
             raise InvalidInput("snoozed_until: goes with status 'snoozed'")
         view = service.conversation_view(conversation)

@@ -64,7 +64,9 @@ def _apply_macro_actions(
         was_resolved = conversation.status == "resolved"
         service.set_status(session, conversation.id, actions["set_status"], snoozed_until=None, now=now)
         if conversation.status == "resolved" and not was_resolved:
-            return ask_csat(session, page.settings, conversation, now)
+            return ask_csat(
+                session, page.settings, conversation, now, cache=page.request.app.state.graph_cache
+            )
     return None
 
 
@@ -134,7 +136,7 @@ def change_status(conversation_id: str, page: Page = Depends(form_for("inbox")))
         was_resolved = conversation.status == "resolved"
         service.set_status(session, conversation.id, status, snoozed_until=until, now=now)
         survey = (
-            ask_csat(session, page.settings, conversation, now)
+            ask_csat(session, page.settings, conversation, now, cache=page.request.app.state.graph_cache)
             if status == "resolved" and not was_resolved
             else None
         )
