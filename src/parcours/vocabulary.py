@@ -21,6 +21,9 @@ CHANNELS: tuple[str, ...] = (
     "other",
 )
 
+# The Segment spec's event types: what a touchpoint is (the timeline filters on them).
+EVENT_TYPES: tuple[str, ...] = ("identify", "track", "page", "screen", "alias", "group")
+
 
 def check_channel(value: str) -> str:
     """The channel name in canonical form, or ValueError naming the accepted ones."""

@@ -43,7 +43,7 @@ from parcours.models import (
     Profile,
     Tombstone,
 )
-from parcours.vocabulary import CHANNELS
+from parcours.vocabulary import CHANNELS, EVENT_TYPES
 
 __all__ = [
     "RecordOutcome",
@@ -277,8 +277,10 @@ def timeline(
         if channel not in CHANNELS:
             raise InvalidInput(f"channel: unknown channel {channel!r}; expected one of {', '.join(CHANNELS)}")
     for kind in types or []:
-        if kind not in ("identify", "track", "page", "screen", "alias", "group"):
-            raise InvalidInput(f"type: unknown event type {kind!r}")
+        if kind not in EVENT_TYPES:
+            raise InvalidInput(
+                f"type: unknown event type {kind[:40]!r}; expected one of {', '.join(EVENT_TYPES)}"
+            )
     profile_id = resolve_profile_id(session, requested_id)
     query = select(Event).where(Event.profile_id == profile_id)
     if channels:

@@ -18,9 +18,10 @@ from parcours.db.engine import Database
 from parcours.deps import JsonResponse, database, read_body, settings
 from parcours.errors import InvalidInput, NotAuthenticated
 from parcours.identity import service as identity
-from parcours.ingest.parse import EVENT_TYPES, InvalidEvent, parse_time
+from parcours.ingest.parse import InvalidEvent, parse_time
 from parcours.ingest.service import IngestResult, parse_messages
 from parcours.ingest.writer import IngestItem, IngestWriter
+from parcours.vocabulary import EVENT_TYPES
 
 router = APIRouter(tags=["tracking"])
 log = logging.getLogger("parcours.ingest")

@@ -21,9 +21,8 @@ import orjson
 from parcours.identity.kinds import InvalidIdentifier, KindRegistry
 from parcours.identity.touchpoints import ConsentChange, Touchpoint
 from parcours.inputs import NUL_MESSAGE, child_path, nul_path
-from parcours.vocabulary import CHANNELS
+from parcours.vocabulary import CHANNELS, EVENT_TYPES
 
-EVENT_TYPES = ("identify", "track", "page", "screen", "alias", "group")
 MAX_ID_LENGTH = 200
 MAX_NAME_LENGTH = 200
 # Objects and lists may nest this deep in an event, the event itself being the first level. Real events

@@ -37,12 +37,11 @@ from parcours.models import (
     Reservation,
     Source,
 )
-from parcours.vocabulary import CHANNELS
+from parcours.vocabulary import CHANNELS, EVENT_TYPES
 
 router = APIRouter(include_in_schema=False)
 
 TIMELINE_PAGE = 50
-EVENT_TYPES = ("identify", "track", "page", "screen", "alias", "group")
 CONSENT_PURPOSE_CHARS = 60
 
 LOYALTY_LABELS = {
