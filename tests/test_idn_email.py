@@ -18,7 +18,7 @@ from parcours.identity.kinds import identifier_hash, spellings
 from parcours.identity.resolution import instance_secret
 from parcours.identity.unmerge import unmerge
 from parcours.ingest.service import ingest_messages
-from parcours.models import Event, Identifier, IdentityConflict, Merge, Tombstone
+from parcours.models import Event, Identifier, IdentityConflict, MatchKey, Merge, Tombstone
 from tests.helpers import active_profiles, ingest, make_source, profile_of, view
 
 UNICODE = "jean@café.fr"
@@ -199,3 +199,23 @@ def test_the_migration_rewrites_ascii_domains_and_keeps_merges_undoable(
         db, settings, web, [identify("carl-3", anonymousId="a-carl", traits={"email": "CARL@xn--caf-dma.fr"})]
     )
     assert profile_of(db, settings, "anonymous_id", "a-carl") == profile_of(db, settings, "user_id", "u-carl")
+
+
+def test_the_migration_rewrites_the_matchers_ascii_email_keys(
+    db: Database, settings: Settings, web: Any
+) -> None:
+    ingest(
+        db, settings, web, [identify("m-1", userId="u-jean", traits={"email": UNICODE, "firstName": "Jean"})]
+    )
+    with db.read() as session:
+        (key,) = session.scalars(select(MatchKey.key).where(MatchKey.key.like(f"%{UNICODE}")))
+    rule = key.removesuffix(UNICODE)
+    downgrade(db.engine, "0016")
+    with db.write() as session:  # as the matcher wrote it before it normalised domains
+        session.execute(update(MatchKey).where(MatchKey.key == key).values(key=rule + ASCII))
+        session.add(MatchKey(profile_id="prf_other", key=rule + "not-an-address@xn--"))
+    upgrade(db.engine)
+    with db.read() as session:
+        keys = set(session.scalars(select(MatchKey.key)))
+    assert key in keys and rule + ASCII not in keys
+    assert rule + "not-an-address@xn--" in keys  # not an address: left as it was
