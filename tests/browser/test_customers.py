@@ -157,6 +157,22 @@ def test_a_supervisor_unmerges_from_the_identity_graph(page: Page, console: Cons
     expect(page.get_by_role("heading", level=1)).to_have_text("Unnamed customer")
     expect(page.get_by_role("region", name="Identifiers")).to_contain_text("2901234567890")
 
+    # She was right the first time: merged again by hand, the card typed as it is printed.
+    page.go_back()
+    form = page.get_by_role("region", name="Merge with another customer")
+    form.get_by_label("The other customer").fill("2901 2345 6789 0")
+    form.get_by_label("Reason").fill("same card, checked with her at the till")
+    page.once("dialog", lambda dialog: dialog.accept())
+    with page.expect_navigation():
+        form.get_by_role("button", name="Merge").click()
+    expect(page.get_by_role("status")).to_contain_text("Merged: 2901234567890 is now part of this customer.")
+    expect(page.get_by_text("3 profiles make this customer.")).to_be_visible()
+    merges = page.get_by_role("region", name="Merges")
+    expect(merges).to_contain_text("merged by hand by Sam Supervisor: same card, checked with her at the till")
+    expect(merges).to_contain_text("none: a person or the matcher decided")
+    assert_accessible(page)
+    assert profile_of(console.db, console.settings, "loyalty_card", "2901234567890") == lea_id
+
 
 def test_a_supervisor_accepts_a_pair_in_the_review_queue(page: Page, console: Console) -> None:
     helene_and_marc(console.api)
