@@ -168,7 +168,9 @@ def test_a_supervisor_unmerges_from_the_identity_graph(page: Page, console: Cons
     expect(page.get_by_role("status")).to_contain_text("Merged: 2901234567890 is now part of this customer.")
     expect(page.get_by_text("3 profiles make this customer.")).to_be_visible()
     merges = page.get_by_role("region", name="Merges")
-    expect(merges).to_contain_text("merged by hand by Sam Supervisor: same card, checked with her at the till")
+    expect(merges).to_contain_text(
+        "merged by hand by Sam Supervisor: same card, checked with her at the till"
+    )
     expect(merges).to_contain_text("none: a person or the matcher decided")
     assert_accessible(page)
     assert profile_of(console.db, console.settings, "loyalty_card", "2901234567890") == lea_id
