@@ -151,6 +151,48 @@ def test_timeline_is_ordered_paginated_and_filterable(api: Api) -> None:
     assert api.get(f"/v1/profiles/{profile_id}/timeline", cursor="garbage!").status_code == 400
 
 
+def _pages(api: Api, profile_id: str, **params: Any) -> list[str]:
+    """Every message id of the timeline, page by page (4 a page), following next_cursor alone."""
+    seen: list[str] = []
+    page = api.get(f"/v1/profiles/{profile_id}/timeline", limit=4, **params).json()
+    while True:
+        seen += [e["message_id"] for e in page["data"]]
+        if not page["next_cursor"]:
+            return seen
+        page = api.get(f"/v1/profiles/{profile_id}/timeline", limit=4, cursor=page["next_cursor"]).json()
+
+
+def test_timeline_newest_first_and_between_two_times(api: Api) -> None:
+    profile_id, _ = _journey(api)
+    oldest_first = ["w1", *[f"w-page-{n}" for n in range(6)], "p1", "s0", "s1"]
+    assert _pages(api, profile_id, order="desc") == oldest_first[::-1]  # the cursor keeps the order
+    assert _pages(api, profile_id, order="asc") == oldest_first
+    first = api.get(f"/v1/profiles/{profile_id}/timeline", order="desc", limit=1).json()
+    assert first["order"] == "desc" and [e["message_id"] for e in first["data"]] == ["s1"]
+    # since is inclusive, until exclusive; an offset is honoured, no offset means UTC.
+    window = {"since": "2026-02-01T09:12:00Z", "until": "2026-02-01T10:15:00+01:00"}
+    assert _pages(api, profile_id, **window) == ["w-page-2", "w-page-3", "w-page-4"]
+    assert _pages(api, profile_id, order="desc", since="2026-02-03T14:00:00") == ["s1", "s0"]
+    assert _pages(api, profile_id, until="2026-02-01T09:00:00Z") == []
+
+    def refused(**params: Any) -> str:
+        response = api.get(f"/v1/profiles/{profile_id}/timeline", **params)
+        assert response.status_code == 400, response.text
+        return str(response.json()["error"]["message"])
+
+    assert refused(order="newest") == "order: 'newest' is not asc (oldest first) or desc (newest first)"
+    assert refused(since="yesterday") == "since: 'yesterday' is not an ISO-8601 date-time"
+    assert (
+        refused(since="2026-02-02T00:00:00Z", until="2026-02-01T00:00:00Z")
+        == "until: must be later than since"
+    )
+    desc_cursor = api.get(f"/v1/profiles/{profile_id}/timeline", order="desc", limit=2).json()["next_cursor"]
+    assert (
+        refused(cursor=desc_cursor, order="asc")
+        == "cursor: it pages the timeline in the other order than order=asc"
+    )
+
+
 def test_consent_by_api(api: Api) -> None:
     profile_id, _ = _journey(api)
     url = f"/v1/profiles/{profile_id}/consent"

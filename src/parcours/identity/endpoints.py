@@ -48,12 +48,23 @@ def get_timeline(
     cursor: str | None = None,
     channel: list[str] | None = Query(default=None, description="channel name(s), repeat or comma-separate"),
     type: list[str] | None = Query(default=None, description="event type(s): identify, track, page, …"),
+    order: str | None = Query(default=None, description="asc (oldest first, the default) or desc"),
+    since: str | None = Query(default=None, description="ISO-8601: events at or after this time"),
+    until: str | None = Query(default=None, description="ISO-8601: events before this time"),
     db: Database = Depends(database),
 ) -> JsonResponse:
     with db.read() as session:
         return JsonResponse(
             service.timeline(
-                session, profile_id, limit=limit, cursor=cursor, channels=_split(channel), types=_split(type)
+                session,
+                profile_id,
+                limit=limit,
+                cursor=cursor,
+                channels=_split(channel),
+                types=_split(type),
+                order=order,
+                since=since,
+                until=until,
             )
         )
 

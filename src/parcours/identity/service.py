@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Row, bindparam, delete, func, or_, select, tuple_, update
@@ -224,22 +224,31 @@ def profile_view(session: Session, requested_id: str) -> dict[str, Any]:
     return view
 
 
-def encode_cursor(moment: datetime, event_id: str) -> str:
-    """A timeline position (an event's time and id) as an opaque URL-safe string."""
-    return base64.urlsafe_b64encode(f"{moment.isoformat()}|{event_id}".encode()).decode().rstrip("=")
+def encode_cursor(moment: datetime, event_id: str, *, descending: bool = False) -> str:
+    """A timeline position (an event's time and id, and whether the pages run newest first) as an
+    opaque URL-safe string."""
+    raw = f"{moment.isoformat()}|{event_id}" + ("|desc" if descending else "")
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, field: str = "cursor") -> tuple[datetime, str]:
-    """The position ``encode_cursor`` wrote; InvalidInput naming ``field`` for anything else."""
+def read_cursor(cursor: str, field: str = "cursor") -> tuple[datetime, str, bool]:
+    """(time, event id, newest first) of a position ``encode_cursor`` wrote; InvalidInput naming
+    ``field`` for anything else."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        moment, event_id = raw.split("|", 1)
+        moment, event_id, *rest = raw.split("|")
         parsed = datetime.fromisoformat(moment)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput(f"{field}: not a position this API gave") from None
-    if parsed.tzinfo is None:
+    if parsed.tzinfo is None or not event_id or rest not in ([], ["desc"]):
         raise InvalidInput(f"{field}: not a position this API gave")
-    return parsed, event_id
+    return parsed, event_id, rest == ["desc"]
+
+
+def decode_cursor(cursor: str, field: str = "cursor") -> tuple[datetime, str]:
+    """The position (time, event id) ``encode_cursor`` wrote; InvalidInput naming ``field`` otherwise."""
+    moment, event_id, _ = read_cursor(cursor, field)
+    return moment, event_id
 
 
 def event_view(event: Event) -> dict[str, Any]:
@@ -261,6 +270,23 @@ def event_view(event: Event) -> dict[str, Any]:
     }
 
 
+TIMELINE_ORDERS = ("asc", "desc")
+
+
+def _moment_param(value: str | None, field: str) -> datetime | None:
+    """An ISO-8601 date-time query parameter (UTC when it names no offset), or InvalidInput naming it."""
+    if value is None or not value.strip():
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidInput(f"{field}: {value[:60]!r} is not an ISO-8601 date-time") from None
+    try:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(f"{field}: {value[:60]!r} is out of range") from None
+
+
 def timeline(
     session: Session,
     requested_id: str,
@@ -269,8 +295,13 @@ def timeline(
     cursor: str | None = None,
     channels: list[str] | None = None,
     types: list[str] | None = None,
+    order: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
 ) -> dict[str, Any]:
-    """Every event of the profile across channels, oldest first, cursor-paginated."""
+    """Every event of the profile across channels, cursor-paginated: oldest first (``order="asc"``, the
+    default) or newest first (``"desc"``); ``since`` (inclusive) and ``until`` (exclusive) bound the
+    events' timestamps. A cursor carries its order: ``order`` may be left out with it."""
     if not 1 <= limit <= MAX_TIMELINE_PAGE:
         raise InvalidInput(f"limit: must be between 1 and {MAX_TIMELINE_PAGE}")
     for channel in channels or []:
@@ -281,19 +312,39 @@ def timeline(
             raise InvalidInput(
                 f"type: unknown event type {kind[:40]!r}; expected one of {', '.join(EVENT_TYPES)}"
             )
+    if order is not None and order not in TIMELINE_ORDERS:
+        raise InvalidInput(f"order: {order[:20]!r} is not asc (oldest first) or desc (newest first)")
+    start, end = _moment_param(since, "since"), _moment_param(until, "until")
+    if start is not None and end is not None and start >= end:
+        raise InvalidInput("until: must be later than since")
+    position: tuple[datetime, str] | None = None
+    if cursor:  # a cursor carries its order: sent with the other one, it would skip or repeat events
+        moment, event_id, cursor_descending = read_cursor(cursor)
+        if order is not None and (order == "desc") != cursor_descending:
+            raise InvalidInput(f"cursor: it pages the timeline in the other order than order={order}")
+        position, order = (moment, event_id), "desc" if cursor_descending else "asc"
+    descending = order == "desc"
     profile_id = resolve_profile_id(session, requested_id)
     query = select(Event).where(Event.profile_id == profile_id)
     if channels:
         query = query.where(Event.channel.in_(channels))
     if types:
         query = query.where(Event.type.in_(types))
-    if cursor:
-        moment, event_id = decode_cursor(cursor)
-        query = query.where(tuple_(Event.timestamp, Event.id) > tuple_(moment, event_id))
-    rows = list(session.scalars(query.order_by(Event.timestamp, Event.id).limit(limit + 1)))
-    next_cursor = encode_cursor(rows[limit - 1].timestamp, rows[limit - 1].id) if len(rows) > limit else None
+    if start is not None:
+        query = query.where(Event.timestamp >= start)
+    if end is not None:
+        query = query.where(Event.timestamp < end)
+    if position is not None:
+        after = tuple_(Event.timestamp, Event.id)
+        query = query.where(after < tuple_(*position) if descending else after > tuple_(*position))
+    ordering = (Event.timestamp.desc(), Event.id.desc()) if descending else (Event.timestamp, Event.id)
+    rows = list(session.scalars(query.order_by(*ordering).limit(limit + 1)))
+    next_cursor = None
+    if len(rows) > limit:
+        next_cursor = encode_cursor(rows[limit - 1].timestamp, rows[limit - 1].id, descending=descending)
     return {
         "profile_id": profile_id,
+        "order": "desc" if descending else "asc",
         "data": [event_view(e) for e in rows[:limit]],
         "next_cursor": next_cursor,
     }
