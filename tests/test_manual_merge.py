@@ -17,6 +17,7 @@ from parcours.db.engine import Database
 from parcours.db.migrate import downgrade, upgrade
 from parcours.errors import Conflict
 from parcours.identity import service as identity
+from parcours.matching.review import list_reviews
 from parcours.models import Event, MatchKey, Merge, MergeBlock
 from tests.conftest import Api, reset_database
 from tests.helpers import active_profiles, graph_state, ingest, make_source, profile_of, set_kind
@@ -236,3 +237,17 @@ def test_the_migration_marks_the_merges_an_earlier_release_made_without_an_event
         identity.unmerge(session, store_id)
     sides = {events: identifiers for events, identifiers, _ in graph_state(db)}
     assert "email:lea.pro@example.fr" in sides[frozenset({"s1", "s2"})]
+
+
+def test_a_hand_merge_decides_the_pair_waiting_in_the_review_queue(db: Database, settings: Settings) -> None:
+    web = make_source(db, "web", "web")
+    likely = {"firstName": "Helene", "lastName": "Dupont", "birthday": "1984-03-07"}
+    ingest(db, settings, web, [{"type": "identify", "messageId": "w1", "anonymousId": "d-1",
+                                "traits": {**likely, "email": "a@example.fr"}}])  # fmt: skip
+    ingest(db, settings, web, [{"type": "identify", "messageId": "w2", "userId": "u-9", "traits": likely}])
+    with db.read() as session:
+        (item,) = list_reviews(session, status="pending", limit=10)
+    done = by_hand(db, settings, *item["profile_ids"], reason="checked by phone")
+    with db.read() as session:
+        (decided,) = list_reviews(session, status=None, limit=10)
+    assert decided["status"] == "accepted" and decided["merge_id"] == done["merge_id"]

@@ -409,9 +409,25 @@ def merge_customers(
     if len(reason) > MAX_MERGE_REASON:
         raise InvalidInput(f"reason: at most {MAX_MERGE_REASON} characters")
     rule = f"merged by hand by {' '.join(actor.split())[:60]}" + (f": {reason}" if reason else "")
+    pair = sorted((first, second))
+    reviewed = list(  # the pair waiting in the review queue: this person's merge decides it
+        session.scalars(
+            select(MatchReview.id).where(
+                MatchReview.profile_a == pair[0],
+                MatchReview.profile_b == pair[1],
+                MatchReview.status == "pending",
+            )
+        )
+    )
     merge_id = merge_profiles(session, registry, first, second, rule=rule, overrule_unmerge=True)
     merge = session.get(Merge, merge_id)
     assert merge is not None
+    if reviewed:
+        session.execute(
+            update(MatchReview)
+            .where(MatchReview.id.in_(reviewed))
+            .values(status="accepted", decided_at=merge.created_at, merge_id=merge_id)
+        )
     return {
         "merge_id": merge_id,
         "rule": merge.rule,
