@@ -21,7 +21,7 @@ from parcours.matching.review import list_reviews
 from parcours.models import Event, MatchKey, Merge, MergeBlock
 from tests.conftest import Api, reset_database
 from tests.helpers import active_profiles, graph_state, ingest, make_source, profile_of, set_kind
-from tests.test_unmerge import _message, _run, events
+from tests.test_unmerge import _run, batches_of, events
 
 
 def track(message_id: str, **fields: Any) -> dict[str, Any]:
@@ -184,12 +184,7 @@ def test_hand_merges_then_unmerges_equal_never_merged(db: Database, settings: Se
         events, st.lists(st.tuples(st.integers(0, 15), st.integers(0, 50), st.integers(0, 50)), max_size=3)
     )
     def check(sequence: list[Any], hand: list[tuple[int, int, int]]) -> None:
-        batches: list[list[dict[str, Any]]] = [[]]
-        for n, (identifiers, day, city, cut) in enumerate(sequence):
-            batches[-1].append(_message(n, identifiers, day, city))
-            if cut:
-                batches.append([])
-        batches = [b for b in batches if b]
+        batches = batches_of(sequence)
 
         def world(allow_merges: bool) -> None:
             reset_database(db)
@@ -247,7 +242,8 @@ def test_a_hand_merge_decides_the_pair_waiting_in_the_review_queue(db: Database,
     ingest(db, settings, web, [{"type": "identify", "messageId": "w2", "userId": "u-9", "traits": likely}])
     with db.read() as session:
         (item,) = list_reviews(session, status="pending", limit=10)
-    done = by_hand(db, settings, *item["profile_ids"], reason="checked by phone")
+    first, second = item["profile_ids"]
+    done = by_hand(db, settings, first, second, reason="checked by phone")
     with db.read() as session:
         (decided,) = list_reviews(session, status=None, limit=10)
     assert decided["status"] == "accepted" and decided["merge_id"] == done["merge_id"]

@@ -202,6 +202,16 @@ def _message(n: int, identifiers: list[tuple[str, str]], day: int, city: str) ->
     return body
 
 
+def batches_of(sequence: list[tuple[list[tuple[str, str]], int, str, bool]]) -> list[list[dict[str, Any]]]:
+    """The drawn events as messages, cut into batches where the draw says so."""
+    batches: list[list[dict[str, Any]]] = [[]]
+    for n, (identifiers, day, city, cut) in enumerate(sequence):
+        batches[-1].append(_message(n, identifiers, day, city))
+        if cut:
+            batches.append([])
+    return [batch for batch in batches if batch]
+
+
 def _run(
     db: Database, settings: Settings, source: Any, batches: list[list[dict[str, Any]]], allow_merges: bool
 ) -> None:
@@ -234,13 +244,7 @@ def test_merge_then_unmerge_equals_never_merged(db: Database, settings: Settings
     @hsettings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(events)
     def check(sequence: list[tuple[list[tuple[str, str]], int, str, bool]]) -> None:
-        batches: list[list[dict[str, Any]]] = [[]]
-        for n, (identifiers, day, city, cut) in enumerate(sequence):
-            batches[-1].append(_message(n, identifiers, day, city))
-            if cut:
-                batches.append([])
-        batches = [b for b in batches if b]
-
+        batches = batches_of(sequence)
         _reset(db)
         source = make_source(db, "web", "web")
         for kind in ("email", "phone", "anonymous_id", "user_id"):

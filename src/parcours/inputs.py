@@ -5,6 +5,7 @@ names its field the same way wherever it is reported."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -12,6 +13,19 @@ from pydantic import BaseModel, model_validator
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 NUL_MESSAGE = "contains a NUL character (\\u0000), which cannot be stored"
+
+
+def utc_moment(text: str) -> datetime:
+    """An ISO-8601 date-time as an aware UTC datetime (UTC when it names no offset); ValueError saying
+    what is wrong with it otherwise."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"{text[:60]!r} is not an ISO-8601 date-time") from None
+    try:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:  # "9999-12-31T23:59:59-05:00" is past the last representable UTC instant
+        raise ValueError(f"{text[:60]!r} is out of range") from None
 
 
 def child_path(where: str, key: str, root: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, bindparam, delete, func, or_, select, tuple_, update
@@ -30,6 +30,7 @@ from parcours.identity.resolution import (
 )
 from parcours.identity.touchpoints import RecordOutcome, Touchpoint
 from parcours.identity.unmerge import unmerge
+from parcours.inputs import utc_moment
 from parcours.models import (
     Consent,
     Event,
@@ -278,13 +279,9 @@ def _moment_param(value: str | None, field: str) -> datetime | None:
     if value is None or not value.strip():
         return None
     try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise InvalidInput(f"{field}: {value[:60]!r} is not an ISO-8601 date-time") from None
-    try:
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    except OverflowError:
-        raise InvalidInput(f"{field}: {value[:60]!r} is out of range") from None
+        return utc_moment(value)
+    except ValueError as error:
+        raise InvalidInput(f"{field}: {error}") from None
 
 
 def timeline(

@@ -12,7 +12,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -20,7 +20,7 @@ import orjson
 
 from parcours.identity.kinds import InvalidIdentifier, KindRegistry
 from parcours.identity.touchpoints import ConsentChange, Touchpoint
-from parcours.inputs import NUL_MESSAGE, child_path, nul_path
+from parcours.inputs import NUL_MESSAGE, child_path, nul_path, utc_moment
 from parcours.vocabulary import CHANNELS, EVENT_TYPES
 
 MAX_ID_LENGTH = 200
@@ -117,13 +117,9 @@ def parse_time(value: Any, field: str) -> datetime | None:
     if not isinstance(value, str):
         raise InvalidEvent(f"{field}: must be an ISO-8601 date-time string, not {type(value).__name__}")
     try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise InvalidEvent(f"{field}: {value[:60]!r} is not an ISO-8601 date-time") from None
-    try:
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    except OverflowError:  # "9999-12-31T23:59:59-05:00" is past the last representable UTC instant
-        raise InvalidEvent(f"{field}: {value[:60]!r} is out of range") from None
+        return utc_moment(value)
+    except ValueError as error:
+        raise InvalidEvent(f"{field}: {error}") from None
 
 
 def event_time(
