@@ -21,7 +21,7 @@ from parcours.matching.review import list_reviews
 from parcours.models import Event, MatchKey, Merge, MergeBlock
 from tests.conftest import Api, reset_database
 from tests.helpers import active_profiles, graph_state, ingest, make_source, profile_of, set_kind
-from tests.test_unmerge import _run, batches_of, events
+from tests.test_unmerge import _run, batches_of, events, undo_every_merge
 
 
 def track(message_id: str, **fields: Any) -> dict[str, Any]:
@@ -203,11 +203,7 @@ def test_hand_merges_then_unmerges_equal_never_merged(db: Database, settings: Se
         world(allow_merges=False)
         never_merged = graph_state(db)
         world(allow_merges=True)
-        with db.read() as session:
-            merges = list(session.scalars(select(Merge).order_by(Merge.created_at.desc(), Merge.id.desc())))
-        for merge in merges:
-            with db.write() as session:
-                identity.unmerge(session, merge.merged_id, merge.id)
+        undo_every_merge(db)
         assert graph_state(db) == never_merged
 
     check()

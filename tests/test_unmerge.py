@@ -212,6 +212,16 @@ def batches_of(sequence: list[tuple[list[tuple[str, str]], int, str, bool]]) -> 
     return [batch for batch in batches if batch]
 
 
+def undo_every_merge(db: Database) -> int:
+    """Unmerge every merge, latest first; returns how many there were."""
+    with db.read() as session:
+        merges = list(session.scalars(select(Merge).order_by(Merge.created_at.desc(), Merge.id.desc())))
+    for merge in merges:
+        with db.write() as session:
+            identity.unmerge(session, merge.merged_id, merge.id)
+    return len(merges)
+
+
 def _run(
     db: Database, settings: Settings, source: Any, batches: list[list[dict[str, Any]]], allow_merges: bool
 ) -> None:
@@ -259,12 +269,8 @@ def test_merge_then_unmerge_equals_never_merged(db: Database, settings: Settings
             with db.write() as session:
                 identity.update_kind(session, kind, max_per_profile=50)
         _run(db, settings, source, batches, allow_merges=True)
-        with db.read() as session:
-            merges = list(session.scalars(select(Merge).order_by(Merge.created_at.desc(), Merge.id.desc())))
-        event("merges: " + ("none" if not merges else "one" if len(merges) == 1 else "several"))
-        for merge in merges:
-            with db.write() as session:
-                identity.unmerge(session, merge.merged_id, merge.id)
+        merges = undo_every_merge(db)
+        event("merges: " + ("none" if not merges else "one" if merges == 1 else "several"))
         assert graph_state(db) == never_merged
 
     check()
