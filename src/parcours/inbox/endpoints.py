@@ -18,7 +18,8 @@ from parcours.db.engine import Database
 from parcours.db.types import as_utc, utcnow
 from parcours.deps import JsonResponse, database, settings
 from parcours.errors import InvalidInput, NotAuthenticated
-from parcours.inbox import agents, automation, bot, feed, metrics, routing, service, sla
+from parcours.identity.service import split_identifier
+from parcours.inbox import agents, automation, bot, feed, identify, metrics, routing, service, sla
 from parcours.inbox.agents import AgentInfo, agent_for_token
 from parcours.inbox.csat import ask as ask_csat
 from parcours.inbox.outbound import Outbox, deliver, write_reply
@@ -60,6 +61,15 @@ class ReplyIn(InputModel):
         default=None, description="Where to answer; default: the customer's last channel."
     )
     private: bool = Field(default=False, description="A note for colleagues, never sent.")
+
+
+class IdentifierGiven(InputModel):
+    model_config = ConfigDict(extra="forbid")
+
+    identifier: str = Field(
+        max_length=400,
+        description="KIND:VALUE, as the customer gave it: email:lea@example.fr, phone:06 12 34 56 78",
+    )
 
 
 class ConversationUpdate(InputModel):
@@ -129,6 +139,26 @@ def reply(
         )
         view = service.message_view(message)
     return JsonResponse(_delivered(db, senders, view), status_code=201)
+
+
+@router.post("/v1/inbox/conversations/{conversation_id}/identifiers")
+def add_identifier(
+    conversation_id: str,
+    body: IdentifierGiven,
+    request: Request,
+    agent: AgentInfo = Depends(current_agent),
+    db: Database = Depends(database),
+    config: Settings = Depends(settings),
+) -> JsonResponse:
+    """The customer gave another of their identifiers: it joins them, or merges them with the customer
+    who holds it (by the merge rules; ``outcome``: added, merged or kept apart)."""
+    kind, value = split_identifier(body.identifier)
+    with db.write() as session:
+        return JsonResponse(
+            identify.add_identifier(
+                session, config, conversation_id, kind, value, agent, cache=request.app.state.graph_cache
+            )
+        )
 
 
 @router.post("/v1/inbox/messages/{message_id}/retry")

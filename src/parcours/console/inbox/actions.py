@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from parcours.console.inbox.common import (
     CHANNEL_LABELS,
+    IDENTIFIER_LABELS,
     acting_agent,
     agent_names,
     choice,
@@ -23,7 +24,7 @@ from parcours.console.inbox.common import (
 from parcours.console.web import Page, form_for
 from parcours.db.types import utcnow
 from parcours.errors import Forbidden, InvalidInput, NotFound
-from parcours.inbox import service
+from parcours.inbox import identify, service
 from parcours.inbox.csat import ask as ask_csat
 from parcours.inbox.outbound import deliver, write_reply
 from parcours.models import Conversation, Macro, Message, Team
@@ -205,3 +206,42 @@ def details(conversation_id: str, page: Page = Depends(form_for("inbox"))) -> Re
         conversation = visible_conversation(session, page, conversation_id)
         service.update_conversation(session, conversation.id, priority=priority, tags=tags)
     return page.redirect(_back(conversation_id), flash=page.t.gettext("Priority and tags saved."))
+
+
+@router.post("/console/conversations/{conversation_id}/identify")
+def identify_customer(conversation_id: str, page: Page = Depends(form_for("inbox"))) -> Response:
+    """The customer gave another identifier: it joins them, or merges them with its holder (by the
+    merge rules); the flash says which."""
+    kind = page.field("kind", max_chars=40)
+    value = page.field("value", max_chars=320)
+    agent = acting_agent(page)
+    with page.db.write() as session:
+        conversation = visible_conversation(session, page, conversation_id)
+        done = identify.add_identifier(
+            session,
+            page.settings,
+            conversation.id,
+            kind,
+            value,
+            agent,
+            cache=page.request.app.state.graph_cache,
+        )
+    what = f"{page.t.gettext(IDENTIFIER_LABELS.get(done['kind'], done['kind']))} {done['value']}"
+    if done["outcome"] == "added":
+        flash = page.t.gettext("{identifier} added to this customer.", identifier=what)
+    elif done["outcome"] == "merged":
+        flash = page.t.gettext(
+            "{identifier} was another customer's: they are now one customer, with both histories.",
+            identifier=what,
+        )
+    elif done["outcome"] == "kept apart":
+        flash = page.t.gettext(
+            "{identifier} is another customer's, and a merge rule keeps them apart: a supervisor can review it.",
+            identifier=what,
+        )
+    else:
+        flash = page.t.gettext(
+            "{identifier} was not added: this customer holds as many of this kind as the merge rules allow.",
+            identifier=what,
+        )
+    return page.redirect(_back(conversation_id), flash=flash)

@@ -42,7 +42,7 @@ from parcours.console.web import SECURITY_HEADERS, Page, page_for
 from parcours.db.types import utcnow
 from parcours.errors import InvalidInput, NotFound
 from parcours.identity import service as identity
-from parcours.inbox import automation
+from parcours.inbox import automation, identify
 from parcours.inbox.outbound import LOGGED_CHANNELS, Outbox, customer_addresses
 from parcours.models import (
     Agent,
@@ -225,12 +225,16 @@ def conversation_page(
         names = agent_names(session, [conversation.assignee_id])
         sla = sla_states(session, [conversation.id], now).get(conversation.id)
         context = message_context(session, messages, customer_name or page.t.gettext("Unknown customer"))
+        given_kinds = identify.kinds_an_agent_may_add(
+            identity.load_registry(session, page.settings.default_phone_region)
+        )
     ready = [c.channel for c in channels if c.ready]
     preferred = conversation.last_inbound_channel
     selected = preferred if preferred in ready else (ready[0] if ready else "")
     return page.render(
         "inbox/conversation.html",
         conversation=conversation,
+        given_kinds=given_kinds,
         messages=messages,
         hidden=hidden,
         panel=panel,
