@@ -249,3 +249,36 @@ def test_a_supervisor_filters_the_inbox_and_it_fits_a_tablet(tablet_page: Page, 
             assert overflow <= 0, f"{viewport} {path}: scrolls sideways by {overflow}px"
             assert_accessible(page)
     expect(page.get_by_role("button", name="Send reply")).to_be_visible()
+
+
+def test_a_texter_gives_her_e_mail_and_the_agent_sees_her_whole_story(page: Page, console: Console) -> None:
+    """An SMS from an unknown number; the customer says who she is: the agent adds her e-mail, and the
+    conversation is Ana's, with her order and loyalty points."""
+    from sqlalchemy import select
+
+    from parcours.models import Conversation
+
+    email, password = console.user("supervisor", name="Sonia Martin")
+    world = realistic_inbox(console, agent_id_of(console, email))
+    texter = profile_of(console.db, console.settings, "phone", "+33698765432")
+    with console.db.read() as session:
+        conversation_id = session.scalar(select(Conversation.id).where(Conversation.profile_id == texter))
+    sign_in(page, console, email, password)
+    page.goto(console.path(f"/console/conversations/{conversation_id}"))
+    panel = page.locator(".customer-panel")
+    expect(panel).not_to_contain_text(world["order"])
+
+    panel.get_by_text("The customer gave another identifier").click()
+    panel.get_by_label("Kind").select_option("email")
+    panel.get_by_label("As the customer gave it").fill("Ana.Martin@example.fr")
+    assert_accessible(page)
+    with page.expect_navigation():
+        panel.get_by_role("button", name="Add to this customer").click()
+    expect(page.get_by_role("status")).to_contain_text(
+        "E-mail ana.martin@example.fr was another customer's: they are now one customer, with both histories."
+    )
+    panel = page.locator(".customer-panel")
+    expect(panel).to_contain_text(world["order"])
+    expect(panel).to_contain_text("349 points")
+    expect(panel).to_contain_text("+33698765432")
+    assert profile_of(console.db, console.settings, "phone", "+33698765432") == world["profile"]
