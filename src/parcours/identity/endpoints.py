@@ -168,6 +168,26 @@ def patch_kind(name: str, body: KindUpdate, db: Database = Depends(database)) ->
         return JsonResponse(service.update_kind(session, name, **body.model_dump(exclude_none=True)))
 
 
+@router.get("/v1/identity/kinds/{name}/blocked-in-use")
+def get_blocked_in_use(
+    name: str, db: Database = Depends(database), config: Settings = Depends(settings)
+) -> JsonResponse:
+    """Blocked values of the kind that profiles still hold, with the merges in force they linked."""
+    with db.read() as session:
+        registry = service.load_registry(session, config.default_phone_region)
+        return JsonResponse({"data": service.blocked_values_in_use(session, registry, name)})
+
+
+@router.post("/v1/identity/kinds/{name}/blocked-in-use/unmerge")
+def unmerge_blocked_in_use(
+    name: str, db: Database = Depends(database), config: Settings = Depends(settings)
+) -> JsonResponse:
+    """Undo every merge in force that a blocked value of the kind linked (each an exact unmerge)."""
+    with db.write() as session:
+        registry = service.load_registry(session, config.default_phone_region)
+        return JsonResponse(service.undo_blocked_merges(session, registry, name))
+
+
 @router.get("/v1/identity/matches")
 def get_matches(
     status: str | None = Query(default="pending", description="pending, accepted or rejected ('' for all)"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 from datetime import datetime
 from typing import Any
 
@@ -621,6 +622,70 @@ def kind_view(kind: IdentifierKind) -> dict[str, Any]:
 
 def list_kinds(session: Session) -> list[dict[str, Any]]:
     return [kind_view(k) for k in session.scalars(select(IdentifierKind).order_by(IdentifierKind.priority))]
+
+
+def blocked_values_in_use(session: Session, registry: KindRegistry, kind_name: str) -> list[dict[str, Any]]:
+    """The kind's blocked values that a profile still holds (stored before they were blocked: a shared
+    in-store tablet's device id found out late), each with its customer and the merges in force that it
+    linked, latest first: what ``undo_blocked_merges`` would undo."""
+    kind = session.get(IdentifierKind, kind_name)
+    if kind is None:
+        raise NotFound(f"identifier kind {kind_name!r} not found")
+    forms: set[str] = set()
+    for blocked in kind.blocked_values:
+        forms.update({blocked, blocked.strip(), blocked.strip().lower()})
+        with contextlib.suppress(InvalidIdentifier):  # a blocked value need not be a valid one
+            forms.add(registry.normalize(kind_name, blocked))
+    if not forms:
+        return []
+    held = session.execute(
+        select(Identifier.value, Identifier.profile_id)
+        .where(Identifier.kind == kind_name, Identifier.value.in_(sorted(forms)))
+        .order_by(Identifier.value)
+    ).all()
+    found = []
+    for value, holder in held:
+        customer = resolve_profile_id(session, holder)
+        key = f"{kind_name}:{value}"
+        merges = session.scalars(
+            select(Merge)
+            .where(Merge.survivor_id.in_(people(session, customer)), Merge.undone_at.is_(None))
+            .order_by(Merge.created_at.desc(), Merge.id.desc())
+        )
+        found.append(
+            {
+                "value": value,
+                "profile_id": customer,
+                "merges": [
+                    {
+                        "id": m.id,
+                        "merged_id": m.merged_id,
+                        "survivor_id": m.survivor_id,
+                        "created_at": _iso(m.created_at),
+                    }
+                    for m in merges
+                    if key in m.linking_identifiers
+                ],
+            }
+        )
+    return found
+
+
+def undo_blocked_merges(session: Session, registry: KindRegistry, kind_name: str) -> dict[str, Any]:
+    """Undo every merge in force that a now-blocked value of the kind linked, latest first (each with
+    unmerge: exact, and the pair is kept apart from then on). A merge that cannot be undone now (its
+    survivor was since merged elsewhere) is listed with the reason, and the others still are."""
+    undone: list[str] = []
+    refused: list[dict[str, str]] = []
+    for item in blocked_values_in_use(session, registry, kind_name):
+        for merge in item["merges"]:
+            try:
+                with session.begin_nested():
+                    unmerge(session, merge["merged_id"], merge["id"])
+                undone.append(merge["id"])
+            except Conflict as error:
+                refused.append({"merge_id": merge["id"], "reason": error.message})
+    return {"undone": undone, "refused": refused}
 
 
 def add_kind(

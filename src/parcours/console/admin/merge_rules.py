@@ -99,12 +99,16 @@ def _kind_page(page: Page, name: str, *, status: int = 200, **values: Any) -> Re
             raise NotFound(f"identifier kind {name!r} not found")
         view = identity.kind_view(kind)
         holders = count_rows(session, select(Identifier.id).where(Identifier.kind == name))
+        registry = identity.load_registry(session, page.settings.default_phone_region)
+        in_use = identity.blocked_values_in_use(session, registry, name)
     return render(
         page,
         "admin/kind.html",
         status=status,
         kind=view,
         holders=holders,
+        in_use=in_use,
+        merges_in_use=sum(len(item["merges"]) for item in in_use),
         normalizer_labels=NORMALIZER_LABELS,
         **values,
     )
@@ -138,3 +142,19 @@ def update_kind(name: str, page: Page = Depends(form_for(ADMIN))) -> Response:
     return page.redirect(
         "/console/admin/identity", flash=page.t.gettext("Merge rules of {name} saved.", name=made)
     )
+
+
+@router.post("/console/admin/identity/kinds/{name}/unmerge-blocked")
+def unmerge_blocked(name: str, page: Page = Depends(form_for(ADMIN))) -> Response:
+    """Undo the merges that the kind's blocked values linked (a shared device found out late)."""
+    with page.db.write() as session:
+        registry = identity.load_registry(session, page.settings.default_phone_region)
+        done = identity.undo_blocked_merges(session, registry, name)
+    flash = page.t.ngettext("{count} merge undone.", "{count} merges undone.", len(done["undone"]))
+    if done["refused"]:
+        flash += " " + page.t.ngettext(
+            "{count} could not be undone now: undo the later merge of its customer first.",
+            "{count} could not be undone now: undo the later merge of their customers first.",
+            len(done["refused"]),
+        )
+    return page.redirect(f"/console/admin/identity/kinds/{name}", flash=flash)
