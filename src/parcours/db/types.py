@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -51,12 +52,23 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC) if value is not None and value.utcoffset() else value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        moment: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
-        if moment.tzinfo is None:
-            return moment.replace(tzinfo=UTC)
-        return moment.astimezone(UTC)
+        return stored_moment(value)
+
+
+def stored_moment(value: Any) -> datetime | None:
+    """A ``UTCDateTime`` column's value as the driver returns it (SQLite's text, PostgreSQL's aware
+    datetime) -> an aware UTC datetime."""
+    if value is None:
+        return None
+    moment: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def stored_document(value: Any) -> Any:
+    """A ``JSONDoc`` column's value as the driver returns it (SQLite's text, PostgreSQL's decoded JSONB)."""
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
 # JSON documents: JSONB on PostgreSQL, JSON text on SQLite.

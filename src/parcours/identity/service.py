@@ -8,13 +8,14 @@ import contextlib
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, delete, func, or_, select, tuple_, update
+from sqlalchemy import bindparam, delete, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
 
+from parcours.db.driver import DriverQuery
 from parcours.db.engine import forget_memo
 from parcours.db.reference import reference
-from parcours.db.types import utcnow
+from parcours.db.types import stored_document, stored_moment, utcnow
 from parcours.errors import Conflict, InvalidInput, NotFound
 from parcours.identity.kinds import (
     InvalidIdentifier,
@@ -84,7 +85,7 @@ def load_registry(session: Session, phone_region: str) -> KindRegistry:
 
 def resolve_profile_id(session: Session, profile_id: str) -> str:
     """The active profile for an id: itself, or the survivor it was merged into (ids stay stable)."""
-    return str(_active_profile_row(session, profile_id).id)
+    return str(_active_profile_row(session, profile_id)[0])
 
 
 def named_profile(
@@ -140,86 +141,97 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment else None
 
 
-# The unified view is read far more often than anything else: its statements are built once.
+# The unified view is read far more often than anything else: its statements are built once and run on
+# the driver's cursor (``DriverQuery``), their values converted here as the column types would.
 _PID: BindParameter[str] = bindparam("pid")
-_PROFILE_ROW = select(
-    Profile.id, Profile.merged_into_id, Profile.created_at, Profile.updated_at, Profile.traits
-).where(Profile.id == _PID)
-_IDENTIFIERS = (
+_PROFILE_ROW = DriverQuery(
+    select(Profile.id, Profile.merged_into_id, Profile.created_at, Profile.updated_at, Profile.traits).where(
+        Profile.id == _PID
+    )
+)
+_IDENTIFIERS = DriverQuery(
     select(Identifier.kind, Identifier.value, Identifier.first_seen_at, Identifier.last_seen_at)
     .where(Identifier.profile_id == _PID)
     .order_by(Identifier.kind, Identifier.value)
 )
-_CHANNELS = (
+_CHANNELS = DriverQuery(
     select(Event.channel, func.min(Event.timestamp), func.max(Event.timestamp), func.count())
     .where(Event.profile_id == _PID)
     .group_by(Event.channel)
     .order_by(func.min(Event.timestamp), Event.channel)
 )
-_MERGED_FROM = (
+_MERGED_FROM = DriverQuery(
     select(Profile.id).where(Profile.merged_into_id == _PID).order_by(Profile.created_at, Profile.id)
 )
-_CONSENTS = (
+_CONSENTS = DriverQuery(
     select(Consent.channel, Consent.purpose, Consent.granted, Consent.source, Consent.recorded_at)
     .where(Consent.profile_id == _PID)
     .order_by(Consent.recorded_at, Consent.id)
 )
 
 
+def _stored_iso(value: Any) -> str | None:
+    """A stored timestamp, as the driver returns it, in the API's form (``2026-02-01T09:00:00Z``)."""
+    return _iso(stored_moment(value))
+
+
 def _current_consent(session: Session, profile_id: str) -> list[dict[str, Any]]:
     """The consent in force: the newest record for each (channel, purpose)."""
     latest: dict[tuple[str, str], dict[str, Any]] = {}
-    for channel, purpose, granted, source, recorded_at in session.connection().execute(
-        _CONSENTS, {"pid": profile_id}
-    ):
+    for channel, purpose, granted, source, recorded_at in _CONSENTS.rows(session, pid=profile_id):
         latest[(channel, purpose)] = {
             "channel": channel,
             "purpose": purpose,
-            "granted": granted,
+            "granted": bool(granted),
             "source": source,
-            "recorded_at": _iso(recorded_at),
+            "recorded_at": _stored_iso(recorded_at),
         }
     return [latest[key] for key in sorted(latest)]
 
 
-def _active_profile_row(session: Session, requested_id: str) -> Row[Any]:
-    """The row of the active profile for an id, following a merged-away id to its survivor."""
-    row = session.connection().execute(_PROFILE_ROW, {"pid": requested_id}).first()
+def _active_profile_row(session: Session, requested_id: str) -> tuple[Any, ...]:
+    """The (id, merged_into_id, created_at, updated_at, traits) row of the active profile for an id, as
+    the driver returns it, following a merged-away id to its survivor."""
+    rows = _PROFILE_ROW.rows(session, pid=requested_id)
     for _ in range(1000):
-        if row is None:
+        if not rows:
             raise NotFound(f"profile {requested_id} not found")
-        if row.merged_into_id is None:
-            return row
-        row = session.connection().execute(_PROFILE_ROW, {"pid": row.merged_into_id}).first()
+        if rows[0][1] is None:
+            return rows[0]
+        rows = _PROFILE_ROW.rows(session, pid=rows[0][1])
     raise Conflict(f"profile {requested_id} has a merge chain that does not end")
 
 
 def profile_view(session: Session, requested_id: str) -> dict[str, Any]:
     """The unified view: traits, identifiers, channels used (first/last seen, counts), consent."""
-    row = _active_profile_row(session, requested_id)
-    profile_id = row.id
-    params = {"pid": profile_id}
-    # Core on the session's connection: these statements need nothing of the ORM's execution path.
-    connection = session.connection()
-    channel_rows = connection.execute(_CHANNELS, params).all()
+    profile_id, _, created_at, updated_at, traits = _active_profile_row(session, requested_id)
+    channel_rows = [
+        (channel, stored_moment(first), stored_moment(last), count)
+        for channel, first, last, count in _CHANNELS.rows(session, pid=profile_id)
+    ]
     view: dict[str, Any] = {
         "id": profile_id,
-        "created_at": _iso(row.created_at),
-        "updated_at": _iso(row.updated_at),
-        "traits": row.traits,
+        "created_at": _stored_iso(created_at),
+        "updated_at": _stored_iso(updated_at),
+        "traits": stored_document(traits),
         "identifiers": [
-            {"kind": kind, "value": value, "first_seen_at": _iso(first), "last_seen_at": _iso(last)}
-            for kind, value, first, last in connection.execute(_IDENTIFIERS, params)
+            {
+                "kind": kind,
+                "value": value,
+                "first_seen_at": _stored_iso(first),
+                "last_seen_at": _stored_iso(last),
+            }
+            for kind, value, first, last in _IDENTIFIERS.rows(session, pid=profile_id)
         ],
         "channels": [
             {"channel": channel, "first_seen_at": _iso(first), "last_seen_at": _iso(last), "events": count}
             for channel, first, last, count in channel_rows
         ],
         # When the customer was first and last seen on any channel (created_at: when Parcours learnt of them).
-        "first_seen_at": _iso(min((row[1] for row in channel_rows), default=None)),
-        "last_seen_at": _iso(max((row[2] for row in channel_rows), default=None)),
+        "first_seen_at": _iso(min((row[1] for row in channel_rows if row[1]), default=None)),
+        "last_seen_at": _iso(max((row[2] for row in channel_rows if row[2]), default=None)),
         "consent": _current_consent(session, profile_id),
-        "merged_from": list(connection.execute(_MERGED_FROM, params).scalars()),
+        "merged_from": [merged for (merged,) in _MERGED_FROM.rows(session, pid=profile_id)],
     }
     if requested_id != profile_id:
         view["requested_id"] = requested_id
