@@ -239,9 +239,11 @@ def test_pickups_today_hand_over_with_the_card_shown_and_cancel(api: Api) -> Non
                                          channel="web", request_id="web-1", profile_id=world.namesake, now=now)  # fmt: skip
         elsewhere, _ = reservations.reserve(session, location_id="VER", lines=[{"sku": SKU, "quantity": 1}],
                                             channel="web", request_id="web-2", profile_id=world.namesake, now=now)  # fmt: skip
+        # Placed READY_HOURS ago, so ready now: placed now, it would be ready tomorrow once the test runs
+        # in the evening (the store's day ends at midnight, Paris time).
         ready, _ = orders.place(session, channel="web", request_id="web-cc", lines=[{"sku": SKU, "quantity": 1}],
                                 fulfilment="click_collect", pickup_location_id="PAR-RIV", profile_id=world.namesake,
-                                now=now)  # fmt: skip
+                                now=now - timedelta(hours=stock.READY_HOURS))  # fmt: skip
     browser, csrf = associate(api)
     home = browser.get("/console/store")
     assert home.status_code == 200
