@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given
+from hypothesis import HealthCheck, event, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -181,10 +181,14 @@ def test_hand_merges_then_unmerges_equal_never_merged(db: Database, settings: Se
 
     @hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(
-        events, st.lists(st.tuples(st.integers(0, 15), st.integers(0, 50), st.integers(0, 50)), max_size=3)
+        events,
+        st.lists(
+            st.tuples(st.integers(0, 15), st.integers(0, 50), st.integers(0, 50)), min_size=1, max_size=3
+        ),
     )
     def check(sequence: list[Any], hand: list[tuple[int, int, int]]) -> None:
         batches = batches_of(sequence)
+        hand_merges: list[str] = []
 
         def world(allow_merges: bool) -> None:
             reset_database(db)
@@ -193,16 +197,19 @@ def test_hand_merges_then_unmerges_equal_never_merged(db: Database, settings: Se
                 set_kind(db, kind, max_per_profile=50)
             for position, batch in enumerate(batches):
                 _run(db, settings, source, [batch], allow_merges=allow_merges)
-                for after, a, b in hand:
+                for after, a, b in hand:  # after the batch it names (any number names one), two others
                     profiles = sorted(active_profiles(db))
-                    if allow_merges and after == position and len(profiles) > 1:
-                        first, second = profiles[a % len(profiles)], profiles[b % len(profiles)]
-                        if first != second:
-                            by_hand(db, settings, first, second)
+                    if allow_merges and after % len(batches) == position and len(profiles) > 1:
+                        first = profiles[a % len(profiles)]
+                        second = profiles[(a + 1 + b % (len(profiles) - 1)) % len(profiles)]
+                        hand_merges.append(by_hand(db, settings, first, second)["merge_id"])
 
         world(allow_merges=False)
         never_merged = graph_state(db)
         world(allow_merges=True)
+        event(
+            "hand merges: " + ("none" if not hand_merges else "one" if len(hand_merges) == 1 else "several")
+        )
         undo_every_merge(db)
         assert graph_state(db) == never_merged
 
