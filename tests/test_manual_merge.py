@@ -250,3 +250,44 @@ def test_a_hand_merge_decides_the_pair_waiting_in_the_review_queue(db: Database,
     with db.read() as session:
         (decided,) = list_reviews(session, status=None, limit=10)
     assert decided["status"] == "accepted" and decided["merge_id"] == done["merge_id"]
+
+
+def test_other_systems_follow_merges_and_unmerges(api: Api) -> None:
+    web = api.source("web", "web")
+    api.send(web, "/v1/batch", {"batch": [track("a", anonymousId="d-1"), track("b", userId="u-1"),
+                                          track("c", anonymousId="d-1", userId="u-1"), track("d", userId="u-2")]})  # fmt: skip
+    survivor = api.get("/v1/profiles", identifier="user_id:u-1").json()["id"]
+    other = api.get("/v1/profiles", identifier="user_id:u-2").json()["id"]
+    feed = api.get("/v1/identity/merges").json()
+    assert feed["next_cursor"] is None
+    (first_change,) = feed["data"]
+    linking_event = [
+        e for e in api.get(f"/v1/profiles/{survivor}/timeline").json()["data"] if e["message_id"] == "c"
+    ]
+    assert first_change["change"] == "merged" and first_change["rule"] == "shared identifier"
+    assert first_change["survivor_id"] == survivor and first_change["event_id"] == linking_event[0]["id"]
+    assert [first_change["merged_id"]] == api.get(f"/v1/profiles/{survivor}").json()["merged_from"]
+    set_kind(api.db, "user_id", max_per_profile=2)
+    by_hand_response = api.client.post(f"/v1/profiles/{other}/merge", json={"profile_id": survivor},
+                                       headers=api.bearer)  # fmt: skip
+    assert by_hand_response.status_code == 200, by_hand_response.text
+    hand_id = by_hand_response.json()["merge_id"]
+    assert api.client.post(f"/v1/profiles/{survivor}/unmerge", json={"merge_id": hand_id},
+                           headers=api.bearer).status_code == 200  # fmt: skip
+
+    # Page by page, oldest first: merged, merged (by hand), unmerged.
+    seen: list[tuple[str, str]] = []
+    page = api.get("/v1/identity/merges", limit=1).json()
+    while True:
+        seen += [(change["change"], change["merge_id"]) for change in page["data"]]
+        if not page["next_cursor"]:
+            break
+        page = api.get("/v1/identity/merges", limit=1, cursor=page["next_cursor"]).json()
+    assert seen == [("merged", first_change["merge_id"]), ("merged", hand_id), ("unmerged", hand_id)]
+    later = api.get("/v1/identity/merges", since=first_change["at"]).json()["data"]
+    assert [c["change"] for c in later] == ["merged", "merged", "unmerged"]  # since is inclusive
+    assert api.get("/v1/identity/merges", since="2999-01-01T00:00:00Z").json()["data"] == []
+    for params, text in (({"limit": 0}, "limit: must be between 1 and 1000"), ({"cursor": "nope"}, "cursor:"),
+                         ({"since": "tomorrow"}, "since: 'tomorrow' is not an ISO-8601 date-time")):  # fmt: skip
+        response = api.get("/v1/identity/merges", **params)
+        assert response.status_code == 400 and text in response.json()["error"]["message"], response.text

@@ -134,6 +134,18 @@ def delete_profile(profile_id: str, db: Database = Depends(database)) -> JsonRes
         return JsonResponse(service.erase_profile(session, profile_id))
 
 
+@router.get("/v1/identity/merges")
+def get_merge_changes(
+    since: str | None = Query(default=None, description="ISO-8601: changes at or after this time"),
+    cursor: str | None = None,
+    limit: int = Query(default=100),
+    db: Database = Depends(database),
+) -> JsonResponse:
+    """Every merge and unmerge, oldest first: how a system that stores profile ids follows them."""
+    with db.read() as session:
+        return JsonResponse(service.merge_changes(session, since=since, cursor=cursor, limit=limit))
+
+
 @router.get("/v1/identity/conflicts")
 def get_conflicts(
     status: str | None = Query(default="open"),

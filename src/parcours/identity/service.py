@@ -607,6 +607,71 @@ def list_conflicts(
     return [conflict_view(c) for c in session.scalars(query.limit(limit))]
 
 
+MERGE_CHANGES = ("merged", "unmerged")
+MAX_CHANGES_PAGE = 1000
+
+
+def _change_cursor(at: datetime, merge_id: str, change: str) -> str:
+    raw = f"{at.isoformat()}|{merge_id}|{change}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _read_change_cursor(cursor: str) -> tuple[datetime, str, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, merge_id, change = raw.split("|")
+        moment = datetime.fromisoformat(at)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput("cursor: not a position this API gave") from None
+    if moment.tzinfo is None or change not in MERGE_CHANGES or not merge_id:
+        raise InvalidInput("cursor: not a position this API gave")
+    return moment, merge_id, MERGE_CHANGES.index(change)
+
+
+def merge_changes(
+    session: Session, *, since: str | None = None, cursor: str | None = None, limit: int = 100
+) -> dict[str, Any]:
+    """Every merge and unmerge of the identity graph, oldest first, cursor-paginated: what a system that
+    stores profile ids needs to follow them (after ``merged``, ``merged_id`` answers as ``survivor_id``;
+    after ``unmerged``, it is a customer of its own again). ``since``: changes at or after that time."""
+    if not 1 <= limit <= MAX_CHANGES_PAGE:
+        raise InvalidInput(f"limit: must be between 1 and {MAX_CHANGES_PAGE}")
+    start = _moment_param(since, "since")
+    position = _read_change_cursor(cursor) if cursor else None
+    found: list[tuple[tuple[datetime, str, int], Merge]] = []
+    for rank, column in enumerate((Merge.created_at, Merge.undone_at)):
+        query = select(Merge).where(column.is_not(None))
+        if start is not None:
+            query = query.where(column >= start)
+        if position is not None:  # from the cursor's (time, merge): the change kind is checked below
+            query = query.where(tuple_(column, Merge.id) >= tuple_(position[0], position[1]))
+        for merge in session.scalars(query.order_by(column, Merge.id).limit(limit + 2)):
+            at = stored_moment(merge.created_at if rank == 0 else merge.undone_at)
+            assert at is not None
+            found.append(((at, merge.id, rank), merge))
+    found.sort(key=lambda item: item[0])
+    if position is not None:
+        found = [item for item in found if item[0] > position]
+    page = found[:limit]
+    data = [
+        {
+            "change": MERGE_CHANGES[rank],
+            "at": _iso(at),
+            "merge_id": merge.id,
+            "survivor_id": merge.survivor_id,
+            "merged_id": merge.merged_id,
+            "rule": merge.rule,
+            "event_id": merge.event_id,
+        }
+        for (at, _, rank), merge in page
+    ]
+    next_cursor = None
+    if len(found) > limit:
+        at, merge_id, rank = page[-1][0]
+        next_cursor = _change_cursor(at, merge_id, MERGE_CHANGES[rank])
+    return {"data": data, "next_cursor": next_cursor}
+
+
 def review_conflict(session: Session, conflict_id: str, *, status: str) -> dict[str, Any]:
     """Mark a conflict reviewed: ``dismissed`` (the rule was right) or ``open`` again."""
     if status not in CONFLICT_STATUSES:
