@@ -131,10 +131,17 @@ def find_profile_id(session: Session, registry: KindRegistry, kind: str, raw_val
         value = registry.normalize(kind, raw_value)
     except InvalidIdentifier as error:
         raise InvalidInput(f"identifier: {kind} {error}") from None
-    profile_id = session.connection().execute(_HOLDER, {"kind": kind, "value": value}).scalar()
+    profile_id = holder_of(session, kind, value)
     if profile_id is None:
         raise NotFound(f"no profile has the identifier {kind}:{value}")
     return profile_id
+
+
+def holder_of(session: Session, kind: str, value: str) -> str | None:
+    """The profile holding a normalised identifier, or None. Always an active profile: a merge moves
+    the merged profile's identifiers to its survivor, an unmerge moves them back."""
+    holder = session.connection().execute(_HOLDER, {"kind": kind, "value": value}).scalar()
+    return str(holder) if holder is not None else None
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -238,25 +245,27 @@ def profile_view(session: Session, requested_id: str) -> dict[str, Any]:
     return view
 
 
-def encode_cursor(moment: datetime, event_id: str, *, descending: bool = False) -> str:
-    """A timeline position (an event's time and id, and whether the pages run newest first) as an
-    opaque URL-safe string."""
-    raw = f"{moment.isoformat()}|{event_id}" + ("|desc" if descending else "")
+def encode_cursor(moment: datetime, key: str, tag: str | None = None) -> str:
+    """A position in a time-ordered list (a row's time and id, and a tag: which order a timeline page
+    runs in, which change of a merge) as an opaque URL-safe string."""
+    raw = f"{moment.isoformat()}|{key}" + (f"|{tag}" if tag else "")
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def read_cursor(cursor: str, field: str = "cursor") -> tuple[datetime, str, bool]:
-    """(time, event id, newest first) of a position ``encode_cursor`` wrote; InvalidInput naming
-    ``field`` for anything else."""
+def read_cursor(
+    cursor: str, field: str = "cursor", tags: tuple[str, ...] = ("desc",)
+) -> tuple[datetime, str, str | None]:
+    """(time, id, tag or None) of a position ``encode_cursor`` wrote with one of ``tags``; InvalidInput
+    naming ``field`` for anything else."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        moment, event_id, *rest = raw.split("|")
+        moment, key, *rest = raw.split("|")
         parsed = datetime.fromisoformat(moment)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput(f"{field}: not a position this API gave") from None
-    if parsed.tzinfo is None or not event_id or rest not in ([], ["desc"]):
+    if parsed.tzinfo is None or not key or (rest and (len(rest) > 1 or rest[0] not in tags)):
         raise InvalidInput(f"{field}: not a position this API gave")
-    return parsed, event_id, rest == ["desc"]
+    return parsed, key, rest[0] if rest else None
 
 
 def decode_cursor(cursor: str, field: str = "cursor") -> tuple[datetime, str]:
@@ -329,7 +338,8 @@ def timeline(
         raise InvalidInput("until: must be later than since")
     position: tuple[datetime, str] | None = None
     if cursor:  # a cursor carries its order: sent with the other one, it would skip or repeat events
-        moment, event_id, cursor_descending = read_cursor(cursor)
+        moment, event_id, tag = read_cursor(cursor)
+        cursor_descending = tag == "desc"
         if order is not None and (order == "desc") != cursor_descending:
             raise InvalidInput(f"cursor: it pages the timeline in the other order than order={order}")
         position, order = (moment, event_id), "desc" if cursor_descending else "asc"
@@ -351,7 +361,9 @@ def timeline(
     rows = list(session.scalars(query.order_by(*ordering).limit(limit + 1)))
     next_cursor = None
     if len(rows) > limit:
-        next_cursor = encode_cursor(rows[limit - 1].timestamp, rows[limit - 1].id, descending=descending)
+        next_cursor = encode_cursor(
+            rows[limit - 1].timestamp, rows[limit - 1].id, "desc" if descending else None
+        )
     return {
         "profile_id": profile_id,
         "order": "desc" if descending else "asc",
@@ -611,23 +623,6 @@ MERGE_CHANGES = ("merged", "unmerged")
 MAX_CHANGES_PAGE = 1000
 
 
-def _change_cursor(at: datetime, merge_id: str, change: str) -> str:
-    raw = f"{at.isoformat()}|{merge_id}|{change}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _read_change_cursor(cursor: str) -> tuple[datetime, str, int]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        at, merge_id, change = raw.split("|")
-        moment = datetime.fromisoformat(at)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput("cursor: not a position this API gave") from None
-    if moment.tzinfo is None or change not in MERGE_CHANGES or not merge_id:
-        raise InvalidInput("cursor: not a position this API gave")
-    return moment, merge_id, MERGE_CHANGES.index(change)
-
-
 def merge_changes(
     session: Session, *, since: str | None = None, cursor: str | None = None, limit: int = 100
 ) -> dict[str, Any]:
@@ -637,7 +632,12 @@ def merge_changes(
     if not 1 <= limit <= MAX_CHANGES_PAGE:
         raise InvalidInput(f"limit: must be between 1 and {MAX_CHANGES_PAGE}")
     start = _moment_param(since, "since")
-    position = _read_change_cursor(cursor) if cursor else None
+    position: tuple[datetime, str, int] | None = None
+    if cursor:
+        at, merge_id, change = read_cursor(cursor, tags=MERGE_CHANGES)
+        if change is None:
+            raise InvalidInput("cursor: not a position this API gave")
+        position = (at, merge_id, MERGE_CHANGES.index(change))
     found: list[tuple[tuple[datetime, str, int], Merge]] = []
     for rank, column in enumerate((Merge.created_at, Merge.undone_at)):
         query = select(Merge).where(column.is_not(None))
@@ -646,9 +646,9 @@ def merge_changes(
         if position is not None:  # from the cursor's (time, merge): the change kind is checked below
             query = query.where(tuple_(column, Merge.id) >= tuple_(position[0], position[1]))
         for merge in session.scalars(query.order_by(column, Merge.id).limit(limit + 2)):
-            at = stored_moment(merge.created_at if rank == 0 else merge.undone_at)
-            assert at is not None
-            found.append(((at, merge.id, rank), merge))
+            changed_at = merge.created_at if rank == 0 else merge.undone_at
+            assert changed_at is not None
+            found.append(((changed_at, merge.id, rank), merge))
     found.sort(key=lambda item: item[0])
     if position is not None:
         found = [item for item in found if item[0] > position]
@@ -668,7 +668,7 @@ def merge_changes(
     next_cursor = None
     if len(found) > limit:
         at, merge_id, rank = page[-1][0]
-        next_cursor = _change_cursor(at, merge_id, MERGE_CHANGES[rank])
+        next_cursor = encode_cursor(at, merge_id, MERGE_CHANGES[rank])
     return {"data": data, "next_cursor": next_cursor}
 
 
@@ -721,8 +721,7 @@ def blocked_values_in_use(session: Session, registry: KindRegistry, kind_name: s
         .order_by(Identifier.value)
     ).all()
     found = []
-    for value, holder in held:
-        customer = resolve_profile_id(session, holder)
+    for value, customer in held:  # an identifier's holder is an active profile (``holder_of``)
         key = f"{kind_name}:{value}"
         merges = session.scalars(
             select(Merge)

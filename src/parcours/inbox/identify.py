@@ -32,13 +32,6 @@ def kinds_an_agent_may_add(registry: KindRegistry) -> list[str]:
     return sorted((kind for kind in registry.rules if kind not in NOT_GIVEN), key=registry.priority)
 
 
-def _holder(session: Session, kind: str, value: str) -> str | None:
-    holder = session.scalar(
-        select(Identifier.profile_id).where(Identifier.kind == kind, Identifier.value == value)
-    )
-    return identity.resolve_profile_id(session, holder) if holder is not None else None
-
-
 def add_identifier(
     session: Session,
     settings: Settings,
@@ -68,7 +61,7 @@ def add_identifier(
     if reason is not None:
         raise InvalidInput(f"value: {reason}")
     customer = identity.resolve_profile_id(session, conversation.profile_id)
-    before = _holder(session, kind, value)
+    before = identity.holder_of(session, kind, value)
     if before == customer:
         raise Conflict(f"{kind} {value} is already this customer's")
     held = session.execute(select(Identifier.kind, Identifier.value).where(Identifier.profile_id == customer))
@@ -101,7 +94,7 @@ def add_identifier(
         raise Conflict(f"{kind} {value} was already given in this conversation") from None
     after = identity.resolve_profile_id(session, customer)
     result: dict[str, Any] = {"event_id": event_id, "kind": kind, "value": value}
-    if _holder(session, kind, value) == after:
+    if identity.holder_of(session, kind, value) == after:
         result["outcome"] = "merged" if before is not None else "added"
     else:  # another customer holds it and a rule keeps the two apart, or this one holds its limit
         conflict = session.scalar(select(IdentityConflict).where(IdentityConflict.event_id == event_id))

@@ -337,7 +337,7 @@ def other_customer(session: Session, registry: KindRegistry, active: str, text: 
     found, problem = identifier_matches(session, registry, text)
     if problem is not None:
         raise InvalidInput(problem)
-    others = list(dict.fromkeys(identity.resolve_profile_id(session, pid) for pid in found))
+    others = list(dict.fromkeys(found))  # holders of identifiers: active profiles already
     if not others:
         raise NotFound(f"no customer holds {text}")
     if others == [active]:
