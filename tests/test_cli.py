@@ -93,6 +93,8 @@ def test_two_profiles_are_merged_and_unmerged_from_the_command_line(sqlite_env: 
         assert service.resolve_profile_id(session, profile_of(db, settings, "user_id", "u-1")) == first
     refused = runner.invoke(app, ["identity", "merge", first, "user_id:u-2"])
     assert refused.exit_code != 0 and "different user_id identifiers" in refused.output
+    empty = runner.invoke(app, ["identity", "merge", first, ""])
+    assert empty.exit_code != 0 and "OTHER: give the other profile's id" in empty.output
     unknown = runner.invoke(app, ["identity", "merge", first, "prf_nope"])
     assert unknown.exit_code != 0 and "profile prf_nope not found" in unknown.output
     undone = runner.invoke(app, ["identity", "unmerge", first])

@@ -291,7 +291,10 @@ def identity_merge(
                 profile_id=other if by_id else None,
                 identifier=None if by_id else other,
             )
-            assert other_id is not None
+            if other_id is None:
+                raise InvalidInput(
+                    "OTHER: give the other profile's id or one of its identifiers as KIND:VALUE"
+                )
             registry = service.load_registry(session, settings.default_phone_region)
             done = service.merge_customers(
                 session, registry, profile_id, other_id, actor="the command line", reason=reason
