@@ -309,7 +309,7 @@ def test_conflicts_are_listed_and_can_be_dismissed(api: Api) -> None:
     assert api.client.patch(url, headers=api.bearer, json={"status": "merged"}).status_code == 400
     unknown = api.get("/v1/identity/conflicts", status="closed")  # a typo used to list nothing, silently
     assert unknown.status_code == 400
-    assert unknown.json()["error"]["message"] == "status: 'closed' must be one of open, dismissed"
+    assert unknown.json()["error"]["message"] == "status: 'closed' must be one of open, dismissed, merged"
     assert len(api.get("/v1/identity/conflicts", status="").json()["data"]) == 1  # empty: every status
     assert (
         api.client.patch(

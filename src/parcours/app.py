@@ -159,7 +159,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     @app.exception_handler(RequestValidationError)
     async def request_error(request: Request, error: RequestValidationError) -> Response:
-        problems = field_problems(error.errors())
+        problems = field_problems(error.errors(), root="body")
         message = problems_message(problems)
         if is_console(request):
             return await console_error_page(request, InvalidInput(message), 400)

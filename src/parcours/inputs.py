@@ -15,6 +15,11 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 NUL_MESSAGE = "contains a NUL character (\\u0000), which cannot be stored"
 
 
+def iso_z(moment: datetime | None) -> str | None:
+    """A stored UTC moment as the API writes it: ISO-8601 with ``Z``; None stays None."""
+    return moment.isoformat().replace("+00:00", "Z") if moment is not None else None
+
+
 def utc_moment(text: str) -> datetime:
     """An ISO-8601 date-time as an aware UTC datetime (UTC when it names no offset); ValueError saying
     what is wrong with it otherwise."""

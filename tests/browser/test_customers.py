@@ -204,3 +204,64 @@ def test_a_supervisor_accepts_a_pair_in_the_review_queue(page: Page, console: Co
     page.get_by_role("link", name="Decided").click()
     expect(page.get_by_role("article")).to_contain_text("Accepted (merged)")
     assert_accessible(page)
+
+
+def test_a_supervisor_settles_identity_conflicts(page: Page, console: Console) -> None:
+    """A shop tablet joined a browsing session to Léa's account; a supervisor unmerged it. When the same
+    pair shows up together again, the event goes to one of them and a conflict waits: she checks and
+    merges them. Another conflict, two accounts on one e-mail, she dismisses."""
+    web = make_source(console.db, "Site web", "web")
+    ingest(console.db, console.settings, web, [
+        {"type": "identify", "messageId": "w1", "anonymousId": "web-4C21", "timestamp": at(0),
+         "traits": {"firstName": "Léa", "lastName": "Martin", "email": "lea.martin@example.fr"}},
+        {"type": "identify", "messageId": "w2", "userId": "u-lea", "timestamp": at(1),
+         "traits": {"firstName": "Léa", "lastName": "Martin", "phone": "06 12 34 56 78"}},
+        {"type": "track", "event": "Signed In", "messageId": "w3", "anonymousId": "web-4C21", "userId": "u-lea",
+         "timestamp": at(2)},
+    ])  # fmt: skip
+    with console.db.write() as session:
+        identity.unmerge(session, profile_of(console.db, console.settings, "anonymous_id", "web-4C21"))
+    ingest(console.db, console.settings, web, [
+        {"type": "track", "event": "Order Completed", "messageId": "w4", "anonymousId": "web-4C21",
+         "userId": "u-lea", "timestamp": at(30), "properties": {"order_id": "W-1042", "total": 89.9}},
+        {"type": "identify", "messageId": "p1", "userId": "u-paul", "timestamp": at(40),
+         "traits": {"firstName": "Paul", "lastName": "Girard", "email": "famille.girard@example.fr"}},
+        {"type": "identify", "messageId": "p2", "userId": "u-julie", "timestamp": at(41),
+         "traits": {"firstName": "Julie", "lastName": "Girard", "email": "famille.girard@example.fr"}},
+    ])  # fmt: skip
+    assert len(active_profiles(console.db)) == 4
+    email, password = console.user("supervisor", name="Sam Supervisor")
+    sign_in(page, console, email, password)
+
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Review queue").click()
+    page.get_by_role("navigation", name="What to review").get_by_role(
+        "link", name="Identity conflicts"
+    ).click()
+    expect(page.get_by_role("heading", name="Identity conflicts", level=1)).to_be_visible()
+    articles = page.get_by_role("article")
+    expect(articles).to_have_count(2)
+    unmerged = articles.filter(has=page.get_by_role("heading", name="unmerged pair"))
+    expect(unmerged).to_contain_text("Order Completed")
+    expect(unmerged).to_contain_text("Léa Martin")
+    assert_accessible(page)
+    docs_screenshot(page, "identity-conflicts")
+
+    unmerged.get_by_label("Why (optional)").fill("same browser, checked with her by phone")
+    page.once("dialog", lambda dialog: dialog.accept())
+    with page.expect_navigation():
+        unmerged.get_by_role("button", name=re.compile("Merge: same person")).click()
+    expect(page.get_by_role("status")).to_contain_text(
+        "Merged: the conflict's customers are now one, Léa Martin"
+    )
+    expect(articles).to_have_count(1)
+    with page.expect_navigation():
+        articles.get_by_role("button", name=re.compile("Dismiss: the rule was right")).click()
+    expect(page.get_by_role("status")).to_contain_text("Dismissed")
+    expect(page.get_by_text("No conflict waits for a decision.")).to_be_visible()
+    assert len(active_profiles(console.db)) == 3
+
+    page.get_by_role("link", name="Decided").click()
+    expect(articles).to_have_count(2)
+    expect(articles.filter(has_text="Merged")).to_contain_text("by Sam Supervisor")
+    expect(articles.get_by_role("button", name=re.compile("Open again"))).to_have_count(1)
+    assert_accessible(page)

@@ -43,6 +43,7 @@ from sqlalchemy.orm import Session, aliased
 from parcours.config import get_settings
 from parcours.errors import Conflict, InvalidInput, NotFound
 from parcours.identity.service import resolve_profile_id
+from parcours.inputs import iso_z
 from parcours.models import LoyaltyEntry, Order, Profile
 from parcours.vocabulary import check_channel
 
@@ -71,10 +72,6 @@ def _aware(value: datetime, field_name: str) -> datetime:
     if not isinstance(value, datetime) or value.utcoffset() is None:
         raise InvalidInput(f"{field_name}: give a timezone-aware moment (e.g. 2026-06-01T12:00:00Z)")
     return value
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat().replace("+00:00", "Z") if moment else None
 
 
 # ------------------------------------------------------------------------------------------ members
@@ -232,7 +229,7 @@ def _differences(
         if before != after:
             found.append(f"{name}: {before!r} then {after!r}")
     if expires_at is not None and entry.expires_at != expires_at:
-        found.append(f"expires_at: {_iso(entry.expires_at)} then {_iso(expires_at)}")
+        found.append(f"expires_at: {iso_z(entry.expires_at)} then {iso_z(expires_at)}")
     return found
 
 
@@ -379,8 +376,8 @@ def entry_view(entry: LoyaltyEntry) -> dict[str, Any]:
         "channel": entry.channel,
         "order_id": entry.order_id,
         "idempotency_key": entry.idempotency_key,
-        "created_at": _iso(entry.created_at),
-        "expires_at": _iso(entry.expires_at),
+        "created_at": iso_z(entry.created_at),
+        "expires_at": iso_z(entry.expires_at),
     }
 
 
@@ -409,7 +406,7 @@ def member_view(session: Session, profile_id: str, now: datetime) -> dict[str, A
     if valid:
         first = min(lot.entry.expires_at for lot in valid if lot.entry.expires_at is not None)
         next_expiry = {
-            "at": _iso(first),
+            "at": iso_z(first),
             "points": sum(lot.remaining for lot in valid if lot.entry.expires_at == first),
         }
     recent = [entry for entry in reversed(entries) if entry.points != 0][:RECENT_ENTRIES]
@@ -422,7 +419,7 @@ def member_view(session: Session, profile_id: str, now: datetime) -> dict[str, A
         "points_to_next_tier": to_next,
         "next_expiry": next_expiry,
         "entries": [entry_view(entry) for entry in recent],
-        "as_of": _iso(now),
+        "as_of": iso_z(now),
     }
     if profile_id != member:
         view["requested_id"] = profile_id

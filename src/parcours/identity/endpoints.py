@@ -12,7 +12,15 @@ from parcours.db.engine import Database
 from parcours.deps import JsonResponse, database, settings
 from parcours.errors import InvalidInput
 from parcours.identity import service
-from parcours.identity.schemas import ConflictReview, ConsentIn, KindIn, KindUpdate, MergeIn, UnmergeIn
+from parcours.identity.schemas import (
+    ConflictMerge,
+    ConflictReview,
+    ConsentIn,
+    KindIn,
+    KindUpdate,
+    MergeIn,
+    UnmergeIn,
+)
 from parcours.matching import review
 
 router = APIRouter(tags=["profiles"], dependencies=[Depends(require_api_token)])
@@ -157,9 +165,40 @@ def get_conflicts(
 
 
 @router.patch("/v1/identity/conflicts/{conflict_id}")
-def patch_conflict(conflict_id: str, body: ConflictReview, db: Database = Depends(database)) -> JsonResponse:
+def patch_conflict(
+    conflict_id: str,
+    body: ConflictReview,
+    token: str = Depends(require_api_token),
+    db: Database = Depends(database),
+) -> JsonResponse:
+    """Dismiss a conflict once reviewed (the rule was right), or open a dismissed one again."""
     with db.write() as session:
-        return JsonResponse(service.review_conflict(session, conflict_id, status=body.status))
+        return JsonResponse(
+            service.review_conflict(session, conflict_id, status=body.status, actor=f"API token {token}")
+        )
+
+
+@router.post("/v1/identity/conflicts/{conflict_id}/merge")
+def merge_conflict(
+    conflict_id: str,
+    body: ConflictMerge | None = Body(default=None),
+    token: str = Depends(require_api_token),
+    db: Database = Depends(database),
+    config: Settings = Depends(settings),
+) -> JsonResponse:
+    """The profiles the conflict kept apart are one customer: merge them by hand (recorded, reversible
+    with unmerge; the merge rules still hold) and mark the conflict merged."""
+    with db.write() as session:
+        registry = service.load_registry(session, config.default_phone_region)
+        return JsonResponse(
+            service.merge_conflict(
+                session,
+                registry,
+                conflict_id,
+                actor=f"API token {token}",
+                reason=body.reason if body is not None else None,
+            )
+        )
 
 
 @router.get("/v1/identity/kinds")

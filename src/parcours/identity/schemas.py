@@ -57,3 +57,9 @@ class ConflictReview(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     status: str = Field(description="'dismissed' once reviewed (the rule was right), or 'open' again.")
+
+
+class ConflictMerge(InputModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=120, description="Why: kept in the merge record.")

@@ -17,6 +17,13 @@ from parcours.db.engine import forget_memo
 from parcours.db.reference import reference
 from parcours.db.types import stored_document, stored_moment, utcnow
 from parcours.errors import Conflict, InvalidInput, NotFound
+from parcours.identity.conflicts import (
+    conflict_view,
+    get_conflict,
+    list_conflicts,
+    review_conflict,
+    settle_conflicts,
+)
 from parcours.identity.kinds import (
     InvalidIdentifier,
     KindRegistry,
@@ -32,7 +39,7 @@ from parcours.identity.resolution import (
 )
 from parcours.identity.touchpoints import RecordOutcome, Touchpoint
 from parcours.identity.unmerge import unmerge
-from parcours.inputs import utc_moment
+from parcours.inputs import iso_z, utc_moment
 from parcours.models import (
     Consent,
     Event,
@@ -59,6 +66,8 @@ __all__ = [
     "list_conflicts",
     "list_kinds",
     "load_registry",
+    "merge_conflict",
+    "merge_customers",
     "people",
     "profile_view",
     "record_touchpoints",
@@ -144,10 +153,6 @@ def holder_of(session: Session, kind: str, value: str) -> str | None:
     return str(holder) if holder is not None else None
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat().replace("+00:00", "Z") if moment else None
-
-
 # The unified view is read far more often than anything else: its statements are built once and run on
 # the driver's cursor (``DriverQuery``), their values converted here as the column types would.
 _PID: BindParameter[str] = bindparam("pid")
@@ -177,9 +182,9 @@ _CONSENTS = DriverQuery(
 )
 
 
-def _stored_iso(value: Any) -> str | None:
+def _storediso_z(value: Any) -> str | None:
     """A stored timestamp, as the driver returns it, in the API's form (``2026-02-01T09:00:00Z``)."""
-    return _iso(stored_moment(value))
+    return iso_z(stored_moment(value))
 
 
 def _current_consent(session: Session, profile_id: str) -> list[dict[str, Any]]:
@@ -191,7 +196,7 @@ def _current_consent(session: Session, profile_id: str) -> list[dict[str, Any]]:
             "purpose": purpose,
             "granted": bool(granted),
             "source": source,
-            "recorded_at": _stored_iso(recorded_at),
+            "recorded_at": _storediso_z(recorded_at),
         }
     return [latest[key] for key in sorted(latest)]
 
@@ -218,25 +223,25 @@ def profile_view(session: Session, requested_id: str) -> dict[str, Any]:
     ]
     view: dict[str, Any] = {
         "id": profile_id,
-        "created_at": _stored_iso(created_at),
-        "updated_at": _stored_iso(updated_at),
+        "created_at": _storediso_z(created_at),
+        "updated_at": _storediso_z(updated_at),
         "traits": stored_document(traits),
         "identifiers": [
             {
                 "kind": kind,
                 "value": value,
-                "first_seen_at": _stored_iso(first),
-                "last_seen_at": _stored_iso(last),
+                "first_seen_at": _storediso_z(first),
+                "last_seen_at": _storediso_z(last),
             }
             for kind, value, first, last in _IDENTIFIERS.rows(session, pid=profile_id)
         ],
         "channels": [
-            {"channel": channel, "first_seen_at": _iso(first), "last_seen_at": _iso(last), "events": count}
+            {"channel": channel, "first_seen_at": iso_z(first), "last_seen_at": iso_z(last), "events": count}
             for channel, first, last, count in channel_rows
         ],
         # When the customer was first and last seen on any channel (created_at: when Parcours learnt of them).
-        "first_seen_at": _iso(min((row[1] for row in channel_rows if row[1]), default=None)),
-        "last_seen_at": _iso(max((row[2] for row in channel_rows if row[2]), default=None)),
+        "first_seen_at": iso_z(min((row[1] for row in channel_rows if row[1]), default=None)),
+        "last_seen_at": iso_z(max((row[2] for row in channel_rows if row[2]), default=None)),
         "consent": _current_consent(session, profile_id),
         "merged_from": [merged for (merged,) in _MERGED_FROM.rows(session, pid=profile_id)],
     }
@@ -280,8 +285,8 @@ def event_view(event: Event) -> dict[str, Any]:
         "type": event.type,
         "name": event.name,
         "channel": event.channel,
-        "timestamp": _iso(event.timestamp),
-        "received_at": _iso(event.received_at),
+        "timestamp": iso_z(event.timestamp),
+        "received_at": iso_z(event.received_at),
         "message_id": event.message_id,
         "source_id": event.source_id,
         "user_id": event.user_id,
@@ -450,11 +455,52 @@ def merge_customers(
             .where(MatchReview.id.in_(reviewed))
             .values(status="accepted", decided_at=merge.created_at, merge_id=merge_id)
         )
+    settle_conflicts(session, people(session, merge.survivor_id), merge_id=merge_id, decided_by=actor)
     return {
         "merge_id": merge_id,
         "rule": merge.rule,
         "merged_id": merge.merged_id,
         "survivor": profile_view(session, merge.survivor_id),
+    }
+
+
+def merge_conflict(
+    session: Session,
+    registry: KindRegistry,
+    conflict_id: str,
+    *,
+    actor: str,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """A reviewer decided that the profiles an identity conflict kept apart are one customer: merge them
+    by hand (``merge_customers``: the merge rules still hold, an unmerge's block is lifted), which marks
+    the conflict ``merged``. A conflict that names no other profile cannot be settled by a merge."""
+    lock_identity_graph(session)
+    conflict = get_conflict(session, conflict_id)
+    if conflict.status != "open":
+        raise Conflict(f"identity conflict {conflict.id} is {conflict.status}, not open")
+    if not conflict.other_profile_ids:
+        raise Conflict(
+            f"identity conflict {conflict.id} names no other profile: {conflict.rule} left identifiers "
+            "out of the customer's profile, and no merge changes that (raise the kind's limit with "
+            "PATCH /v1/identity/kinds/{name}, or dismiss the conflict)"
+        )
+    customers: list[str] = []
+    for pid in (conflict.attached_profile_id, *conflict.other_profile_ids):
+        current = resolve_profile_id(session, pid)
+        if current not in customers:
+            customers.append(current)
+    reason = reason or f"identity conflict {conflict.id}"
+    merge_ids = [
+        merge_customers(session, registry, customers[0], other, actor=actor, reason=reason)["merge_id"]
+        for other in customers[1:]
+    ]
+    if conflict.status == "open":  # already one customer (merged meanwhile): nothing left to merge
+        settle_conflicts(session, people(session, customers[0]), merge_id=None, decided_by=actor)
+    return {
+        "conflict": conflict_view(conflict),
+        "merge_ids": merge_ids,
+        "survivor": profile_view(session, customers[0]),
     }
 
 
@@ -476,7 +522,7 @@ def export_profile(session: Session, requested_id: str) -> dict[str, Any]:
             "granted": c.granted,
             "source": c.source,
             "event_id": c.event_id,
-            "recorded_at": _iso(c.recorded_at),
+            "recorded_at": iso_z(c.recorded_at),
         }
         for c in session.scalars(
             select(Consent).where(Consent.profile_id == profile_id).order_by(Consent.recorded_at, Consent.id)
@@ -490,8 +536,8 @@ def export_profile(session: Session, requested_id: str) -> dict[str, Any]:
             "event_id": m.event_id,
             "linking_identifiers": m.linking_identifiers,
             "rule": m.rule,
-            "created_at": _iso(m.created_at),
-            "undone_at": _iso(m.undone_at),
+            "created_at": iso_z(m.created_at),
+            "undone_at": iso_z(m.undone_at),
         }
         for m in session.scalars(
             select(Merge)
@@ -506,7 +552,7 @@ def export_profile(session: Session, requested_id: str) -> dict[str, Any]:
         )
     ]
     return {
-        "exported_at": _iso(utcnow()),
+        "exported_at": iso_z(utcnow()),
         "profile": view,
         "profile_ids": ids,
         "events": events,
@@ -591,34 +637,6 @@ def _erase_service_and_commerce(session: Session, ids: list[str]) -> None:
     session.execute(update(Reservation).where(Reservation.profile_id.in_(ids)).values(profile_id=None))
 
 
-def conflict_view(conflict: IdentityConflict) -> dict[str, Any]:
-    return {
-        "id": conflict.id,
-        "event_id": conflict.event_id,
-        "attached_profile_id": conflict.attached_profile_id,
-        "other_profile_ids": conflict.other_profile_ids,
-        "identifiers": conflict.identifiers,
-        "rule": conflict.rule,
-        "reason": conflict.reason,
-        "status": conflict.status,
-        "created_at": _iso(conflict.created_at),
-    }
-
-
-CONFLICT_STATUSES = ("open", "dismissed")
-
-
-def list_conflicts(
-    session: Session, *, status: str | None = "open", limit: int = 100
-) -> list[dict[str, Any]]:
-    if status is not None and status not in CONFLICT_STATUSES:
-        raise InvalidInput(f"status: {status[:40]!r} must be one of {', '.join(CONFLICT_STATUSES)}")
-    query = select(IdentityConflict).order_by(IdentityConflict.created_at.desc(), IdentityConflict.id.desc())
-    if status:
-        query = query.where(IdentityConflict.status == status)
-    return [conflict_view(c) for c in session.scalars(query.limit(limit))]
-
-
 MERGE_CHANGES = ("merged", "unmerged")
 MAX_CHANGES_PAGE = 1000
 
@@ -656,7 +674,7 @@ def merge_changes(
     data = [
         {
             "change": MERGE_CHANGES[rank],
-            "at": _iso(at),
+            "at": iso_z(at),
             "merge_id": merge.id,
             "survivor_id": merge.survivor_id,
             "merged_id": merge.merged_id,
@@ -670,18 +688,6 @@ def merge_changes(
         at, merge_id, rank = page[-1][0]
         next_cursor = encode_cursor(at, merge_id, MERGE_CHANGES[rank])
     return {"data": data, "next_cursor": next_cursor}
-
-
-def review_conflict(session: Session, conflict_id: str, *, status: str) -> dict[str, Any]:
-    """Mark a conflict reviewed: ``dismissed`` (the rule was right) or ``open`` again."""
-    if status not in CONFLICT_STATUSES:
-        raise InvalidInput("status: must be 'open' or 'dismissed'")
-    conflict = session.get(IdentityConflict, conflict_id)
-    if conflict is None:
-        raise NotFound(f"identity conflict {conflict_id} not found")
-    conflict.status = status
-    session.flush()
-    return conflict_view(conflict)
 
 
 def kind_view(kind: IdentifierKind) -> dict[str, Any]:
@@ -737,7 +743,7 @@ def blocked_values_in_use(session: Session, registry: KindRegistry, kind_name: s
                         "id": m.id,
                         "merged_id": m.merged_id,
                         "survivor_id": m.survivor_id,
-                        "created_at": _iso(m.created_at),
+                        "created_at": iso_z(m.created_at),
                     }
                     for m in merges
                     if key in m.linking_identifiers

@@ -10,9 +10,10 @@ from sqlalchemy.orm import Session
 
 from parcours.db.types import utcnow
 from parcours.errors import Conflict, InvalidInput, NotFound
+from parcours.identity.conflicts import settle_conflicts
 from parcours.identity.kinds import KindRegistry
 from parcours.identity.resolution import lock_identity_graph, merge_profiles
-from parcours.identity.service import resolve_profile_id
+from parcours.identity.service import people, resolve_profile_id
 from parcours.models import MatchReview
 
 # superseded: one of the profiles was merged into another since (its survivor is matched afresh).
@@ -72,6 +73,10 @@ def accept_review(session: Session, registry: KindRegistry, review_id: str) -> d
         session, registry, first, second, rule=f"match review {review.id} ({review.probability:.3f})"
     )
     review.status, review.decided_at = "accepted", utcnow()
+    survivor = resolve_profile_id(session, first)
+    settle_conflicts(
+        session, people(session, survivor), merge_id=review.merge_id, decided_by=f"match review {review.id}"
+    )
     session.flush()
     return review_view(session, review)
 

@@ -96,7 +96,8 @@ class MergeBlock(Base):
 
 
 class IdentityConflict(Base):
-    """An event whose identifiers pointed at several profiles that a rule kept apart; for review."""
+    """An event whose identifiers pointed at several profiles that a rule kept apart, or that it could not
+    attach all of; for review: dismissed (the rule was right) or merged by a person."""
 
     __tablename__ = "identity_conflicts"
 
@@ -107,8 +108,11 @@ class IdentityConflict(Base):
     identifiers: Mapped[list[str]]
     rule: Mapped[str] = mapped_column(String(200))
     reason: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), default="open")
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open, dismissed or merged
     created_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    merge_id: Mapped[str | None] = mapped_column(String(40))  # the merge that made its profiles one
 
 
 class Consent(Base):

@@ -33,6 +33,7 @@ STATUS_LABELS = {
     "rejected": N_("Rejected"),
     "superseded": N_("Superseded"),
     "dismissed": N_("Dismissed"),
+    "merged": N_("Merged"),
 }
 
 

@@ -45,7 +45,7 @@ class GraphNode:
     children: list[GraphNode] = field(default_factory=list)
 
 
-def _event_rows(session: Session, event_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+def event_rows(session: Session, event_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     wanted = {e for e in event_ids if e}
     if not wanted:
         return {}
@@ -122,7 +122,7 @@ def identity_graph(session: Session, requested_id: str) -> dict[str, Any]:
         .where(Identifier.profile_id == active)
         .order_by(Identifier.kind, Identifier.value)
     ).all()
-    events = _event_rows(
+    events = event_rows(
         session,
         [i.source_event_id for i in identifiers if i.source_event_id]
         + [m.event_id for m in merges if m.event_id]

@@ -1,0 +1,107 @@
+"""Identity conflicts: events whose identifiers pointed at several profiles that a merge rule kept apart
+(or that their profile could not all hold), recorded for review. A reviewer settles each one:
+``dismissed`` when the rule was right, or ``merged`` when a person merged its profiles
+(``service.merge_conflict``, or any hand merge or accepted review that makes them one customer)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from parcours.db.types import utcnow
+from parcours.errors import Conflict, InvalidInput, NotFound
+from parcours.inputs import iso_z
+from parcours.models import IdentityConflict
+
+CONFLICT_STATUSES = ("open", "dismissed", "merged")
+# What a reviewer sets directly; ``merged`` comes only from a merge.
+REVIEW_STATUSES = ("open", "dismissed")
+MAX_DECIDED_BY = 200
+
+
+def conflict_view(conflict: IdentityConflict) -> dict[str, Any]:
+    return {
+        "id": conflict.id,
+        "event_id": conflict.event_id,
+        "attached_profile_id": conflict.attached_profile_id,
+        "other_profile_ids": conflict.other_profile_ids,
+        "identifiers": conflict.identifiers,
+        "rule": conflict.rule,
+        "reason": conflict.reason,
+        "status": conflict.status,
+        "created_at": iso_z(conflict.created_at),
+        "decided_at": iso_z(conflict.decided_at),
+        "decided_by": conflict.decided_by,
+        "merge_id": conflict.merge_id,
+    }
+
+
+def check_status(status: str, allowed: tuple[str, ...] = CONFLICT_STATUSES) -> str:
+    if status not in allowed:
+        raise InvalidInput(f"status: {status[:40]!r} must be one of {', '.join(allowed)}")
+    return status
+
+
+def list_conflicts(
+    session: Session, *, status: str | None = "open", limit: int = 100
+) -> list[dict[str, Any]]:
+    """Newest first; ``status`` None lists every status."""
+    query = select(IdentityConflict).order_by(IdentityConflict.created_at.desc(), IdentityConflict.id.desc())
+    if status is not None:
+        query = query.where(IdentityConflict.status == check_status(status))
+    return [conflict_view(c) for c in session.scalars(query.limit(limit))]
+
+
+def get_conflict(session: Session, conflict_id: str) -> IdentityConflict:
+    conflict = session.get(IdentityConflict, conflict_id[:60])
+    if conflict is None:
+        raise NotFound(f"identity conflict {conflict_id[:60]} not found")
+    return conflict
+
+
+def review_conflict(session: Session, conflict_id: str, *, status: str, actor: str) -> dict[str, Any]:
+    """Dismiss a conflict (the rule was right) or open a dismissed one again. A conflict settled by a
+    merge stays settled: undoing it is an unmerge."""
+    check_status(status, REVIEW_STATUSES)
+    conflict = get_conflict(session, conflict_id)
+    if conflict.status == "merged":
+        raise Conflict(
+            f"identity conflict {conflict.id} was settled by merge {conflict.merge_id or '(none needed)'}: "
+            "to keep the profiles apart, unmerge them (POST /v1/profiles/{id}/unmerge)"
+        )
+    if status != conflict.status:
+        conflict.status = status
+        dismissed = status == "dismissed"
+        conflict.decided_at = utcnow() if dismissed else None
+        conflict.decided_by = _who(actor) if dismissed else None
+    session.flush()
+    return conflict_view(conflict)
+
+
+def settle_conflicts(
+    session: Session, customer: Collection[str], *, merge_id: str | None, decided_by: str
+) -> list[str]:
+    """Mark ``merged`` every open conflict whose profiles are now all the one customer whose profile ids
+    (the active one and every id merged into it) are ``customer``; return their ids. A conflict that
+    named no other profile (identifiers left out by a limit) is not settled by a merge."""
+    ids = set(customer)
+    settled = []
+    query = select(IdentityConflict).where(
+        IdentityConflict.status == "open", IdentityConflict.attached_profile_id.in_(sorted(ids))
+    )
+    now = utcnow()
+    for conflict in session.scalars(query):
+        others = set(conflict.other_profile_ids)
+        if others and others <= ids:
+            conflict.status, conflict.merge_id = "merged", merge_id
+            conflict.decided_at, conflict.decided_by = now, _who(decided_by)
+            settled.append(conflict.id)
+    session.flush()
+    return settled
+
+
+def _who(actor: str) -> str:
+    return " ".join(actor.split())[:MAX_DECIDED_BY]

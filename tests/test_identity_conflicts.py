@@ -1,0 +1,273 @@
+"""Reviewing identity conflicts: dismissed (the rule was right) or merged by a person (the merge rules
+still hold, unmerge undoes it), through the API and the console's queue; any merge that makes a
+conflict's customers one settles it; the migration that records decisions."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import select, update
+
+from parcours.db.migrate import downgrade, upgrade
+from parcours.identity import service as identity
+from parcours.matching.review import accept_review, list_reviews
+from parcours.models import IdentityConflict
+from tests.conftest import Api
+from tests.console_helpers import signed_in
+from tests.helpers import active_profiles, profile_of, set_kind
+
+
+def track(message_id: str, **fields: Any) -> dict[str, Any]:
+    return {"type": "track", "event": "Seen", "messageId": message_id, **fields}
+
+
+def kept_apart_by_an_unmerge(api: Api) -> tuple[str, str, dict[str, Any]]:
+    """A browser and a signed-in account merged by an event, unmerged by a supervisor; a later event
+    carrying both again is attached to one and recorded as a conflict ("unmerged pair")."""
+    web = api.source("web", "web")
+    batch = [
+        track("a", anonymousId="d-1"),
+        track("b", userId="u-1"),
+        track("c", anonymousId="d-1", userId="u-1"),
+    ]
+    assert api.send(web, "/v1/batch", {"batch": batch}).status_code == 200
+    merged = api.get("/v1/profiles", identifier="anonymous_id:d-1").json()["id"]
+    undone = api.client.post(f"/v1/profiles/{merged}/unmerge", headers=api.bearer)
+    assert undone.status_code == 200, undone.text
+    assert (
+        api.send(web, "/v1/batch", {"batch": [track("d", anonymousId="d-1", userId="u-1")]}).status_code
+        == 200
+    )
+    browser = profile_of(api.db, api.settings, "anonymous_id", "d-1")
+    account = profile_of(api.db, api.settings, "user_id", "u-1")
+    assert browser != account
+    (conflict,) = api.get("/v1/identity/conflicts").json()["data"]
+    assert conflict["rule"] == "unmerged pair" and conflict["status"] == "open"
+    assert conflict["decided_at"] is None and conflict["decided_by"] is None and conflict["merge_id"] is None
+    return browser, account, conflict
+
+
+def merge_conflict(api: Api, conflict_id: str, body: Any = None) -> Any:
+    return api.client.post(f"/v1/identity/conflicts/{conflict_id}/merge", json=body, headers=api.bearer)
+
+
+def test_a_reviewer_merges_the_customers_a_conflict_kept_apart(api: Api) -> None:
+    browser, account, conflict = kept_apart_by_an_unmerge(api)
+    url = f"/v1/identity/conflicts/{conflict['id']}"
+
+    # Bad requests name what is wrong and change nothing.
+    for body, status, text in [
+        ({"reason": "x" * 121}, 400, "reason"),
+        ({"force": True}, 400, "force"),
+        ([], 400, "body"),
+    ]:
+        response = merge_conflict(api, conflict["id"], body)
+        assert response.status_code == status, (body, response.text)
+        assert text in response.text, (body, response.text)
+    assert merge_conflict(api, "cfl_nope").status_code == 404
+    write_key = api.source("tills", "store")
+    assert api.client.post(f"{url}/merge", headers=api.basic(write_key)).status_code == 403
+    assert len(active_profiles(api.db)) == 2
+
+    response = merge_conflict(api, conflict["id"], {"reason": "same browser, checked"})
+    assert response.status_code == 200, response.text
+    done = response.json()
+    survivor = done["survivor"]["id"]
+    assert {survivor} == {api.get(f"/v1/profiles/{pid}").json()["id"] for pid in (browser, account)}
+    settled = done["conflict"]
+    assert settled["status"] == "merged" and settled["merge_id"] == done["merge_ids"][0]
+    assert settled["decided_by"] == "API token tests" and settled["decided_at"] is not None
+    (merge,) = [
+        m for m in api.get(f"/v1/profiles/{survivor}/export").json()["merges"] if m["undone_at"] is None
+    ]
+    assert merge["rule"] == "merged by hand by API token tests: same browser, checked"
+
+    # Settled: not open any more, cannot be merged twice nor reopened (undoing it is an unmerge).
+    assert api.get("/v1/identity/conflicts").json()["data"] == []
+    assert [c["id"] for c in api.get("/v1/identity/conflicts", status="merged").json()["data"]] == [
+        conflict["id"]
+    ]
+    again = merge_conflict(api, conflict["id"])
+    assert again.status_code == 409 and "is merged, not open" in again.text
+    reopen = api.client.patch(url, headers=api.bearer, json={"status": "open"})
+    assert reopen.status_code == 409 and "unmerge" in reopen.json()["error"]["message"]
+    undone = api.client.post(f"/v1/profiles/{survivor}/unmerge", json={"merge_id": settled["merge_id"]},
+                             headers=api.bearer)  # fmt: skip
+    assert undone.status_code == 200 and len(active_profiles(api.db)) == 2
+
+
+def test_the_merge_rules_still_hold_for_a_conflict(api: Api) -> None:
+    web = api.source("web", "web")
+    batch = [
+        {"type": "identify", "messageId": "c1", "userId": "u1", "traits": {"email": "shared@shop.fr"}},
+        {"type": "identify", "messageId": "c2", "userId": "u2", "traits": {"phone": "0611111111"}},
+        track("c3", userId="u2", context={"traits": {"email": "shared@shop.fr"}}),
+    ]
+    assert api.send(web, "/v1/batch", {"batch": batch}).status_code == 200
+    (conflict,) = api.get("/v1/identity/conflicts").json()["data"]
+    refused = merge_conflict(api, conflict["id"])
+    assert refused.status_code == 409
+    assert "different user_id identifiers" in refused.json()["error"]["message"]
+    assert api.get("/v1/identity/conflicts").json()["data"][0]["status"] == "open"  # nothing changed
+    assert len(active_profiles(api.db)) == 2
+
+
+def test_a_conflict_naming_no_other_customer_cannot_be_merged(api: Api) -> None:
+    set_kind(api.db, "email", max_per_profile=1)
+    web = api.source("web", "web")
+    batch = [
+        {"type": "identify", "messageId": "e1", "userId": "u1", "traits": {"email": "one@shop.fr"}},
+        {"type": "identify", "messageId": "e2", "userId": "u1", "traits": {"email": "two@shop.fr"}},
+    ]
+    assert api.send(web, "/v1/batch", {"batch": batch}).status_code == 200
+    (conflict,) = api.get("/v1/identity/conflicts").json()["data"]
+    assert conflict["other_profile_ids"] == [] and conflict["rule"] == "limit email: 1"
+    refused = merge_conflict(api, conflict["id"])
+    assert refused.status_code == 409
+    assert "names no other profile" in refused.json()["error"]["message"]
+
+
+def test_dismissing_records_who_and_when_and_reopening_clears_it(api: Api) -> None:
+    _, _, conflict = kept_apart_by_an_unmerge(api)
+    url = f"/v1/identity/conflicts/{conflict['id']}"
+    dismissed = api.client.patch(url, headers=api.bearer, json={"status": "dismissed"}).json()
+    assert (dismissed["status"], dismissed["decided_by"]) == ("dismissed", "API token tests")
+    assert dismissed["decided_at"] is not None
+    refused = merge_conflict(api, conflict["id"])
+    assert refused.status_code == 409 and "is dismissed, not open" in refused.text
+    reopened = api.client.patch(url, headers=api.bearer, json={"status": "open"}).json()
+    assert (reopened["status"], reopened["decided_at"], reopened["decided_by"]) == ("open", None, None)
+    bad = api.client.patch(url, headers=api.bearer, json={"status": "merged"})
+    assert bad.status_code == 400 and "must be one of open, dismissed" in bad.text
+
+
+def test_any_hand_merge_of_the_customers_settles_their_conflict(api: Api) -> None:
+    browser, account, conflict = kept_apart_by_an_unmerge(api)
+    response = api.client.post(
+        f"/v1/profiles/{browser}/merge", json={"profile_id": account}, headers=api.bearer
+    )
+    assert response.status_code == 200, response.text
+    (settled,) = api.get("/v1/identity/conflicts", status="merged").json()["data"]
+    assert settled["id"] == conflict["id"] and settled["merge_id"] == response.json()["merge_id"]
+
+
+def test_a_conflict_whose_customers_were_merged_since_is_settled_without_a_new_merge(api: Api) -> None:
+    browser, account, conflict = kept_apart_by_an_unmerge(api)
+    with api.db.write() as session:  # as if merged by a path that does not settle conflicts
+        registry = identity.load_registry(session, api.settings.default_phone_region)
+        identity.merge_customers(session, registry, browser, account, actor="Ana")
+        session.execute(update(IdentityConflict).values(status="open", merge_id=None, decided_at=None))
+    response = merge_conflict(api, conflict["id"])
+    assert response.status_code == 200, response.text
+    assert response.json()["merge_ids"] == [] and response.json()["conflict"]["status"] == "merged"
+    assert response.json()["conflict"]["merge_id"] is None
+
+
+def test_accepting_a_review_settles_the_conflict_between_the_pair(api: Api) -> None:
+    """Two anonymous ids at most per profile: a signed-in customer's third browser cannot join, the
+    conflict names the limit; the matcher also proposes the pair from their names. Once an admin raises
+    the limit, accepting the review merges them, which settles the conflict."""
+    set_kind(api.db, "anonymous_id", max_per_profile=2)
+    web = api.source("web", "web")
+    likely = {"firstName": "Helene", "lastName": "Dupont", "birthday": "1984-03-07"}
+    batch = [
+        {"type": "identify", "messageId": "w1", "anonymousId": "d-1", "userId": "u-9", "traits": likely},
+        track("w2", anonymousId="d-2", userId="u-9"),
+        {
+            "type": "identify",
+            "messageId": "w3",
+            "anonymousId": "d-3",
+            "traits": {**likely, "email": "h@example.fr"},
+        },
+        track("w4", anonymousId="d-4", context={"traits": {"email": "h@example.fr"}}),
+        track("w5", anonymousId="d-4", userId="u-9"),
+    ]
+    assert api.send(web, "/v1/batch", {"batch": batch}).status_code == 200
+    (conflict,) = api.get("/v1/identity/conflicts").json()["data"]
+    assert conflict["rule"].startswith("limit anonymous_id") and conflict["other_profile_ids"]
+    with api.db.read() as session:
+        (item,) = list_reviews(session, status="pending", limit=10)
+    set_kind(api.db, "anonymous_id", max_per_profile=20)
+    with api.db.write() as session:
+        registry = identity.load_registry(session, api.settings.default_phone_region)
+        accepted = accept_review(session, registry, item["id"])
+    (settled,) = api.get("/v1/identity/conflicts", status="merged").json()["data"]
+    assert settled["id"] == conflict["id"] and settled["merge_id"] == accepted["merge_id"]
+    assert settled["decided_by"] == f"match review {item['id']}"
+
+
+def test_the_migration_adds_the_decision_and_keeps_merged_ones_reviewed_on_the_way_back(api: Api) -> None:
+    db = api.db
+    _, _, conflict = kept_apart_by_an_unmerge(api)
+    assert merge_conflict(api, conflict["id"]).status_code == 200
+    downgrade(db.engine, "0017")
+    with db.engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT status FROM identity_conflicts").scalar() == "dismissed"
+    upgrade(db.engine)
+    with db.read() as session:
+        (row,) = session.scalars(select(IdentityConflict))
+        assert row.status == "dismissed" and row.decided_at is None and row.merge_id is None
+
+
+def actions_of(html: str) -> list[str]:
+    return re.findall(r'action="(/console/review/conflicts/[^"]+)"', html)
+
+
+def test_the_console_queue_merges_dismisses_and_reopens(api: Api) -> None:
+    browser, account, conflict = kept_apart_by_an_unmerge(api)
+    web = api.source("web 2", "web")
+    batch = [
+        {"type": "identify", "messageId": "x1", "userId": "v1", "traits": {"email": "paul@shop.fr", "firstName": "Paul"}},
+        {"type": "identify", "messageId": "x2", "userId": "v2", "traits": {"phone": "0622222222"}},
+        track("x3", userId="v2", context={"traits": {"email": "paul@shop.fr"}}),
+    ]  # fmt: skip
+    assert api.send(web, "/v1/batch", {"batch": batch}).status_code == 200
+    limit_conflict = next(
+        c for c in api.get("/v1/identity/conflicts").json()["data"] if c["id"] != conflict["id"]
+    )
+
+    agent, _ = signed_in(api, "agent")
+    assert agent.get("/console/review/conflicts").status_code == 403
+    supervisor, csrf = signed_in(api, "supervisor")
+    page = supervisor.get("/console/review/conflicts")
+    assert page.status_code == 200
+    assert "unmerged pair" in page.text and "limit user_id: 1 per profile" in page.text
+    assert f'href="/console/customers/{browser}/graph"' in page.text
+    assert f'href="/console/customers/{account}/graph"' in page.text
+    assert "Paul" in page.text  # the customers by name
+    assert sorted(actions_of(page.text)) == sorted(
+        f"/console/review/conflicts/{c['id']}/{action}"
+        for c in (conflict, limit_conflict)
+        for action in ("merge", "dismiss")
+    )
+    assert "/console/review/conflicts" in supervisor.get("/console/review").text  # the two queues link
+
+    merge_url = f"/console/review/conflicts/{conflict['id']}/merge"
+    assert supervisor.post(merge_url, data={"reason": "checked"}).status_code == 403  # no CSRF token
+    refused = supervisor.post(
+        f"/console/review/conflicts/{limit_conflict['id']}/merge", data={"csrf_token": csrf}
+    )
+    assert refused.status_code == 409 and "different user_id identifiers" in refused.text
+    merged = supervisor.post(merge_url, data={"csrf_token": csrf, "reason": "checked"})
+    assert merged.status_code == 303 and merged.headers["location"] == "/console/review/conflicts"
+    assert len({api.get(f"/v1/profiles/{pid}").json()["id"] for pid in (browser, account)}) == 1
+    dismissed = supervisor.post(
+        f"/console/review/conflicts/{limit_conflict['id']}/dismiss", data={"csrf_token": csrf}
+    )
+    assert dismissed.status_code == 303
+    assert actions_of(supervisor.get("/console/review/conflicts").text) == []
+
+    decided = supervisor.get("/console/review/conflicts", params={"status": "decided"}).text
+    assert decided.count("by Supervisor") == 2 and "Merged" in decided and "Dismissed" in decided
+    assert actions_of(decided) == [f"/console/review/conflicts/{limit_conflict['id']}/reopen"]
+    reopened = supervisor.post(
+        f"/console/review/conflicts/{limit_conflict['id']}/reopen", data={"csrf_token": csrf}
+    )
+    assert reopened.status_code == 303
+    assert api.get("/v1/identity/conflicts").json()["data"][0]["id"] == limit_conflict["id"]
+    assert supervisor.get("/console/review/conflicts", params={"status": "closed"}).status_code == 400
+    assert (
+        supervisor.post("/console/review/conflicts/cfl_nope/dismiss", data={"csrf_token": csrf}).status_code
+        == 404
+    )
