@@ -456,7 +456,7 @@ def test_the_identity_graph_lists_the_conflicts_recorded_on_the_customer(api: Ap
     first = profile_of(api.db, api.settings, "email", "a@example.fr")
     second = profile_of(api.db, api.settings, "email", "b@example.fr")
     with api.db.read() as session:
-        (conflict,) = identity.list_conflicts(session)
+        (conflict,) = identity.list_conflicts(session)["data"]
     attached = conflict["attached_profile_id"]
     browser, _ = signed_in(api, "supervisor")
     text = text_of(browser.get(f"/console/customers/{attached}/graph").text)

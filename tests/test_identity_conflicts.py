@@ -236,10 +236,16 @@ def test_the_console_queue_merges_dismisses_and_reopens(api: Api) -> None:
     assert f'href="/console/customers/{browser}/graph"' in page.text
     assert f'href="/console/customers/{account}/graph"' in page.text
     assert "Paul" in page.text  # the customers by name
+    # The merge is offered only where the rules allow it; elsewhere the page says which rule refuses.
     assert sorted(actions_of(page.text)) == sorted(
-        f"/console/review/conflicts/{c['id']}/{action}"
-        for c in (conflict, limit_conflict)
-        for action in ("merge", "dismiss")
+        [
+            f"/console/review/conflicts/{conflict['id']}/merge",
+            f"/console/review/conflicts/{conflict['id']}/dismiss",
+            f"/console/review/conflicts/{limit_conflict['id']}/dismiss",
+        ]
+    )
+    assert (
+        "The merge rules refuse to merge them: the profiles hold different user_id identifiers" in page.text
     )
     assert "/console/review/conflicts" in supervisor.get("/console/review").text  # the two queues link
 
@@ -271,3 +277,43 @@ def test_the_console_queue_merges_dismisses_and_reopens(api: Api) -> None:
         supervisor.post("/console/review/conflicts/cfl_nope/dismiss", data={"csrf_token": csrf}).status_code
         == 404
     )
+
+
+def test_conflicts_are_paged_newest_first_and_show_in_both_customers_exports(api: Api) -> None:
+    web = api.source("web", "web")
+    family = "famille.girard@example.fr"
+    batch = [
+        {"type": "identify", "messageId": "p1", "userId": "u-paul", "traits": {"email": family}},
+        *(
+            {"type": "identify", "messageId": f"m{n}", "userId": f"u-{n}", "timestamp": f"2026-03-0{n}T10:00:00Z",
+             "traits": {"email": family}}
+            for n in (1, 2, 3)
+        ),
+    ]  # fmt: skip
+    assert api.send(web, "/v1/batch", {"batch": batch}).status_code == 200
+    everything = api.get("/v1/identity/conflicts").json()
+    assert len(everything["data"]) == 3 and everything["next_cursor"] is None
+    seen, cursor = [], None
+    while True:
+        page = api.get("/v1/identity/conflicts", limit=2, **({"cursor": cursor} if cursor else {})).json()
+        seen += [c["id"] for c in page["data"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [c["id"] for c in everything["data"]]  # the same order, each once
+    created = [c["created_at"] for c in everything["data"]]
+    assert created == sorted(created, reverse=True)
+    for params, text in [
+        ({"cursor": "nope"}, "cursor: not a position this API gave"),
+        ({"limit": 0}, "limit: must be between 1 and 1000"),
+        ({"limit": "x"}, "limit"),
+    ]:
+        response = api.get("/v1/identity/conflicts", **params)
+        assert response.status_code == 400 and text in response.text, (params, response.text)
+
+    # Paul's e-mail is in each of these events: his export shows them, though they went to others.
+    paul = profile_of(api.db, api.settings, "user_id", "u-paul")
+    exported = api.get(f"/v1/profiles/{paul}/export").json()["identity_conflicts"]
+    assert sorted(c["id"] for c in exported) == sorted(seen)
+    other = profile_of(api.db, api.settings, "user_id", "u-2")
+    assert len(api.get(f"/v1/profiles/{other}/export").json()["identity_conflicts"]) == 1

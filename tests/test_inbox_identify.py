@@ -91,7 +91,7 @@ def test_a_rule_keeps_two_accounts_apart_and_bad_input_is_named(api: Api) -> Non
     assert body["customer"]["id"] == paul
     assert profile_of(api.db, api.settings, "email", "lea@example.fr") != paul
     with api.db.read() as session:
-        assert identity.list_conflicts(session, status="open", limit=10)[0]["rule"] == body["rule"]
+        assert identity.list_conflicts(session, status="open", limit=10)["data"][0]["rule"] == body["rule"]
 
     cases = [
         ("email:lea@example.fr", 409, "email lea@example.fr was already given in this conversation"),

@@ -8,9 +8,10 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
+from parcours.cursors import encode_cursor, read_cursor
 from parcours.db.types import utcnow
 from parcours.errors import Conflict, InvalidInput, NotFound
 from parcours.inputs import iso_z
@@ -45,14 +46,33 @@ def check_status(status: str, allowed: tuple[str, ...] = CONFLICT_STATUSES) -> s
     return status
 
 
+MAX_CONFLICTS_PAGE = 1000
+
+
 def list_conflicts(
-    session: Session, *, status: str | None = "open", limit: int = 100
-) -> list[dict[str, Any]]:
-    """Newest first; ``status`` None lists every status."""
-    query = select(IdentityConflict).order_by(IdentityConflict.created_at.desc(), IdentityConflict.id.desc())
+    session: Session, *, status: str | None = "open", limit: int = 100, cursor: str | None = None
+) -> dict[str, Any]:
+    """Newest first, ``limit`` a page, ``next_cursor`` for the next; ``status`` None lists every status."""
+    if not 1 <= limit <= MAX_CONFLICTS_PAGE:
+        raise InvalidInput(f"limit: must be between 1 and {MAX_CONFLICTS_PAGE}")
+    query = select(IdentityConflict)
     if status is not None:
         query = query.where(IdentityConflict.status == check_status(status))
-    return [conflict_view(c) for c in session.scalars(query.limit(limit))]
+    if cursor:
+        moment, conflict_id, tag = read_cursor(cursor)
+        if tag != "desc":
+            raise InvalidInput("cursor: not a position this API gave")
+        query = query.where(
+            tuple_(IdentityConflict.created_at, IdentityConflict.id) < tuple_(moment, conflict_id)
+        )
+    found = list(
+        session.scalars(
+            query.order_by(IdentityConflict.created_at.desc(), IdentityConflict.id.desc()).limit(limit + 1)
+        )
+    )
+    page = found[:limit]
+    next_cursor = encode_cursor(page[-1].created_at, page[-1].id, "desc") if len(found) > limit else None
+    return {"data": [conflict_view(c) for c in page], "next_cursor": next_cursor}
 
 
 def get_conflict(session: Session, conflict_id: str) -> IdentityConflict:
@@ -101,6 +121,20 @@ def settle_conflicts(
             settled.append(conflict.id)
     session.flush()
     return settled
+
+
+def conflicts_involving(session: Session, profile_ids: Collection[str]) -> list[IdentityConflict]:
+    """Every conflict naming one of these profiles, as the profile the event went to or as one kept apart
+    (whose identifiers the event may carry): what an export shows and an erasure deletes."""
+    ids = set(profile_ids)
+    if not ids:
+        return []
+    # ``other_profile_ids`` is a JSON list, which no index covers on both backends; conflicts are few.
+    return [
+        conflict
+        for conflict in session.scalars(select(IdentityConflict).order_by(IdentityConflict.created_at))
+        if conflict.attached_profile_id in ids or ids.intersection(conflict.other_profile_ids)
+    ]
 
 
 def _who(actor: str) -> str:

@@ -157,11 +157,15 @@ def get_merge_changes(
 @router.get("/v1/identity/conflicts")
 def get_conflicts(
     status: str | None = Query(default="open"),
-    limit: int = Query(default=100, ge=1, le=1000),
+    limit: int = Query(default=100),
+    cursor: str | None = None,
     db: Database = Depends(database),
 ) -> JsonResponse:
+    """Identity conflicts, newest first, a page at a time (``next_cursor``)."""
     with db.read() as session:
-        return JsonResponse({"data": service.list_conflicts(session, status=status or None, limit=limit)})
+        return JsonResponse(
+            service.list_conflicts(session, status=status or None, limit=limit, cursor=cursor)
+        )
 
 
 @router.patch("/v1/identity/conflicts/{conflict_id}")

@@ -998,26 +998,11 @@ def merge_profiles(
     graph = GraphCache()
     graph.begin(lock_identity_graph(session))
     batch = IdentityBatch(session, registry, graph, matching=None)
-    if first == second:
-        raise Conflict("the two profiles are already one")
-    kind = batch._clashing_kind(batch._state(first), batch._state(second))
-    if kind is not None:
-        raise Conflict(
-            f"the profiles hold different {kind} identifiers, and a profile holds at most one "
-            f"(the {kind} limit): they are two different customers"
-        )
-    exceeded = batch._limit_exceeded([first, second])
-    if exceeded is not None:
-        kind, count, limit = exceeded
-        raise Conflict(
-            f"merging would give one profile {count} {kind} identifiers, over the limit of {limit} "
-            f"(PATCH /v1/identity/kinds/{kind} changes it)"
-        )
-    batch._load_blocks([first, second])
+    refusal = _merge_refusal(batch, first, second, overrule_unmerge=overrule_unmerge)
+    if refusal is not None:
+        raise Conflict(refusal)
     pair = frozenset((first, second))
-    if pair in graph.blocks:
-        if not overrule_unmerge:
-            raise Conflict("the profiles were kept apart by an unmerge")
+    if pair in graph.blocks:  # overruled: a person merging the pair lifts the block
         a, b = sorted(pair)
         session.execute(delete(MergeBlock).where(MergeBlock.profile_a == a, MergeBlock.profile_b == b))
         graph.blocks.discard(pair)
@@ -1028,3 +1013,37 @@ def merge_profiles(
     record = record_from_traits(survivor, batch._state(survivor).traits)
     store_keys(session, {survivor: keys_of(record) if record else [], merged: []})
     return str(batch.merges[-1]["id"])
+
+
+def merge_refusal(
+    session: Session, registry: KindRegistry, first: str, second: str, *, overrule_unmerge: bool = False
+) -> str | None:
+    """Why ``merge_profiles`` would refuse to merge these two active profiles now, or None: for a page
+    that offers the merge only where it can be made. Reads only (a decision still takes the lock)."""
+    graph = GraphCache()
+    graph.begin(GraphLock("", "read only"))
+    batch = IdentityBatch(session, registry, graph, matching=None)
+    return _merge_refusal(batch, first, second, overrule_unmerge=overrule_unmerge)
+
+
+def _merge_refusal(batch: IdentityBatch, first: str, second: str, *, overrule_unmerge: bool) -> str | None:
+    """The merge rules for a merge a person or the matcher asks for, as the refusal's message."""
+    if first == second:
+        return "the two profiles are already one"
+    kind = batch._clashing_kind(batch._state(first), batch._state(second))
+    if kind is not None:
+        return (
+            f"the profiles hold different {kind} identifiers, and a profile holds at most one "
+            f"(the {kind} limit): they are two different customers"
+        )
+    exceeded = batch._limit_exceeded([first, second])
+    if exceeded is not None:
+        kind, count, limit = exceeded
+        return (
+            f"merging would give one profile {count} {kind} identifiers, over the limit of {limit} "
+            f"(PATCH /v1/identity/kinds/{kind} changes it)"
+        )
+    batch._load_blocks([first, second])
+    if not overrule_unmerge and frozenset((first, second)) in batch.graph.blocks:
+        return "the profiles were kept apart by an unmerge"
+    return None

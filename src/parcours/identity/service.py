@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 from datetime import datetime
 from typing import Any
@@ -12,6 +10,7 @@ from sqlalchemy import bindparam, delete, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
 
+from parcours.cursors import encode_cursor, read_cursor
 from parcours.db.driver import DriverQuery
 from parcours.db.engine import forget_memo
 from parcours.db.reference import reference
@@ -19,6 +18,7 @@ from parcours.db.types import stored_document, stored_moment, utcnow
 from parcours.errors import Conflict, InvalidInput, NotFound
 from parcours.identity.conflicts import (
     conflict_view,
+    conflicts_involving,
     get_conflict,
     list_conflicts,
     review_conflict,
@@ -35,6 +35,7 @@ from parcours.identity.resolution import (
     instance_secret,
     lock_identity_graph,
     merge_profiles,
+    merge_refusal,
     record_touchpoints,
 )
 from parcours.identity.touchpoints import RecordOutcome, Touchpoint
@@ -45,7 +46,6 @@ from parcours.models import (
     Event,
     Identifier,
     IdentifierKind,
-    IdentityConflict,
     MatchKey,
     MatchReview,
     Merge,
@@ -68,6 +68,7 @@ __all__ = [
     "load_registry",
     "merge_conflict",
     "merge_customers",
+    "merge_refusal",
     "people",
     "profile_view",
     "record_touchpoints",
@@ -248,35 +249,6 @@ def profile_view(session: Session, requested_id: str) -> dict[str, Any]:
     if requested_id != profile_id:
         view["requested_id"] = requested_id
     return view
-
-
-def encode_cursor(moment: datetime, key: str, tag: str | None = None) -> str:
-    """A position in a time-ordered list (a row's time and id, and a tag: which order a timeline page
-    runs in, which change of a merge) as an opaque URL-safe string."""
-    raw = f"{moment.isoformat()}|{key}" + (f"|{tag}" if tag else "")
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def read_cursor(
-    cursor: str, field: str = "cursor", tags: tuple[str, ...] = ("desc",)
-) -> tuple[datetime, str, str | None]:
-    """(time, id, tag or None) of a position ``encode_cursor`` wrote with one of ``tags``; InvalidInput
-    naming ``field`` for anything else."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        moment, key, *rest = raw.split("|")
-        parsed = datetime.fromisoformat(moment)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput(f"{field}: not a position this API gave") from None
-    if parsed.tzinfo is None or not key or (rest and (len(rest) > 1 or rest[0] not in tags)):
-        raise InvalidInput(f"{field}: not a position this API gave")
-    return parsed, key, rest[0] if rest else None
-
-
-def decode_cursor(cursor: str, field: str = "cursor") -> tuple[datetime, str]:
-    """The position (time, event id) ``encode_cursor`` wrote; InvalidInput naming ``field`` otherwise."""
-    moment, event_id, _ = read_cursor(cursor, field)
-    return moment, event_id
 
 
 def event_view(event: Event) -> dict[str, Any]:
@@ -545,12 +517,7 @@ def export_profile(session: Session, requested_id: str) -> dict[str, Any]:
             .order_by(Merge.created_at, Merge.id)
         )
     ]
-    conflicts = [
-        conflict_view(c)
-        for c in session.scalars(
-            select(IdentityConflict).where(IdentityConflict.attached_profile_id.in_(ids))
-        )
-    ]
+    conflicts = [conflict_view(c) for c in conflicts_involving(session, ids)]
     return {
         "exported_at": iso_z(utcnow()),
         "profile": view,
@@ -590,10 +557,8 @@ def erase_profile(session: Session, requested_id: str) -> dict[str, Any]:
     session.execute(delete(Consent).where(Consent.profile_id.in_(ids)))
     session.execute(delete(Event).where(Event.profile_id.in_(ids)))
     session.execute(delete(Identifier).where(Identifier.profile_id.in_(ids)))
-    conflicts = session.scalars(select(IdentityConflict)).all() if ids else []
-    for conflict in conflicts:
-        if conflict.attached_profile_id in ids or set(conflict.other_profile_ids) & set(ids):
-            session.delete(conflict)
+    for conflict in conflicts_involving(session, ids):
+        session.delete(conflict)
     session.execute(delete(Merge).where(or_(Merge.survivor_id.in_(ids), Merge.merged_id.in_(ids))))
     session.execute(
         delete(MergeBlock).where(or_(MergeBlock.profile_a.in_(ids), MergeBlock.profile_b.in_(ids)))

@@ -67,7 +67,15 @@ def conflicts_queue(page: Page = Depends(page_for("identity"))) -> Response:
         open_count = session.scalar(
             select(func.count()).select_from(IdentityConflict).where(IdentityConflict.status == "open")
         )
-    items = [_item(conflict, current, events) for conflict in found]
+        items = [_item(conflict, current, events) for conflict in found]
+        registry = identity.load_registry(session, page.settings.default_phone_region)
+        for item in items:  # offer the merge only where the rules allow it now; say why not elsewhere
+            customers = {side["id"] for side in (item["attached"], *item["others"])} - {None}
+            if item["status"] == "open" and item["others"] and len(customers) == 2:
+                first, second = sorted(customers)
+                item["refusal"] = identity.merge_refusal(
+                    session, registry, first, second, overrule_unmerge=True
+                )
     return page.render(
         "customers/conflicts.html",
         conflicts=items,
@@ -115,6 +123,7 @@ def _item(
         "attached": attached,
         "others": others,
         "one_customer_now": bool(others) and len(ids) == 1 and None not in ids,
+        "refusal": None,  # why the merge rules would refuse merging them now
     }
 
 

@@ -25,6 +25,7 @@ from parcours.console.customers.common import (
 )
 from parcours.console.i18n import N_, Translator
 from parcours.console.web import Page, form_for, page_for
+from parcours.cursors import decode_cursor, encode_cursor
 from parcours.db.types import utcnow
 from parcours.errors import InvalidInput
 from parcours.identity import service as identity
@@ -175,13 +176,13 @@ def timeline_page(
     if types:
         query = query.where(Event.type.in_(types))
     if before:
-        moment, event_id = identity.decode_cursor(before, field="before")
+        moment, event_id = decode_cursor(before, field="before")
         query = query.where(tuple_(Event.timestamp, Event.id) < tuple_(moment, event_id))
     rows = session.execute(
         query.order_by(Event.timestamp.desc(), Event.id.desc()).limit(TIMELINE_PAGE + 1)
     ).all()
     older = (
-        identity.encode_cursor(rows[TIMELINE_PAGE - 1].timestamp, rows[TIMELINE_PAGE - 1].id)
+        encode_cursor(rows[TIMELINE_PAGE - 1].timestamp, rows[TIMELINE_PAGE - 1].id)
         if len(rows) > TIMELINE_PAGE
         else None
     )
