@@ -41,6 +41,37 @@ def test_source_and_token_print_their_secret_alone_on_the_last_line(sqlite_env: 
     assert "Boutique en ligne\tweb" in listed.output
 
 
+def test_source_activity_shows_the_days_and_the_refused_events(sqlite_env: str) -> None:
+    from sqlalchemy import select
+
+    from parcours.db.engine import Database
+    from parcours.db.types import utcnow
+    from parcours.ingest.activity import RequestActivity, record_activity
+    from parcours.models import Source
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["source", "create", "web", "--channel", "web"]).exit_code == 0
+    database = Database(sqlite_env)
+    with database.write() as session:
+        source_id = session.scalar(select(Source.id).where(Source.name == "web"))
+        assert source_id is not None
+        refused = {"position": 1, "message_id": "m-2", "type": "track", "error": "event: is required"}
+        record_activity(session, [RequestActivity(source_id, "batch", utcnow(), 2, [refused], recorded=1)])
+    result = runner.invoke(app, ["source", "activity", "web", "--days", "2"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith(f"source web ({source_id}); last event: 20")
+    assert lines[2] == f"{utcnow().date().isoformat()}\t2\t1\t0\t0\t1" and lines[3].endswith(
+        "\t0\t0\t0\t0\t0"
+    )
+    assert lines[4] == "latest refused events: 1"
+    assert lines[5].endswith("\t/v1/batch[1]\tm-2\tevent: is required")
+    missing = runner.invoke(app, ["source", "activity", "nope"])
+    assert missing.exit_code == 2 and "no source named 'nope'" in missing.output
+    bad = runner.invoke(app, ["source", "activity", "web", "--days", "0"])
+    assert bad.exit_code == 2 and "days: must be between 1 and 90" in bad.output
+
+
 def test_cli_refuses_bad_input_clearly(sqlite_env: str) -> None:
     runner = CliRunner()
     result = runner.invoke(app, ["source", "create", "x", "--channel", "fax"])

@@ -45,6 +45,7 @@ from parcours.inbox.writer import InboxWriter
 from parcours.ingest.browser_sdk import TrackingCors
 from parcours.ingest.browser_sdk import router as browser_sdk_router
 from parcours.ingest.endpoints import router as ingest_router
+from parcours.ingest.endpoints import sources_router
 from parcours.ingest.writer import IngestWriter
 from parcours.inputs import field_problems, problems_message
 from parcours.routing import add_routes, order_routes
@@ -176,6 +177,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     add_routes(app, browser_sdk_router)
     install_channels(app, settings)
     add_routes(app, identity_router)
+    add_routes(app, sources_router)
     install_commerce(app)
     add_routes(app, inbox_router)
     install_console(app)

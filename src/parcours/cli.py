@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from parcours.config import Settings, get_settings
 from parcours.db.engine import Database
 from parcours.db.migrate import upgrade
-from parcours.errors import InvalidInput, ParcoursError
+from parcours.errors import InvalidInput, NotFound, ParcoursError
 
 app = typer.Typer(help="Parcours: one customer, one history, every channel.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -161,6 +161,38 @@ def source_list() -> None:
     with database.read() as session:
         for source in list_sources(session):
             typer.echo(f"{source.id}\t{source.name}\t{source.channel}")
+
+
+@source_app.command("activity")
+def source_activity(
+    name: str,
+    days: int = typer.Option(7, help="The days to show (UTC), today first."),
+) -> None:
+    """What a source sent per day and its latest refused events, with the reason."""
+    from sqlalchemy import select
+
+    from parcours.ingest.activity import source_activity as activity_of
+    from parcours.models import Source
+
+    try:
+        with _database(get_settings()).read() as session:
+            source_id = session.scalar(select(Source.id).where(Source.name == name))
+            if source_id is None:
+                raise NotFound(f"no source named {name!r}")
+            found = activity_of(session, source_id, days=days)
+    except ParcoursError as error:
+        _fail(error)
+    typer.echo(f"source {name} ({found['source']['id']}); last event: {found['last_received_at'] or 'never'}")
+    typer.echo("day (UTC)\treceived\trecorded\tduplicates\terased\tinvalid")
+    for day in found["days"]:
+        counts = (day[k] for k in ("received", "recorded", "duplicates", "erased", "invalid"))
+        typer.echo("\t".join((day["day"], *map(str, counts))))
+    typer.echo(f"latest refused events: {len(found['rejections'])}")
+    for refused in found["rejections"]:
+        where = f"/v1/{refused['endpoint']}" + (
+            f"[{refused['position']}]" if refused["endpoint"] == "batch" else ""
+        )
+        typer.echo(f"{refused['received_at']}\t{where}\t{refused['message_id'] or '-'}\t{refused['error']}")
 
 
 @source_app.command("disable")

@@ -149,6 +149,23 @@ def test_an_administrator_adds_a_user_and_a_source_whose_write_key_is_shown_once
     expect(page.get_by_text(key)).to_have_count(0)
     expect(page.get_by_role("row", name=re.compile("Boutique en ligne"))).to_contain_text("Active")
 
+    # What the source sends shows here, and what is refused, since SDKs keep the API's answers to themselves.
+    batch = [{"type": "track", "anonymousId": "a", "messageId": "sans-nom"},
+             {"type": "track", "event": "Produit vu", "anonymousId": "a"}]  # fmt: skip
+    assert console.api.send(key, "/v1/batch", {"batch": batch}).status_code == 200
+    page.reload()
+    row = page.get_by_role("row", name=re.compile("Boutique en ligne"))
+    expect(row).to_contain_text("2 recorded")
+    expect(row).to_contain_text("1 refused")
+    row.get_by_role("link", name="Boutique en ligne").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Source Boutique en ligne")
+    refused = page.get_by_role("region", name="Refused events")
+    expect(refused).to_contain_text("event: is required")
+    expect(refused).to_contain_text("event 1 of the batch")
+    expect(refused).to_contain_text("sans-nom")
+    assert_accessible(page)
+    docs_screenshot(page, "admin-source")
+
 
 def test_the_channels_page_shows_the_webhook_urls_and_reveals_a_secret_on_demand(
     page: Page, console: Console

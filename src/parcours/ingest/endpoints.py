@@ -7,20 +7,23 @@ import logging
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from parcours.auth import service as auth
-from parcours.auth.endpoints import write_key_from
+from parcours.auth.endpoints import require_api_token, write_key_from
 from parcours.config import Settings
 from parcours.db.engine import Database
+from parcours.db.types import utcnow
 from parcours.deps import JsonResponse, database, read_body, settings
 from parcours.errors import InvalidInput, NotAuthenticated
 from parcours.identity import service as identity
+from parcours.ingest.activity import RequestActivity, recent_activity, rejections_of, source_activity
 from parcours.ingest.parse import InvalidEvent, parse_time
 from parcours.ingest.service import IngestResult, parse_messages
 from parcours.ingest.writer import IngestItem, IngestWriter
+from parcours.inputs import iso_z
 from parcours.vocabulary import EVENT_TYPES
 
 router = APIRouter(tags=["tracking"])
@@ -50,6 +53,7 @@ def _validate(
     with db.read() as session:
         source = auth.source_for_write_key(session, write_key)
         registry = identity.load_registry(session, config.default_phone_region)
+    received_at = utcnow()
     touchpoints, result = parse_messages(
         registry,
         config,
@@ -58,8 +62,16 @@ def _validate(
         expected_type=expected_type,
         sent_at=sent_at,
         batch_context=batch_context,
+        received_at=received_at,
     )
-    return IngestItem(registry, touchpoints), result
+    activity = RequestActivity(
+        source.id,
+        expected_type or "batch",
+        received_at,
+        received=len(messages),
+        rejections=rejections_of(messages, result.errors),
+    )
+    return IngestItem(registry, touchpoints, activity), result
 
 
 async def _handle(
@@ -93,9 +105,10 @@ async def _handle(
     item, result = await run_in_threadpool(
         _validate, db, config, write_key, messages, expected_type, payload.get("sentAt"), batch_context
     )
+    writer: IngestWriter = request.app.state.ingest_writer
+    outcome = await writer.submit_async(item)  # refused events too: the source's activity counts them
     if item.touchpoints:
-        writer: IngestWriter = request.app.state.ingest_writer
-        result.count(await writer.submit_async(item))
+        result.count(outcome)
     log.info(
         "ingested",
         extra={
@@ -145,3 +158,42 @@ for _path, _summary in (
     router.add_api_route(_path, _endpoint(None), methods=["POST"], summary=_summary)
 # Every path the tracking API answers on: the ones a web page may call from the browser (see browser_sdk).
 TRACKING_PATHS = frozenset(route.path for route in router.routes if isinstance(route, APIRoute))
+
+# Each source's activity, for whoever wires an SDK to it or watches it (API tokens only).
+sources_router = APIRouter(tags=["sources"], dependencies=[Depends(require_api_token)])
+
+
+@sources_router.get("/v1/sources")
+def get_sources(db: Database = Depends(database)) -> JsonResponse:
+    """Every source (disabled ones last), with when its last event came and the events it had recorded
+    and refused today and yesterday (UTC)."""
+    with db.read() as session:
+        sources = auth.list_sources(session, include_disabled=True)
+        recent = recent_activity(session, [s.id for s in sources])
+    data = []
+    for source in sources:
+        last, recorded, invalid = recent.get(source.id, (None, 0, 0))
+        data.append(
+            {
+                "id": source.id,
+                "name": source.name,
+                "channel": source.channel,
+                "internal": source.internal,
+                "created_at": iso_z(source.created_at),
+                "disabled_at": iso_z(source.disabled_at),
+                "last_received_at": iso_z(last),
+                "recorded_since_yesterday": recorded,
+                "invalid_since_yesterday": invalid,
+            }
+        )
+    return JsonResponse({"data": data})
+
+
+@sources_router.get("/v1/sources/{source_id}/activity")
+def get_source_activity(
+    source_id: str, days: int = Query(default=14), db: Database = Depends(database)
+) -> JsonResponse:
+    """The source's events per UTC day (received, recorded, duplicates, erased, invalid) and its latest
+    refused events with the reason."""
+    with db.read() as session:
+        return JsonResponse(source_activity(session, source_id, days=days))

@@ -20,6 +20,7 @@ from parcours.identity import service as identity
 from parcours.identity.kinds import KindRegistry
 from parcours.identity.resolution import GraphCache
 from parcours.identity.touchpoints import RecordOutcome, Touchpoint
+from parcours.ingest.activity import RequestActivity, record_activity
 from parcours.matching.realtime import load_policy
 
 # Requests stored together at most: a request holds up to 500 KB of events (about a thousand), so a
@@ -29,10 +30,12 @@ MAX_REQUESTS = 8
 
 @dataclass(frozen=True)
 class IngestItem:
-    """One request's valid events, with the kind registry they were validated against."""
+    """One request's valid events, with the kind registry they were validated against, and the request's
+    share of its source's activity (``None``: not counted)."""
 
     registry: KindRegistry
     touchpoints: list[Touchpoint]
+    activity: RequestActivity | None = None
 
 
 class IngestWriter(GroupCommit[IngestItem, RecordOutcome]):
@@ -61,6 +64,9 @@ class IngestWriter(GroupCommit[IngestItem, RecordOutcome]):
         outcomes: dict[int, RecordOutcome] = {}
         for positions in by_registry.values():
             touchpoints = [tp for position in positions for tp in items[position].touchpoints]
+            if not touchpoints:  # requests whose every event was refused: only their activity is stored
+                outcomes.update((position, RecordOutcome([], [], [])) for position in positions)
+                continue
             outcome = identity.record_touchpoints(
                 session, items[positions[0]].registry, touchpoints, cache=self.cache, matching=matching
             )
@@ -71,4 +77,13 @@ class IngestWriter(GroupCommit[IngestItem, RecordOutcome]):
                     outcome.status[start:end], outcome.event_ids[start:end], outcome.profile_ids[start:end]
                 )
                 start = end
+        counted = []
+        for position, item in enumerate(items):
+            if item.activity is not None:
+                outcome = outcomes[position]
+                item.activity.recorded = outcome.recorded
+                item.activity.duplicates = outcome.duplicates
+                item.activity.erased = outcome.erased
+                counted.append(item.activity)
+        record_activity(session, counted)
         return [outcomes[position] for position in range(len(items))]

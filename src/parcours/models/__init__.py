@@ -46,7 +46,7 @@ from parcours.models.inbox import (
 )
 from parcours.models.instance import Counter, InstanceSetting, ReferenceVersion
 from parcours.models.matching import MatchKey, MatchReview
-from parcours.models.sources import ApiToken, Source
+from parcours.models.sources import ApiToken, Source, SourceActivity, SourceRejection
 from parcours.models.users import ConsoleSession, User
 
 __all__ = [
@@ -90,6 +90,8 @@ __all__ = [
     "SlaClock",
     "SlaPolicy",
     "Source",
+    "SourceActivity",
+    "SourceRejection",
     "StockLevel",
     "StockMovement",
     "Team",

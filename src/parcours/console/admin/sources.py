@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Depends, Response
@@ -16,10 +17,19 @@ from parcours.auth import service as auth
 from parcours.console.admin.common import ADMIN, attempt, choice_field, paged, public_base, render
 from parcours.console.common import CHANNEL_LABELS
 from parcours.console.web import SESSION_COOKIE, Page, form_for, page_for
+from parcours.ingest.activity import (
+    KEEP_REJECTIONS,
+    KEEP_REJECTIONS_FOR,
+    recent_activity,
+    source_activity,
+)
+from parcours.inputs import utc_moment
 from parcours.models import ApiToken
 from parcours.vocabulary import CHANNELS
 
 router = APIRouter(include_in_schema=False)
+
+ACTIVITY_DAYS = 14  # the days a source's page shows
 
 
 class OneTimeSecrets:
@@ -80,6 +90,7 @@ def _sources_page(page: Page, *, status: int = 200, **values: Any) -> Response:
             "/console/admin/sources",
             name="tokens_page",
         )
+        recent = recent_activity(session, [source.id for source in sources.rows])
     ticket = page.request.query_params.get("shown")
     new_secret = (NEW_SECRETS.take(_owner(page), ticket[:100]) or {"kind": "gone"}) if ticket else None
     return render(
@@ -92,6 +103,7 @@ def _sources_page(page: Page, *, status: int = 200, **values: Any) -> Response:
         channel_labels=CHANNEL_LABELS,
         new_secret=new_secret,
         base_url=public_base(page),
+        recent=recent,
         **values,
     )
 
@@ -99,6 +111,23 @@ def _sources_page(page: Page, *, status: int = 200, **values: Any) -> Response:
 @router.get("/console/admin/sources")
 def sources_page(page: Page = Depends(page_for(ADMIN))) -> Response:
     return _sources_page(page)
+
+
+@router.get("/console/admin/sources/{source_id}")
+def source_page(source_id: str, page: Page = Depends(page_for(ADMIN))) -> Response:
+    """What the source sent, day by day, and its latest refused events with the reason."""
+    with page.db.read() as session:
+        activity = source_activity(session, source_id, days=ACTIVITY_DAYS)
+    return render(
+        page,
+        "admin/source.html",
+        activity=activity,
+        channel_labels=CHANNEL_LABELS,
+        keep_rejections=KEEP_REJECTIONS,
+        keep_days=KEEP_REJECTIONS_FOR.days,
+        moment=utc_moment,
+        day_of=date.fromisoformat,
+    )
 
 
 @router.post("/console/admin/sources")
