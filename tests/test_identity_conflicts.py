@@ -303,11 +303,12 @@ def test_conflicts_are_paged_newest_first_and_show_in_both_customers_exports(api
     assert seen == [c["id"] for c in everything["data"]]  # the same order, each once
     created = [c["created_at"] for c in everything["data"]]
     assert created == sorted(created, reverse=True)
-    for params, text in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"cursor": "nope"}, "cursor: not a position this API gave"),
         ({"limit": 0}, "limit: must be between 1 and 1000"),
         ({"limit": "x"}, "limit"),
-    ]:
+    ]
+    for params, text in cases:
         response = api.get("/v1/identity/conflicts", **params)
         assert response.status_code == 400 and text in response.text, (params, response.text)
 

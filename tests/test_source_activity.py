@@ -95,8 +95,10 @@ def test_events_of_an_erased_person_are_counted_as_dropped(api: Api) -> None:
 def test_bad_requests_for_activity_name_what_is_wrong(api: Api) -> None:
     key = api.source("web", "web")
     source = source_id(api, "web")
-    for params, text in [({"days": 0}, "days: must be between 1 and 90"), ({"days": 91}, "days: must be between"),
-                         ({"days": "x"}, "days")]:  # fmt: skip
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"days": 0}, "days: must be between 1 and 90"), ({"days": 91}, "days: must be between"), ({"days": "x"}, "days"),
+    ]  # fmt: skip
+    for params, text in cases:
         response = api.get(f"/v1/sources/{source}/activity", **params)
         assert response.status_code == 400 and text in response.text, (params, response.text)
     assert api.get("/v1/sources/src_nope/activity").status_code == 404
