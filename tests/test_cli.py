@@ -61,9 +61,9 @@ def test_source_activity_shows_the_days_and_the_refused_events(sqlite_env: str) 
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0].startswith(f"source web ({source_id}); last event: 20")
-    assert lines[2] == f"{utcnow().date().isoformat()}\t2\t1\t0\t0\t1" and lines[3].endswith(
-        "\t0\t0\t0\t0\t0"
-    )
+    assert lines[1] == "day (UTC)\treceived\trecorded\tduplicates\terased\tinvalid\trefused_requests"
+    assert lines[2] == f"{utcnow().date().isoformat()}\t2\t1\t0\t0\t1\t0"
+    assert lines[3].endswith("\t0\t0\t0\t0\t0\t0")
     assert lines[4] == "latest refused events: 1"
     assert lines[5].endswith("\t/v1/batch[1]\tm-2\tevent: is required")
     missing = runner.invoke(app, ["source", "activity", "nope"])

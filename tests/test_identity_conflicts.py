@@ -318,3 +318,8 @@ def test_conflicts_are_paged_newest_first_and_show_in_both_customers_exports(api
     assert sorted(c["id"] for c in exported) == sorted(seen)
     other = profile_of(api.db, api.settings, "user_id", "u-2")
     assert len(api.get(f"/v1/profiles/{other}/export").json()["identity_conflicts"]) == 1
+    # The same conflicts, asked of the API for one customer.
+    assert [c["id"] for c in api.get("/v1/identity/conflicts", profile_id=paul).json()["data"]] == seen
+    (only,) = api.get("/v1/identity/conflicts", profile_id=other).json()["data"]
+    assert only["attached_profile_id"] == other
+    assert api.get("/v1/identity/conflicts", profile_id="prf_nope").status_code == 404

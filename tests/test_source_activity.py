@@ -166,3 +166,34 @@ def test_the_admin_sees_each_sources_activity_and_its_refused_events(api: Api) -
     assert "Source Site web" in page.text and "event: is required" in page.text and "bad" in page.text
     assert "event 2 of the batch" in page.text
     assert admin.get("/console/admin/sources/src_nope").status_code == 404
+
+
+def test_requests_refused_whole_are_counted_when_their_write_key_names_a_source(api: Api) -> None:
+    key = api.source("web", "web")
+    web = source_id(api, "web")
+    basic = {**api.basic(key), "Content-Type": "application/json"}
+    malformed = api.client.post("/v1/batch", content=b'{"batch": [', headers=basic)
+    assert malformed.status_code == 400
+    too_large = api.client.post("/v1/track", content=b'{"event": "' + b"x" * 40_000 + b'"}', headers=basic)
+    assert too_large.status_code == 413
+    not_a_batch = api.client.post("/v1/batch", json={"writeKey": key, "batch": {"type": "track"}})
+    assert not_a_batch.status_code == 400  # the key in the body (analytics.js) names the source too
+    # No source to count these on: an unknown key, or none at all.
+    stranger = {**api.basic("wk_unknown"), "Content-Type": "application/json"}
+    assert api.client.post("/v1/batch", content=b"{", headers=stranger).status_code == 400
+    assert api.client.post("/v1/batch", content=b"{").status_code == 400
+
+    found = activity(api, web)
+    (today, *_) = found["days"]
+    assert (today["received"], today["invalid"], today["refused_requests"]) == (0, 0, 3)
+    assert [(r["endpoint"], r["position"]) for r in found["rejections"]] == [
+        ("batch", None), ("track", None), ("batch", None),
+    ]  # fmt: skip
+    reasons = [r["error"] for r in found["rejections"]]
+    assert reasons[0] == "batch: must be a list of events"
+    assert reasons[1].startswith("request body is") and "32 KB" in reasons[1]
+    assert reasons[2].startswith("body: malformed JSON")
+    with api.db.read() as session:
+        assert session.scalar(select(func.count()).select_from(SourceRejection)) == 3
+    (listed,) = [s for s in api.get("/v1/sources").json()["data"] if s["id"] == web]
+    assert listed["invalid_since_yesterday"] == 3

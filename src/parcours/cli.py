@@ -183,14 +183,20 @@ def source_activity(
     except ParcoursError as error:
         _fail(error)
     typer.echo(f"source {name} ({found['source']['id']}); last event: {found['last_received_at'] or 'never'}")
-    typer.echo("day (UTC)\treceived\trecorded\tduplicates\terased\tinvalid")
+    columns = ("received", "recorded", "duplicates", "erased", "invalid", "refused_requests")
+    typer.echo("\t".join(("day (UTC)", *columns)))
     for day in found["days"]:
-        counts = (day[k] for k in ("received", "recorded", "duplicates", "erased", "invalid"))
+        counts = (day[k] for k in columns)
         typer.echo("\t".join((day["day"], *map(str, counts))))
     typer.echo(f"latest refused events: {len(found['rejections'])}")
     for refused in found["rejections"]:
+        position = refused["position"]
         where = f"/v1/{refused['endpoint']}" + (
-            f"[{refused['position']}]" if refused["endpoint"] == "batch" else ""
+            " (the whole request)"
+            if position is None
+            else f"[{position}]"
+            if refused["endpoint"] == "batch"
+            else ""
         )
         typer.echo(f"{refused['received_at']}\t{where}\t{refused['message_id'] or '-'}\t{refused['error']}")
 

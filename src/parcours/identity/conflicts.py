@@ -50,12 +50,20 @@ MAX_CONFLICTS_PAGE = 1000
 
 
 def list_conflicts(
-    session: Session, *, status: str | None = "open", limit: int = 100, cursor: str | None = None
+    session: Session,
+    *,
+    status: str | None = "open",
+    limit: int = 100,
+    cursor: str | None = None,
+    involving: Collection[str] | None = None,
 ) -> dict[str, Any]:
-    """Newest first, ``limit`` a page, ``next_cursor`` for the next; ``status`` None lists every status."""
+    """Newest first, ``limit`` a page, ``next_cursor`` for the next; ``status`` None lists every status;
+    ``involving``: only the conflicts naming one of these profile ids (``conflicts_involving``)."""
     if not 1 <= limit <= MAX_CONFLICTS_PAGE:
         raise InvalidInput(f"limit: must be between 1 and {MAX_CONFLICTS_PAGE}")
     query = select(IdentityConflict)
+    if involving is not None:
+        query = query.where(IdentityConflict.id.in_([c.id for c in conflicts_involving(session, involving)]))
     if status is not None:
         query = query.where(IdentityConflict.status == check_status(status))
     if cursor:

@@ -159,12 +159,21 @@ def get_conflicts(
     status: str | None = Query(default="open"),
     limit: int = Query(default=100),
     cursor: str | None = None,
+    profile_id: str | None = None,
     db: Database = Depends(database),
 ) -> JsonResponse:
-    """Identity conflicts, newest first, a page at a time (``next_cursor``)."""
+    """Identity conflicts, newest first, a page at a time (``next_cursor``); ``profile_id``: only those
+    naming that customer (any of their profile ids)."""
     with db.read() as session:
+        customer = (
+            service.people(session, service.resolve_profile_id(session, profile_id[:60]))
+            if profile_id
+            else None
+        )
         return JsonResponse(
-            service.list_conflicts(session, status=status or None, limit=limit, cursor=cursor)
+            service.list_conflicts(
+                session, status=status or None, limit=limit, cursor=cursor, involving=customer
+            )
         )
 
 

@@ -40,6 +40,7 @@ class RequestActivity:
     received_at: datetime
     received: int
     rejections: list[dict[str, Any]] = field(default_factory=list)
+    refused_whole: bool = False  # the request itself was refused: ``rejections`` says why
     recorded: int = 0
     duplicates: int = 0
     erased: int = 0
@@ -81,7 +82,7 @@ def _add_to_day(dialect: str) -> Any:
     )
 
 
-COUNTS = ("received", "recorded", "duplicates", "erased", "invalid")
+COUNTS = ("received", "recorded", "duplicates", "erased", "invalid", "refused_requests")
 
 
 def record_activity(session: Session, requests: list[RequestActivity]) -> None:
@@ -102,7 +103,10 @@ def record_activity(session: Session, requests: list[RequestActivity]) -> None:
         row["recorded"] += request.recorded
         row["duplicates"] += request.duplicates
         row["erased"] += request.erased
-        row["invalid"] += len(request.rejections)
+        if request.refused_whole:
+            row["refused_requests"] += 1
+        else:
+            row["invalid"] += len(request.rejections)
         row["last_received_at"] = max(row["last_received_at"], request.received_at)
     if not days:
         return
@@ -132,6 +136,13 @@ def _prune(session: Session, source_id: str) -> None:
     too_old = SourceRejection.received_at < utcnow() - KEEP_REJECTIONS_FOR
     stale = too_old if oldest_kept is None else too_old | (SourceRejection.id < oldest_kept)
     session.execute(delete(SourceRejection).where(SourceRejection.source_id == source_id, stale))
+
+
+def refused_request(source_id: str, endpoint: str, reason: str) -> RequestActivity:
+    """A request of the source refused as a whole (unreadable, too large, not a batch): counted, and kept
+    with the reason like a refused event."""
+    rejection = {"position": None, "message_id": None, "type": None, "error": reason[:ERROR_CHARS]}
+    return RequestActivity(source_id, endpoint, utcnow(), 0, [rejection], refused_whole=True)
 
 
 def source_activity(session: Session, source_id: str, *, days: int = 14) -> dict[str, Any]:
@@ -190,7 +201,7 @@ def recent_activity(
     session: Session, source_ids: Iterable[str]
 ) -> dict[str, tuple[datetime | None, int, int]]:
     """For each source that sent anything: when its last event came, and the events it had recorded and
-    refused today and yesterday (UTC days)."""
+    refused (requests refused as a whole count as one) today and yesterday (UTC days)."""
     wanted = list(source_ids)
     if not wanted:
         return {}
@@ -201,7 +212,9 @@ def recent_activity(
             SourceActivity.source_id,
             func.max(SourceActivity.last_received_at),
             func.sum(SourceActivity.recorded).filter(SourceActivity.day >= since),
-            func.sum(SourceActivity.invalid).filter(SourceActivity.day >= since),
+            func.sum(SourceActivity.invalid + SourceActivity.refused_requests).filter(
+                SourceActivity.day >= since
+            ),
         )
         .where(SourceActivity.source_id.in_(wanted))
         .group_by(SourceActivity.source_id)

@@ -17,9 +17,15 @@ from parcours.config import Settings
 from parcours.db.engine import Database
 from parcours.db.types import utcnow
 from parcours.deps import JsonResponse, database, read_body, settings
-from parcours.errors import InvalidInput, NotAuthenticated
+from parcours.errors import InvalidInput, NotAuthenticated, ParcoursError, PayloadTooLarge
 from parcours.identity import service as identity
-from parcours.ingest.activity import RequestActivity, recent_activity, rejections_of, source_activity
+from parcours.ingest.activity import (
+    RequestActivity,
+    recent_activity,
+    refused_request,
+    rejections_of,
+    source_activity,
+)
 from parcours.ingest.parse import InvalidEvent, parse_time
 from parcours.ingest.service import IngestResult, parse_messages
 from parcours.ingest.writer import IngestItem, IngestWriter
@@ -78,30 +84,37 @@ async def _handle(
     request: Request, db: Database, config: Settings, expected_type: str | None
 ) -> JsonResponse:
     write_key = write_key_from(request)
-    limit = config.max_batch_bytes if expected_type is None else config.max_event_bytes
-    payload = parse_json(await read_body(request, limit, gzip=True))
-    if not isinstance(payload, dict):
-        raise InvalidInput(f"body: must be a JSON object, not {type(payload).__name__}")
-    if write_key is None and isinstance(payload.get("writeKey"), str):
-        write_key = payload["writeKey"]
-    if not write_key:
-        raise NotAuthenticated("a write key is required (HTTP Basic, the key as user name)")
-    if expected_type is None:
-        messages = payload.get("batch")
-        if not isinstance(messages, list):
-            raise InvalidInput("batch: must be a list of events")
-        if not messages:
-            raise InvalidInput("batch: must contain at least one event")
-        try:  # the batch's sentAt corrects every event's clock skew: a bad one is refused, not ignored
-            parse_time(payload.get("sentAt"), "sentAt")
-        except InvalidEvent as error:
-            raise InvalidInput(str(error)) from None
-        batch_context = payload.get("context")  # applies to every event (Segment's HTTP API)
-        if batch_context is not None and not isinstance(batch_context, dict):
-            raise InvalidInput(f"context: must be an object, not {type(batch_context).__name__}")
-    else:
-        messages = [payload]
-        batch_context = None
+    try:
+        limit = config.max_batch_bytes if expected_type is None else config.max_event_bytes
+        payload = parse_json(await read_body(request, limit, gzip=True))
+        if not isinstance(payload, dict):
+            raise InvalidInput(f"body: must be a JSON object, not {type(payload).__name__}")
+        if write_key is None and isinstance(payload.get("writeKey"), str):
+            write_key = payload["writeKey"]
+        if not write_key:
+            raise NotAuthenticated("a write key is required (HTTP Basic, the key as user name)")
+        if expected_type is None:
+            messages = payload.get("batch")
+            if not isinstance(messages, list):
+                raise InvalidInput("batch: must be a list of events")
+            if not messages:
+                raise InvalidInput("batch: must contain at least one event")
+            try:  # the batch's sentAt corrects every event's clock skew: a bad one is refused, not ignored
+                parse_time(payload.get("sentAt"), "sentAt")
+            except InvalidEvent as error:
+                raise InvalidInput(str(error)) from None
+            batch_context = payload.get("context")  # applies to every event (Segment's HTTP API)
+            if batch_context is not None and not isinstance(batch_context, dict):
+                raise InvalidInput(f"context: must be an object, not {type(batch_context).__name__}")
+        else:
+            messages = [payload]
+            batch_context = None
+    except (InvalidInput, PayloadTooLarge) as error:
+        if write_key:  # a source's own request, refused as a whole: counted on its activity
+            await _count_refused_request(
+                request, db, config, write_key, expected_type or "batch", error.message
+            )
+        raise
     item, result = await run_in_threadpool(
         _validate, db, config, write_key, messages, expected_type, payload.get("sentAt"), batch_context
     )
@@ -128,6 +141,32 @@ async def _handle(
             details=result.errors,
         )
     return JsonResponse(result.as_response())
+
+
+async def _count_refused_request(
+    request: Request, db: Database, config: Settings, write_key: str, endpoint: str, reason: str
+) -> None:
+    """Count a request refused as a whole on the activity of the source its write key names, if any."""
+    item = await run_in_threadpool(_refused_item, db, config, write_key, endpoint, reason)
+    if item is None:
+        return
+    writer: IngestWriter = request.app.state.ingest_writer
+    try:
+        await writer.submit_async(item)
+    except Exception:  # counting must never stand in the way of the refusal's own answer
+        log.warning("a refused request could not be counted", exc_info=True)
+
+
+def _refused_item(
+    db: Database, config: Settings, write_key: str, endpoint: str, reason: str
+) -> IngestItem | None:
+    with db.read() as session:
+        try:
+            source = auth.source_for_write_key(session, write_key)
+        except ParcoursError:  # an unknown or refused write key: no source to count it on
+            return None
+        registry = identity.load_registry(session, config.default_phone_region)
+    return IngestItem(registry, [], refused_request(source.id, endpoint, reason))
 
 
 def _endpoint(expected_type: str | None) -> Any:

@@ -39,7 +39,8 @@ class ApiToken(Base):
 
 class SourceActivity(Base):
     """What a source sent on one UTC day: the events received, and of them those recorded, those already
-    recorded (a replayed ``messageId``), those dropped (an erased person's) and those refused as invalid."""
+    recorded (a replayed ``messageId``), those dropped (an erased person's) and those refused as invalid;
+    and the requests refused as a whole (unreadable, too large), whose events could not be counted."""
 
     __tablename__ = "source_activity"
 
@@ -50,6 +51,7 @@ class SourceActivity(Base):
     duplicates: Mapped[int] = mapped_column(BigInteger)
     erased: Mapped[int] = mapped_column(BigInteger)
     invalid: Mapped[int] = mapped_column(BigInteger)
+    refused_requests: Mapped[int] = mapped_column(BigInteger)
     last_received_at: Mapped[datetime]
 
 
@@ -65,7 +67,7 @@ class SourceRejection(Base):
     source_id: Mapped[str] = mapped_column(ForeignKey("sources.id"))
     received_at: Mapped[datetime]
     endpoint: Mapped[str] = mapped_column(String(16))  # batch, identify, track, …
-    position: Mapped[int] = mapped_column(Integer)  # the event's index in its request
+    position: Mapped[int | None] = mapped_column(Integer)  # the event's index; None: the whole request
     message_id: Mapped[str | None] = mapped_column(String(100))
     type: Mapped[str | None] = mapped_column(String(16))
     error: Mapped[str] = mapped_column(String(400))

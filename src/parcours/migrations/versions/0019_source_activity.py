@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("duplicates", sa.BigInteger(), nullable=False),
         sa.Column("erased", sa.BigInteger(), nullable=False),
         sa.Column("invalid", sa.BigInteger(), nullable=False),
+        sa.Column("refused_requests", sa.BigInteger(), nullable=False),
         sa.Column("last_received_at", parcours.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["source_id"], ["sources.id"], name=op.f("fk_source_activity_source_id_sources")
@@ -43,7 +44,7 @@ def upgrade() -> None:
         sa.Column("source_id", sa.String(length=40), nullable=False),
         sa.Column("received_at", parcours.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("endpoint", sa.String(length=16), nullable=False),
-        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=True),
         sa.Column("message_id", sa.String(length=100), nullable=True),
         sa.Column("type", sa.String(length=16), nullable=True),
         sa.Column("error", sa.String(length=400), nullable=False),
