@@ -183,7 +183,7 @@ _CONSENTS = DriverQuery(
 )
 
 
-def _storediso_z(value: Any) -> str | None:
+def _stored_iso(value: Any) -> str | None:
     """A stored timestamp, as the driver returns it, in the API's form (``2026-02-01T09:00:00Z``)."""
     return iso_z(stored_moment(value))
 
@@ -197,7 +197,7 @@ def _current_consent(session: Session, profile_id: str) -> list[dict[str, Any]]:
             "purpose": purpose,
             "granted": bool(granted),
             "source": source,
-            "recorded_at": _storediso_z(recorded_at),
+            "recorded_at": _stored_iso(recorded_at),
         }
     return [latest[key] for key in sorted(latest)]
 
@@ -224,15 +224,15 @@ def profile_view(session: Session, requested_id: str) -> dict[str, Any]:
     ]
     view: dict[str, Any] = {
         "id": profile_id,
-        "created_at": _storediso_z(created_at),
-        "updated_at": _storediso_z(updated_at),
+        "created_at": _stored_iso(created_at),
+        "updated_at": _stored_iso(updated_at),
         "traits": stored_document(traits),
         "identifiers": [
             {
                 "kind": kind,
                 "value": value,
-                "first_seen_at": _storediso_z(first),
-                "last_seen_at": _storediso_z(last),
+                "first_seen_at": _stored_iso(first),
+                "last_seen_at": _stored_iso(last),
             }
             for kind, value, first, last in _IDENTIFIERS.rows(session, pid=profile_id)
         ],
