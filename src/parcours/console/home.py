@@ -33,7 +33,7 @@ router = APIRouter(include_in_schema=False)
 AREA_DESCRIPTIONS = {
     "inbox": N_("Every conversation on every channel, with the customer beside it."),
     "customers": N_("Find a customer: profile, identifiers, timeline on every channel, orders, loyalty."),
-    "identity": N_("Possible duplicate customers waiting for a decision, with the evidence."),
+    "identity": N_("Possible duplicates and identity conflicts waiting for a decision, with the evidence."),
     "store": N_("Find a customer, check stock in every store, reserve, order, hand over pickups, returns."),
     "admin": N_("Sources, channels, teams, users, merge rules and the knowledge base."),
 }
