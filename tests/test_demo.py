@@ -42,6 +42,7 @@ from parcours.models import (
     Return,
     SlaClock,
     Source,
+    SourceActivity,
     StockLevel,
     User,
 )
@@ -87,6 +88,12 @@ def test_population_links_channels_and_is_deterministic(
         registry = identity.load_registry(session, settings.default_phone_region)
         assert info.example is not None
         by_phone = identity.find_profile_id(session, registry, "phone", info.example.phone)
+        # The sources' activity counts what the demo's channels sent, as the tracking API would.
+        counted = session.scalar(
+            select(func.sum(SourceActivity.recorded)).where(SourceActivity.source_id.in_(generated))
+        )
+        stored = session.scalar(select(func.count()).select_from(Event).where(Event.source_id.in_(generated)))
+    assert counted == stored and (stored or 0) > 0
     assert info.profiles < distinct_identifiers
     assert first >= NOW - timedelta(days=HISTORY_DAYS + 1) and last <= NOW
 

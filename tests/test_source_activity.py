@@ -9,9 +9,11 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from parcours.db.migrate import downgrade, upgrade
 from parcours.db.types import utcnow
 from parcours.ingest.activity import KEEP_REJECTIONS, RequestActivity, record_activity
-from parcours.models import Source, SourceRejection
+from parcours.inputs import iso_z
+from parcours.models import Event, Source, SourceRejection
 from tests.conftest import Api
 from tests.console_helpers import signed_in
 
@@ -197,3 +199,18 @@ def test_requests_refused_whole_are_counted_when_their_write_key_names_a_source(
         assert session.scalar(select(func.count()).select_from(SourceRejection)) == 3
     (listed,) = [s for s in api.get("/v1/sources").json()["data"] if s["id"] == web]
     assert listed["invalid_since_yesterday"] == 3
+
+
+def test_the_migration_fills_in_the_days_before_from_the_events_stored(api: Api) -> None:
+    key = api.source("web", "web")
+    web = source_id(api, "web")
+    api.send(key, "/v1/batch", {"batch": [track("a"), track("b"), track("c")]})
+    api.send(key, "/v1/batch", {"batch": [track("a")]})  # a duplicate: not an event stored
+    with api.db.read() as session:
+        last_stored = session.scalar(select(func.max(Event.received_at)))
+    downgrade(api.db.engine, "0018")
+    upgrade(api.db.engine)
+    after = activity(api, web)
+    (today, *_) = after["days"]
+    assert (today["received"], today["recorded"], today["duplicates"], today["invalid"]) == (3, 3, 0, 0)
+    assert after["last_received_at"] == iso_z(last_stored)  # the last event stored (not the duplicate's)

@@ -34,6 +34,7 @@ from sqlalchemy import func, select
 from parcours.auth.service import SourceInfo, create_source, create_token
 from parcours.config import Settings
 from parcours.db.engine import Database
+from parcours.db.types import utcnow
 from parcours.demo.catalogue import (
     HISTORY_DAYS,
     OMNICHANNEL,
@@ -53,6 +54,7 @@ from parcours.demo.service_desk import seed_service_desk
 from parcours.demo.shop import seed_shop
 from parcours.errors import ParcoursError
 from parcours.identity import service as identity
+from parcours.ingest.activity import RequestActivity, record_activity
 from parcours.ingest.service import ingest_messages
 from parcours.models import Consent, Event, Identifier, IdentityConflict, MatchReview, Merge, Profile
 
@@ -263,6 +265,10 @@ def _ingest(
         with database.write() as session:
             for key, messages in groups.items():
                 result = ingest_messages(session, settings, sources[key], messages, expected_type=None)
+                counted = RequestActivity(
+                    sources[key].id, "batch", utcnow(), len(messages), recorded=result.recorded
+                )
+                record_activity(session, [counted])  # as the tracking API counts what a source sends
                 if result.errors or result.recorded != len(messages):
                     first = result.errors[0] if result.errors else {}
                     bad = messages[first["index"]] if first else None

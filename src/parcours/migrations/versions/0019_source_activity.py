@@ -1,5 +1,6 @@
 """source_activity (what each source sent, per UTC day) and source_rejections (its latest refused
 events and why), so that whoever wires an SDK sees whether its events arrive and what it gets wrong.
+The days before are filled in from the events stored.
 
 Revision ID: 0019
 Revises: 0018
@@ -55,6 +56,21 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("source_rejections") as batch_op:
         batch_op.create_index("ix_source_rejections_source", ["source_id", "id"], unique=False)
+    # What the tracking API stored before: each source's events per UTC day, as received and recorded
+    # (nothing is known of the duplicates and refused events of those days). Parcours's own sources are
+    # not counted. SQLite keeps times as "YYYY-MM-DD HH:MM:SS.ffffff" text in UTC.
+    day = (
+        "(events.received_at AT TIME ZONE 'UTC')::date"
+        if op.get_bind().dialect.name == "postgresql"
+        else "substr(events.received_at, 1, 10)"
+    )
+    op.execute(
+        "INSERT INTO source_activity (source_id, day, received, recorded, duplicates, erased, invalid, "
+        "refused_requests, last_received_at) "
+        f"SELECT events.source_id, {day}, count(*), count(*), 0, 0, 0, 0, max(events.received_at) "
+        "FROM events JOIN sources ON sources.id = events.source_id "
+        f"WHERE NOT sources.internal GROUP BY events.source_id, {day}"
+    )
 
 
 def downgrade() -> None:
