@@ -323,3 +323,38 @@ def test_conflicts_are_paged_newest_first_and_show_in_both_customers_exports(api
     (only,) = api.get("/v1/identity/conflicts", profile_id=other).json()["data"]
     assert only["attached_profile_id"] == other
     assert api.get("/v1/identity/conflicts", profile_id="prf_nope").status_code == 404
+
+
+def test_a_conflict_naming_several_customers_is_merged_whole_once_the_rules_allow_it(api: Api) -> None:
+    """One browser gives three e-mails, each already a customer's, while a profile may hold two e-mails:
+    a conflict naming the two others. The console names the limit instead of offering the merge; once
+    an admin raises it, the merge makes the three one customer in two merges."""
+    set_kind(api.db, "email", max_per_profile=2)
+    web = api.source("web", "web")
+    people = [("d-a", "ana@shop.fr"), ("d-b", "bea@shop.fr"), ("d-c", "cleo@shop.fr")]
+    batch = [{"type": "identify", "messageId": f"i{n}", "anonymousId": device, "traits": {"email": email}}
+             for n, (device, email) in enumerate(people)]  # fmt: skip
+    batch.append(
+        track("all", anonymousId="d-x", context={"traits": {"email": [email for _, email in people]}})
+    )
+    assert api.send(web, "/v1/batch", {"batch": batch}).status_code == 200
+    (conflict,) = api.get("/v1/identity/conflicts").json()["data"]
+    assert len(conflict["other_profile_ids"]) == 2 and conflict["rule"] == "limit email: 2 per profile"
+
+    supervisor, _ = signed_in(api, "supervisor")
+    page = supervisor.get("/console/review/conflicts").text
+    assert "merging would give one profile 3 email identifiers, over the limit of 2" in page
+    assert f"/console/review/conflicts/{conflict['id']}/merge" not in page
+
+    set_kind(api.db, "email", max_per_profile=5)
+    assert (
+        f"/console/review/conflicts/{conflict['id']}/merge"
+        in supervisor.get("/console/review/conflicts").text
+    )
+    response = merge_conflict(api, conflict["id"])
+    assert response.status_code == 200, response.text
+    done = response.json()
+    assert len(done["merge_ids"]) == 2 and done["conflict"]["merge_id"] == done["merge_ids"][-1]
+    emails = {i["value"] for i in done["survivor"]["identifiers"] if i["kind"] == "email"}
+    assert emails == {email for _, email in people}
+    assert len(active_profiles(api.db)) == 1

@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import combinations
 from typing import Any
 
 import numpy as np
@@ -998,7 +999,7 @@ def merge_profiles(
     graph = GraphCache()
     graph.begin(lock_identity_graph(session))
     batch = IdentityBatch(session, registry, graph, matching=None)
-    refusal = _merge_refusal(batch, first, second, overrule_unmerge=overrule_unmerge)
+    refusal = _merge_refusal(batch, [first, second], overrule_unmerge=overrule_unmerge)
     if refusal is not None:
         raise Conflict(refusal)
     pair = frozenset((first, second))
@@ -1016,34 +1017,39 @@ def merge_profiles(
 
 
 def merge_refusal(
-    session: Session, registry: KindRegistry, first: str, second: str, *, overrule_unmerge: bool = False
+    session: Session, registry: KindRegistry, profile_ids: Sequence[str], *, overrule_unmerge: bool = False
 ) -> str | None:
-    """Why ``merge_profiles`` would refuse to merge these two active profiles now, or None: for a page
-    that offers the merge only where it can be made. Reads only (a decision still takes the lock)."""
+    """Why merging these active profiles into one (``merge_profiles``, a pair at a time, in any order)
+    would be refused now, or None: for a page that offers the merge only where it can be made. Reads only
+    (a decision still takes the lock)."""
     graph = GraphCache()
     graph.begin(GraphLock("", "read only"))
     batch = IdentityBatch(session, registry, graph, matching=None)
-    return _merge_refusal(batch, first, second, overrule_unmerge=overrule_unmerge)
+    return _merge_refusal(batch, profile_ids, overrule_unmerge=overrule_unmerge)
 
 
-def _merge_refusal(batch: IdentityBatch, first: str, second: str, *, overrule_unmerge: bool) -> str | None:
-    """The merge rules for a merge a person or the matcher asks for, as the refusal's message."""
-    if first == second:
+def _merge_refusal(batch: IdentityBatch, profile_ids: Sequence[str], *, overrule_unmerge: bool) -> str | None:
+    """The merge rules for a merge a person or the matcher asks for, as the refusal's message. For more
+    than two profiles, what holds for their union holds for every pair merged on the way there."""
+    ids = list(dict.fromkeys(profile_ids))
+    if len(ids) < 2:
         return "the two profiles are already one"
-    kind = batch._clashing_kind(batch._state(first), batch._state(second))
-    if kind is not None:
-        return (
-            f"the profiles hold different {kind} identifiers, and a profile holds at most one "
-            f"(the {kind} limit): they are two different customers"
-        )
-    exceeded = batch._limit_exceeded([first, second])
+    pairs = list(combinations(ids, 2))
+    for first, second in pairs:
+        kind = batch._clashing_kind(batch._state(first), batch._state(second))
+        if kind is not None:
+            return (
+                f"the profiles hold different {kind} identifiers, and a profile holds at most one "
+                f"(the {kind} limit): they are two different customers"
+            )
+    exceeded = batch._limit_exceeded(ids)
     if exceeded is not None:
         kind, count, limit = exceeded
         return (
             f"merging would give one profile {count} {kind} identifiers, over the limit of {limit} "
             f"(PATCH /v1/identity/kinds/{kind} changes it)"
         )
-    batch._load_blocks([first, second])
-    if not overrule_unmerge and frozenset((first, second)) in batch.graph.blocks:
+    batch._load_blocks(ids)
+    if not overrule_unmerge and any(frozenset(pair) in batch.graph.blocks for pair in pairs):
         return "the profiles were kept apart by an unmerge"
     return None

@@ -71,10 +71,9 @@ def conflicts_queue(page: Page = Depends(page_for("identity"))) -> Response:
         registry = identity.load_registry(session, page.settings.default_phone_region)
         for item in items:  # offer the merge only where the rules allow it now; say why not elsewhere
             customers = {side["id"] for side in (item["attached"], *item["others"])} - {None}
-            if item["status"] == "open" and item["others"] and len(customers) == 2:
-                first, second = sorted(customers)
+            if item["status"] == "open" and item["others"] and len(customers) > 1:
                 item["refusal"] = identity.merge_refusal(
-                    session, registry, first, second, overrule_unmerge=True
+                    session, registry, sorted(customers), overrule_unmerge=True
                 )
     return page.render(
         "customers/conflicts.html",
