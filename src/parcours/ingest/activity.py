@@ -147,7 +147,7 @@ def refused_request(source_id: str, endpoint: str, reason: str) -> RequestActivi
 
 def source_activity(session: Session, source_id: str, *, days: int = 14) -> dict[str, Any]:
     """A source's last ``days`` UTC days (today included, newest first; a day with nothing is zeros),
-    when its last event came, and its latest refused events (newest first)."""
+    when its last request came (refused or not), and its latest refused events (newest first)."""
     if not 1 <= days <= MAX_DAYS:
         raise InvalidInput(f"days: must be between 1 and {MAX_DAYS}")
     source = session.get(Source, source_id[:60])
@@ -200,7 +200,7 @@ def source_activity(session: Session, source_id: str, *, days: int = 14) -> dict
 def recent_activity(
     session: Session, source_ids: Iterable[str]
 ) -> dict[str, tuple[datetime | None, int, int]]:
-    """For each source that sent anything: when its last event came, and the events it had recorded and
+    """For each source that sent anything: when its last request came, and the events it had recorded and
     refused (requests refused as a whole count as one) today and yesterday (UTC days)."""
     wanted = list(source_ids)
     if not wanted:
