@@ -1016,16 +1016,24 @@ def merge_profiles(
     return str(batch.merges[-1]["id"])
 
 
-def merge_refusal(
-    session: Session, registry: KindRegistry, profile_ids: Sequence[str], *, overrule_unmerge: bool = False
-) -> str | None:
-    """Why merging these active profiles into one (``merge_profiles``, a pair at a time, in any order)
-    would be refused now, or None: for a page that offers the merge only where it can be made. Reads only
-    (a decision still takes the lock)."""
+def merge_refusals(
+    session: Session,
+    registry: KindRegistry,
+    groups: Sequence[Sequence[str]],
+    *,
+    overrule_unmerge: bool = False,
+) -> list[str | None]:
+    """For each group of active profiles: why merging them into one (``merge_profiles``, a pair at a time,
+    in any order) would be refused now, or None; for a page that offers the merge only where it can be
+    made. Reads only, the profiles and blocks of every group in a few statements (a decision still takes
+    the lock)."""
     graph = GraphCache()
     graph.begin(GraphLock("", "read only"))
     batch = IdentityBatch(session, registry, graph, matching=None)
-    return _merge_refusal(batch, profile_ids, overrule_unmerge=overrule_unmerge)
+    everyone = list(dict.fromkeys(pid for group in groups for pid in group))
+    batch._load_profiles(everyone)
+    batch._load_blocks(everyone)
+    return [_merge_refusal(batch, group, overrule_unmerge=overrule_unmerge) for group in groups]
 
 
 def _merge_refusal(batch: IdentityBatch, profile_ids: Sequence[str], *, overrule_unmerge: bool) -> str | None:

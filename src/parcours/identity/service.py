@@ -6,7 +6,7 @@ import contextlib
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, or_, select, tuple_, update
+from sqlalchemy import bindparam, delete, func, literal, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
 
@@ -35,7 +35,7 @@ from parcours.identity.resolution import (
     instance_secret,
     lock_identity_graph,
     merge_profiles,
-    merge_refusal,
+    merge_refusals,
     record_touchpoints,
 )
 from parcours.identity.touchpoints import RecordOutcome, Touchpoint
@@ -68,7 +68,7 @@ __all__ = [
     "load_registry",
     "merge_conflict",
     "merge_customers",
-    "merge_refusal",
+    "merge_refusals",
     "people",
     "profile_view",
     "record_touchpoints",
@@ -372,16 +372,19 @@ def set_consent(
 
 
 def people(session: Session, profile_id: str) -> list[str]:
-    """The active profile and every profile merged into it, directly or not."""
-    found = [profile_id]
-    frontier = [profile_id]
-    while frontier:
-        current = frontier.pop()
-        for child in session.scalars(select(Profile.id).where(Profile.merged_into_id == current)):
-            if child not in found:
-                found.append(child)
-                frontier.append(child)
-    return found
+    """The active profile and every profile merged into it, directly or not: the profile first, then
+    the others nearest first, in one recursive query (merge chains are bounded as in
+    ``_active_profile_row``)."""
+    tree = (
+        select(Profile.id, literal(0).label("depth"))
+        .where(Profile.id == profile_id)
+        .cte("tree", recursive=True)
+    )
+    tree = tree.union_all(
+        select(Profile.id, tree.c.depth + 1).where(Profile.merged_into_id == tree.c.id, tree.c.depth < 1000)
+    )
+    found = list(session.scalars(select(tree.c.id).order_by(tree.c.depth, tree.c.id)))
+    return found or [profile_id]
 
 
 MAX_MERGE_REASON = 120
@@ -400,6 +403,19 @@ def merge_customers(
     (who, and why) and reversible with unmerge. Both ids may be merged-away ids (their survivors are
     merged). The merge rules still hold (``Conflict`` naming the rule); an earlier unmerge of the pair
     does not, since this is a person's newer decision about the same pair."""
+    merge = _merge_by_hand(session, registry, profile_id, other, actor=actor, reason=reason)
+    return {
+        "merge_id": merge.id,
+        "rule": merge.rule,
+        "merged_id": merge.merged_id,
+        "survivor": profile_view(session, merge.survivor_id),
+    }
+
+
+def _merge_by_hand(
+    session: Session, registry: KindRegistry, profile_id: str, other: str, *, actor: str, reason: str | None
+) -> Merge:
+    """``merge_customers`` without the survivor's view: the merge record."""
     lock_identity_graph(session)
     first, second = resolve_profile_id(session, profile_id), resolve_profile_id(session, other)
     if first == second:
@@ -428,12 +444,7 @@ def merge_customers(
             .values(status="accepted", decided_at=merge.created_at, merge_id=merge_id)
         )
     settle_conflicts(session, people(session, merge.survivor_id), merge_id=merge_id, decided_by=actor)
-    return {
-        "merge_id": merge_id,
-        "rule": merge.rule,
-        "merged_id": merge.merged_id,
-        "survivor": profile_view(session, merge.survivor_id),
-    }
+    return merge
 
 
 def merge_conflict(
@@ -464,7 +475,7 @@ def merge_conflict(
             customers.append(current)
     reason = reason or f"identity conflict {conflict.id}"
     merge_ids = [
-        merge_customers(session, registry, customers[0], other, actor=actor, reason=reason)["merge_id"]
+        _merge_by_hand(session, registry, customers[0], other, actor=actor, reason=reason).id
         for other in customers[1:]
     ]
     if conflict.status == "open":  # already one customer (merged meanwhile): nothing left to merge

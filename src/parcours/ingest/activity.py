@@ -27,6 +27,8 @@ from parcours.models import Source, SourceActivity, SourceRejection
 KEEP_REJECTIONS = 100
 KEEP_REJECTIONS_FOR = timedelta(days=7)
 MAX_DAYS = 90
+# A source's counts of a day, as stored and as answered.
+COUNTS = ("received", "recorded", "duplicates", "erased", "invalid", "refused_requests")
 MESSAGE_ID_CHARS = 100
 ERROR_CHARS = 400
 
@@ -80,9 +82,6 @@ def _add_to_day(dialect: str) -> Any:
             else func.greatest(table.c.last_received_at, insert.excluded.last_received_at),
         },
     )
-
-
-COUNTS = ("received", "recorded", "duplicates", "erased", "invalid", "refused_requests")
 
 
 def record_activity(session: Session, requests: list[RequestActivity]) -> None:

@@ -68,13 +68,19 @@ def conflicts_queue(page: Page = Depends(page_for("identity"))) -> Response:
             select(func.count()).select_from(IdentityConflict).where(IdentityConflict.status == "open")
         )
         items = [_item(conflict, current, events) for conflict in found]
-        registry = identity.load_registry(session, page.settings.default_phone_region)
-        for item in items:  # offer the merge only where the rules allow it now; say why not elsewhere
+        # Offer the merge only where the rules allow it now; say why not elsewhere.
+        mergeable: dict[int, list[str]] = {}
+        for position, item in enumerate(items):
             customers = {side["id"] for side in (item["attached"], *item["others"])} - {None}
             if item["status"] == "open" and item["others"] and len(customers) > 1:
-                item["refusal"] = identity.merge_refusal(
-                    session, registry, sorted(customers), overrule_unmerge=True
-                )
+                mergeable[position] = sorted(customers)
+        if mergeable:
+            registry = identity.load_registry(session, page.settings.default_phone_region)
+            refusals = identity.merge_refusals(
+                session, registry, list(mergeable.values()), overrule_unmerge=True
+            )
+            for position, refusal in zip(mergeable, refusals, strict=True):
+                items[position]["refusal"] = refusal
     return page.render(
         "customers/conflicts.html",
         conflicts=items,
