@@ -96,6 +96,16 @@ def test_a_reviewer_merges_the_customers_a_conflict_kept_apart(api: Api) -> None
                              headers=api.bearer)  # fmt: skip
     assert undone.status_code == 200 and len(active_profiles(api.db)) == 2
 
+    # The reviewer's "same person" was undone: the conflict is back in the queue, undecided, and a
+    # reviewer may merge it again (a person's newer decision lifts the unmerge's block once more).
+    (reopened,) = api.get("/v1/identity/conflicts").json()["data"]
+    assert reopened["id"] == conflict["id"] and reopened["status"] == "open"
+    assert reopened["merge_id"] is None and reopened["decided_at"] is None and reopened["decided_by"] is None
+    assert api.get("/v1/identity/conflicts", status="merged").json()["data"] == []
+    again = merge_conflict(api, conflict["id"])
+    assert again.status_code == 200, again.text
+    assert again.json()["conflict"]["status"] == "merged" and len(active_profiles(api.db)) == 1
+
 
 def test_the_merge_rules_still_hold_for_a_conflict(api: Api) -> None:
     web = api.source("web", "web")
@@ -358,3 +368,41 @@ def test_a_conflict_naming_several_customers_is_merged_whole_once_the_rules_allo
     emails = {i["value"] for i in done["survivor"]["identifiers"] if i["kind"] == "email"}
     assert emails == {email for _, email in people}
     assert len(active_profiles(api.db)) == 1
+
+    # Undoing either merge splits the conflict's customers again: it is open again, whichever merge
+    # settled it. Merging it again needs only the merge that was undone.
+    first, second = done["merge_ids"]
+    survivor = done["survivor"]["id"]
+    undone = api.client.post(f"/v1/profiles/{survivor}/unmerge", json={"merge_id": first}, headers=api.bearer)
+    assert undone.status_code == 200, undone.text
+    (reopened,) = api.get("/v1/identity/conflicts").json()["data"]
+    assert reopened["id"] == conflict["id"] and reopened["merge_id"] is None
+    response = merge_conflict(api, conflict["id"])
+    assert response.status_code == 200, response.text
+    assert len(response.json()["merge_ids"]) == 1 and len(active_profiles(api.db)) == 1
+    assert second not in response.json()["merge_ids"]
+
+
+def test_undoing_a_merge_that_leaves_a_conflicts_customers_together_keeps_it_settled(api: Api) -> None:
+    """A settled conflict stays settled when an unmerge splits off a profile it does not name."""
+    browser, account, conflict = kept_apart_by_an_unmerge(api)
+    assert merge_conflict(api, conflict["id"]).status_code == 200
+    web = api.source("shop", "web")
+    identify = {"type": "identify", "messageId": "e", "userId": "u-1", "traits": {"email": "ana@shop.fr"}}
+    assert api.send(web, "/v1/batch", {"batch": [
+        {"type": "identify", "messageId": "f", "anonymousId": "d-9", "traits": {"email": "ana@shop.fr"}},
+        identify,
+    ]}).status_code == 200  # fmt: skip
+    survivor = api.get(f"/v1/profiles/{browser}").json()["id"]
+    stranger = [
+        m for m in api.get(f"/v1/profiles/{survivor}/export").json()["merges"]
+        if m["undone_at"] is None and m["merged_id"] not in (browser, account)
+    ]  # fmt: skip
+    assert len(stranger) == 1, stranger
+    undone = api.client.post(
+        f"/v1/profiles/{survivor}/unmerge", json={"merge_id": stranger[0]["id"]}, headers=api.bearer
+    )
+    assert undone.status_code == 200, undone.text
+    assert api.get("/v1/identity/conflicts").json()["data"] == []
+    (settled,) = api.get("/v1/identity/conflicts", status="merged").json()["data"]
+    assert settled["id"] == conflict["id"]

@@ -131,16 +131,38 @@ def settle_conflicts(
     return settled
 
 
-def conflicts_involving(session: Session, profile_ids: Collection[str]) -> list[IdentityConflict]:
-    """Every conflict naming one of these profiles, as the profile the event went to or as one kept apart
-    (whose identifiers the event may carry): what an export shows and an erasure deletes."""
+def reopen_split_conflicts(session: Session, side: Collection[str], other_side: Collection[str]) -> list[str]:
+    """After an unmerge split one customer into the profiles ``side`` and ``other_side``: open again every
+    conflict a merge had settled whose profiles are no longer one customer (the reviewer's "same person"
+    was undone, so the question is back in the queue); return their ids."""
+    first, second = set(side), set(other_side)
+    reopened = []
+    for conflict in conflicts_involving(session, first | second, status="merged"):
+        named = {conflict.attached_profile_id, *conflict.other_profile_ids}
+        if named & first and named & second:
+            conflict.status, conflict.merge_id = "open", None
+            conflict.decided_at = conflict.decided_by = None
+            reopened.append(conflict.id)
+    session.flush()
+    return reopened
+
+
+def conflicts_involving(
+    session: Session, profile_ids: Collection[str], *, status: str | None = None
+) -> list[IdentityConflict]:
+    """Every conflict (of one ``status``, or any) naming one of these profiles, as the profile the event
+    went to or as one kept apart (whose identifiers the event may carry): what an export shows and an
+    erasure deletes."""
     ids = set(profile_ids)
     if not ids:
         return []
+    query = select(IdentityConflict).order_by(IdentityConflict.created_at)
+    if status is not None:
+        query = query.where(IdentityConflict.status == status)
     # ``other_profile_ids`` is a JSON list, which no index covers on both backends; conflicts are few.
     return [
         conflict
-        for conflict in session.scalars(select(IdentityConflict).order_by(IdentityConflict.created_at))
+        for conflict in session.scalars(query)
         if conflict.attached_profile_id in ids or ids.intersection(conflict.other_profile_ids)
     ]
 

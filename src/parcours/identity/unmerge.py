@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from parcours.db.types import utcnow
 from parcours.errors import Conflict, NotFound
+from parcours.identity.conflicts import reopen_split_conflicts
 from parcours.identity.resolution import apply_traits, chunks, lock_identity_graph
 from parcours.identity.touchpoints import iso_key
 from parcours.matching.realtime import keys_of, record_from_traits, store_keys
@@ -193,4 +194,5 @@ def unmerge(session: Session, profile_id: str, merge_id: str | None = None) -> M
     ):
         session.add(MergeBlock(profile_a=a, profile_b=b, reason=f"unmerge of {merge.id}", created_at=now))
     session.flush()
+    reopen_split_conflicts(session, _subtree(session, survivor_id), merged_side)
     return merge
