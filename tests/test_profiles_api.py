@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
 from parcours.db.base import Base
+from parcours.errors import NotFound
+from parcours.identity import service
 from tests.conftest import Api
 
 
@@ -317,3 +321,31 @@ def test_conflicts_are_listed_and_can_be_dismissed(api: Api) -> None:
         ).status_code
         == 404
     )
+
+
+def test_short_reads_run_on_the_event_loop_on_sqlite_and_in_a_worker_thread_on_postgresql(api: Api) -> None:
+    """``Database.short_read`` (the profile view, the timeline, look-ups): on SQLite the statements take
+    less time than a hop to a worker thread and back, so they run on the loop; on PostgreSQL each one
+    waits for a round trip, which must not stall the loop."""
+    profile_id, _ = _journey(api)
+
+    async def read() -> tuple[int, int, str]:
+        def work(session: Any) -> tuple[int, str]:
+            profiles = Base.metadata.tables["profiles"]
+            return threading.get_ident(), session.scalar(
+                select(profiles.c.id).where(profiles.c.id == profile_id)
+            )
+
+        ident, found = await api.db.short_read(work)
+        return threading.get_ident(), ident, found
+
+    loop_thread, read_thread, found = asyncio.run(read())
+    assert found == profile_id
+    assert (read_thread == loop_thread) == (api.db.dialect == "sqlite"), api.db.dialect
+
+    # An error inside the read reaches the caller as itself, on both backends.
+    async def failing() -> None:
+        await api.db.short_read(lambda session: service.profile_view(session, "prf_nobody"))
+
+    with pytest.raises(NotFound, match="prf_nobody"):
+        asyncio.run(failing())

@@ -8,7 +8,6 @@ import threading
 import time
 
 from fastapi import Request
-from starlette.concurrency import run_in_threadpool
 
 from parcours.auth import service
 from parcours.db.engine import Database
@@ -53,11 +52,6 @@ class TokenCache:
             self._seen[service.digest(token)] = (name, time.monotonic())
 
 
-def _check_in_database(db: Database, token: str) -> str:
-    with db.read() as session:
-        return service.check_token(session, token)
-
-
 async def require_api_token(request: Request) -> str:
     """The calling token's name. Write keys are refused here: they can send events, never read."""
     header = request.headers.get("authorization", "")
@@ -70,6 +64,7 @@ async def require_api_token(request: Request) -> str:
     cache: TokenCache = request.app.state.token_cache
     name = cache.get(token)
     if name is None:
-        name = await run_in_threadpool(_check_in_database, request.app.state.database, token)
+        database: Database = request.app.state.database
+        name = await database.short_read(lambda session: service.check_token(session, token))
         cache.put(token, name)
     return name

@@ -123,7 +123,7 @@ def post_receipt(
 
 
 @router.get("/v1/availability/{sku}")
-def get_availability(
+async def get_availability(
     sku: str,
     near: str | None = Query(default=None, description="LAT,LON: nearest first"),
     limit: int = Query(default=20, ge=1, le=500),
@@ -139,9 +139,11 @@ def get_availability(
         if not -90 <= lat <= 90 or not -180 <= lon <= 180:
             raise InvalidInput("near: latitude or longitude out of range")
         point = (lat, lon)
-    with db.read() as session:
-        return JsonResponse({"sku": sku, "data": stock.availability(session, sku, near=point, now=utcnow(),
-                                                                      limit=limit)})  # fmt: skip
+    now = utcnow()
+    found = await db.short_read(
+        lambda session: stock.availability(session, sku, near=point, now=now, limit=limit)
+    )
+    return JsonResponse({"sku": sku, "data": found})
 
 
 @router.post("/v1/reservations", status_code=201)
@@ -159,9 +161,10 @@ async def post_reservation(body: ReservationIn, request: Request) -> JsonRespons
 
 
 @router.get("/v1/reservations/{reservation_id}")
-def get_reservation(reservation_id: str, db: Database = Depends(database)) -> JsonResponse:
-    with db.read() as session:
-        return JsonResponse(reservations.view(reservations.get(session, reservation_id)))
+async def get_reservation(reservation_id: str, db: Database = Depends(database)) -> JsonResponse:
+    return JsonResponse(
+        await db.short_read(lambda session: reservations.view(reservations.get(session, reservation_id)))
+    )
 
 
 @router.post("/v1/reservations/{reservation_id}/cancel")
@@ -186,9 +189,10 @@ def post_order(
 
 
 @router.get("/v1/orders/{order_id}")
-def get_order(order_id: str, db: Database = Depends(database)) -> JsonResponse:
-    with db.read() as session:
-        return JsonResponse(orders.view(session, orders.get(session, order_id)))
+async def get_order(order_id: str, db: Database = Depends(database)) -> JsonResponse:
+    return JsonResponse(
+        await db.short_read(lambda session: orders.view(session, orders.get(session, order_id)))
+    )
 
 
 @router.get("/v1/profiles/{profile_id}/orders")

@@ -77,14 +77,14 @@ def find_customer(
 
 
 @router.get("/v1/store/stock/{sku}")
-def store_stock(
+async def store_stock(
     sku: str,
     near: str | None = Query(default=None, description="LAT,LON of the store"),
     agent: AgentInfo = Depends(current_agent),
     db: Database = Depends(database),
 ) -> JsonResponse:
     """The SKU in every store (nearest first) and relay point."""
-    return get_availability(sku, near=near, limit=500, db=db)
+    return await get_availability(sku, near=near, limit=500, db=db)
 
 
 @router.post("/v1/store/reservations", status_code=201)

@@ -10,6 +10,7 @@ import orjson
 from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 T = TypeVar("T")
 
@@ -101,6 +102,22 @@ class Database:
         """A read-only unit of work; never blocks on writers."""
         with _unit_of_work(self._reader) as session:
             yield session
+
+    async def short_read(self, work: Callable[[Session], T]) -> T:
+        """``work(session)`` in a read-only unit of work, for a request handler whose read is short and
+        bounded (a profile's view, a page of its timeline). On SQLite it runs right here on the event
+        loop: the statements take about a tenth of a millisecond, less than handing them to a worker
+        thread and back costs (two thread wake-ups and GIL hand-overs: about 0.45 ms of CPU a request on
+        2 cores). On PostgreSQL, whose every statement waits for a network round trip, it runs in the
+        thread pool so that the loop serves other requests meanwhile."""
+        if self.dialect == "sqlite":
+            with self.read() as session:
+                return work(session)
+        return await run_in_threadpool(self._read_with, work)
+
+    def _read_with(self, work: Callable[[Session], T]) -> T:
+        with self.read() as session:
+            return work(session)
 
     def dispose(self) -> None:
         self.engine.dispose()

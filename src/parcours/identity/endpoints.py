@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Query
+from sqlalchemy.orm import Session
 
 from parcours.auth.endpoints import require_api_token
 from parcours.config import Settings
@@ -33,24 +34,25 @@ def _split(values: list[str] | None) -> list[str] | None:
 
 
 @router.get("/v1/profiles")
-def find_profile(
+async def find_profile(
     identifier: str = Query(description="KIND:VALUE, e.g. phone:06 12 34 56 78"),
     db: Database = Depends(database),
     config: Settings = Depends(settings),
 ) -> JsonResponse:
-    with db.read() as session:
+    def view(session: Session) -> dict[str, Any]:
         profile_id = service.find_profile_by(session, config.default_phone_region, identifier)
-        return JsonResponse(service.profile_view(session, profile_id))
+        return service.profile_view(session, profile_id)
+
+    return JsonResponse(await db.short_read(view))
 
 
 @router.get("/v1/profiles/{profile_id}")
-def get_profile(profile_id: str, db: Database = Depends(database)) -> JsonResponse:
-    with db.read() as session:
-        return JsonResponse(service.profile_view(session, profile_id))
+async def get_profile(profile_id: str, db: Database = Depends(database)) -> JsonResponse:
+    return JsonResponse(await db.short_read(lambda session: service.profile_view(session, profile_id)))
 
 
 @router.get("/v1/profiles/{profile_id}/timeline")
-def get_timeline(
+async def get_timeline(
     profile_id: str,
     limit: int = Query(default=50),
     cursor: str | None = None,
@@ -61,20 +63,22 @@ def get_timeline(
     until: str | None = Query(default=None, description="ISO-8601: events before this time"),
     db: Database = Depends(database),
 ) -> JsonResponse:
-    with db.read() as session:
-        return JsonResponse(
-            service.timeline(
-                session,
-                profile_id,
-                limit=limit,
-                cursor=cursor,
-                channels=_split(channel),
-                types=_split(type),
-                order=order,
-                since=since,
-                until=until,
-            )
+    channels, types = _split(channel), _split(type)
+
+    def page(session: Session) -> dict[str, Any]:
+        return service.timeline(
+            session,
+            profile_id,
+            limit=limit,
+            cursor=cursor,
+            channels=channels,
+            types=types,
+            order=order,
+            since=since,
+            until=until,
         )
+
+    return JsonResponse(await db.short_read(page))
 
 
 @router.post("/v1/profiles/{profile_id}/merge")

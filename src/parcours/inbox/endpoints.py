@@ -11,7 +11,6 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, WebSocket, WebSocketDisconnect
 from pydantic import ConfigDict, Field
-from starlette.concurrency import run_in_threadpool
 
 from parcours.config import Settings
 from parcours.db.engine import Database
@@ -28,17 +27,16 @@ from parcours.inputs import InputModel
 router = APIRouter(tags=["inbox"])
 
 
-def _agent_from_header(db: Database, header: str) -> AgentInfo:
+async def _agent_from_header(db: Database, header: str) -> AgentInfo:
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token.startswith("agt_"):
         raise NotAuthenticated("an agent token is required (Authorization: Bearer agt_…)")
-    with db.read() as session:
-        return agent_for_token(session, token)
+    return await db.short_read(lambda session: agent_for_token(session, token))
 
 
 async def current_agent(request: Request, db: Database = Depends(database)) -> AgentInfo:
-    return await run_in_threadpool(_agent_from_header, db, request.headers.get("authorization", ""))
+    return await _agent_from_header(db, request.headers.get("authorization", ""))
 
 
 def _delivered(db: Database, senders: Outbox, view: dict[str, Any]) -> dict[str, Any]:
@@ -392,7 +390,7 @@ async def live_feed(websocket: WebSocket) -> None:
     try:
         hello = await asyncio.wait_for(websocket.receive_json(), timeout=10)
         token = str(hello.get("token", "")) if isinstance(hello, dict) else ""
-        agent = await run_in_threadpool(_agent_from_header, db, f"Bearer {token}")
+        agent = await _agent_from_header(db, f"Bearer {token}")
     except (TimeoutError, ValueError, KeyError, NotAuthenticated, WebSocketDisconnect):
         await _close(websocket, 4401, 'an agent token is required as the first frame: {"token": "agt_…"}')
         return
