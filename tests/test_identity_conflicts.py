@@ -242,7 +242,10 @@ def test_the_console_queue_merges_dismisses_and_reopens(api: Api) -> None:
     supervisor, csrf = signed_in(api, "supervisor")
     page = supervisor.get("/console/review/conflicts")
     assert page.status_code == 200
-    assert "unmerged pair" in page.text and "limit user_id: 1 per profile" in page.text
+    # The rules and reasons in the console's words (the API keeps the resolver's).
+    assert "Kept apart by an unmerge" in page.text and "Limit of Account id: 1 per customer" in page.text
+    pair = re.search(r"Customers (prf_\w+) and (prf_\w+) were unmerged and are kept apart\.", page.text)
+    assert pair is not None and {pair[1], pair[2]} == {browser, account}
     assert f'href="/console/customers/{browser}/graph"' in page.text
     assert f'href="/console/customers/{account}/graph"' in page.text
     assert "Paul" in page.text  # the customers by name
@@ -255,7 +258,8 @@ def test_the_console_queue_merges_dismisses_and_reopens(api: Api) -> None:
         ]
     )
     assert (
-        "The merge rules refuse to merge them: the profiles hold different user_id identifiers" in page.text
+        "The merge rules refuse to merge them: they hold different identifiers of kind Account id, and a "
+        "customer holds at most one: they are two different people." in page.text
     )
     assert "/console/review/conflicts" in supervisor.get("/console/review").text  # the two queues link
 
@@ -353,7 +357,15 @@ def test_a_conflict_naming_several_customers_is_merged_whole_once_the_rules_allo
 
     supervisor, _ = signed_in(api, "supervisor")
     page = supervisor.get("/console/review/conflicts").text
-    assert "merging would give one profile 3 email identifiers, over the limit of 2" in page
+    assert "merging would give one customer 3 identifiers of kind E-mail, over the limit of 2" in page
+    french, _ = signed_in(api, "supervisor", email="superviseure@example.org", locale="fr")
+    page = french.get("/console/review/conflicts").text
+    assert "Limite E-mail : 2 par client" in page
+    assert "La fusion donnerait à un client 3 identifiants de type E-mail (la limite est de 2)." in page
+    assert (
+        "la fusion donnerait à un client 3 identifiants de type E-mail, au-delà de la limite de 2 (un "
+        "administrateur peut la relever sur la page des types d\u2019identifiants)" in page
+    )
     assert f"/console/review/conflicts/{conflict['id']}/merge" not in page
 
     set_kind(api.db, "email", max_per_profile=5)

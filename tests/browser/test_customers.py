@@ -116,7 +116,7 @@ def test_a_supervisor_unmerges_from_the_identity_graph(page: Page, console: Cons
     expect(tree).to_contain_text("Merged profile")
     expect(tree).to_contain_text("2901234567890")
     merges = page.get_by_role("region", name="Merges")
-    expect(merges).to_contain_text("shared identifier")
+    expect(merges).to_contain_text("A shared identifier")
     expect(merges).to_contain_text("Order Picked Up")  # the event that linked them
     assert_accessible(page)
     docs_screenshot(page, "identity-graph")
@@ -169,7 +169,7 @@ def test_a_supervisor_unmerges_from_the_identity_graph(page: Page, console: Cons
     expect(page.get_by_text("3 profiles make this customer.")).to_be_visible()
     merges = page.get_by_role("region", name="Merges")
     expect(merges).to_contain_text(
-        "merged by hand by Sam Supervisor: same card, checked with her at the till"
+        "Merged by hand by Sam Supervisor: same card, checked with her at the till"
     )
     expect(merges).to_contain_text("none: a person or the matcher decided")
     assert_accessible(page)
@@ -240,7 +240,7 @@ def test_a_supervisor_settles_identity_conflicts(page: Page, console: Console) -
     expect(page.get_by_role("heading", name="Identity conflicts", level=1)).to_be_visible()
     articles = page.get_by_role("article")
     expect(articles).to_have_count(2)
-    unmerged = articles.filter(has=page.get_by_role("heading", name="unmerged pair"))
+    unmerged = articles.filter(has=page.get_by_role("heading", name="Kept apart by an unmerge"))
     expect(unmerged).to_contain_text("Order Completed")
     expect(unmerged).to_contain_text("Léa Martin")
     assert_accessible(page)

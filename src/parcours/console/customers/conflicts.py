@@ -18,6 +18,7 @@ from parcours.console.customers.common import (
     STATUS_LABELS,
 )
 from parcours.console.customers.graph import event_rows
+from parcours.console.customers.rules import reason_text, refusal_text, rule_text
 from parcours.console.web import Page, form_for, page_for
 from parcours.errors import InvalidInput
 from parcours.identity import service as identity
@@ -80,7 +81,9 @@ def conflicts_queue(page: Page = Depends(page_for("identity"))) -> Response:
                 session, registry, list(mergeable.values()), overrule_unmerge=True
             )
             for position, refusal in zip(mergeable, refusals, strict=True):
-                items[position]["refusal"] = refusal
+                items[position]["refusal"] = refusal and refusal_text(page.t, refusal)
+    for item in items:
+        item["rule"], item["reason"] = rule_text(page.t, item["rule"]), reason_text(page.t, item["reason"])
     return page.render(
         "customers/conflicts.html",
         conflicts=items,

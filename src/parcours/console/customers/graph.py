@@ -21,6 +21,7 @@ from parcours.console.customers.common import (
     STATUS_LABELS,
     best_identifier,
 )
+from parcours.console.customers.rules import reason_text, rule_text
 from parcours.console.customers.search import identifier_matches
 from parcours.console.web import Page, form_for, page_for
 from parcours.errors import Conflict, InvalidInput, NotFound
@@ -293,6 +294,13 @@ def graph(profile_id: str, page: Page = Depends(page_for("customers"))) -> Respo
         if active != profile_id:
             return page.redirect(f"/console/customers/{active}/graph")
         data = identity_graph(session, active)
+    for merge in data["merges"]:
+        merge["rule"] = rule_text(page.t, merge["rule"])
+    for conflict in data["conflicts"]:
+        conflict["rule"], conflict["reason"] = (
+            rule_text(page.t, conflict["rule"]),
+            reason_text(page.t, conflict["reason"]),
+        )
     boxes, width, height = graph_drawing(data["root"])
     return page.render(
         "customers/graph.html",
