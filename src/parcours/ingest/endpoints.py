@@ -184,26 +184,15 @@ async def _count_refused_request(
     request: Request, db: Database, config: Settings, write_key: str, endpoint: str, reason: str
 ) -> None:
     """Count a request refused as a whole on the activity of the source its write key names, if any."""
-    item = await run_in_threadpool(_refused_item, db, config, write_key, endpoint, reason)
-    if item is None:
+    try:
+        source, registry = await db.short_read(lambda session: _sender(session, config, write_key))
+    except ParcoursError:  # an unknown or refused write key: no source to count it on
         return
     writer: IngestWriter = request.app.state.ingest_writer
     try:
-        await writer.submit_async(item)
+        await writer.submit_async(IngestItem(registry, [], refused_request(source.id, endpoint, reason)))
     except Exception:  # counting must never stand in the way of the refusal's own answer
         log.warning("a refused request could not be counted", exc_info=True)
-
-
-def _refused_item(
-    db: Database, config: Settings, write_key: str, endpoint: str, reason: str
-) -> IngestItem | None:
-    with db.read() as session:
-        try:
-            source = auth.source_for_write_key(session, write_key)
-        except ParcoursError:  # an unknown or refused write key: no source to count it on
-            return None
-        registry = identity.load_registry(session, config.default_phone_region)
-    return IngestItem(registry, [], refused_request(source.id, endpoint, reason))
 
 
 def _endpoint(expected_type: str | None) -> Any:
