@@ -30,6 +30,7 @@ from sqlalchemy import event, text
 from sqlalchemy.orm import Session, UOWTransaction
 from sqlalchemy.pool import Pool
 
+from parcours.db.driver import DriverQuery
 from parcours.db.engine import TOKEN_MEMO, memo
 
 T = TypeVar("T")
@@ -50,7 +51,7 @@ TRACKED = (
 # member's last assignment changes with every round-robin assignment).
 TRACKED_COLUMNS: dict[str, tuple[str, ...]] = {"team_members": ("team_id", "agent_id")}
 
-_READ_TOKEN = text("SELECT token FROM reference_version WHERE id = 1")
+_READ_TOKEN = DriverQuery(text("SELECT token FROM reference_version WHERE id = 1"))
 # Per database (its connection pool, which the engine's reader and writer variants share): memo key ->
 # (token it was loaded under, value).
 _KEPT: weakref.WeakKeyDictionary[Pool, dict[str, tuple[str, Any]]] = weakref.WeakKeyDictionary()
@@ -105,9 +106,10 @@ def drop_trigger_statements(dialect: str, tables: tuple[str, ...]) -> list[str]:
 
 
 def _token(session: Session) -> str | None:
-    """The token as this transaction sees it now (None if the row is missing: nothing is kept)."""
-    value = session.connection().execute(_READ_TOKEN).scalar()
-    return None if value is None else str(value)
+    """The token as this transaction sees it now (None if the row is missing: nothing is kept). Read on
+    the driver's cursor: every unit of work reads it at least once."""
+    rows = _READ_TOKEN.rows(session)
+    return None if not rows or rows[0][0] is None else str(rows[0][0])
 
 
 def reference(session: Session, key: str, load: Callable[[], T]) -> T:

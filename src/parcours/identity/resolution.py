@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from parcours.db.base import table_of
 from parcours.db.bulk import BulkWriter
+from parcours.db.driver import DriverQuery
 from parcours.db.probes import probe_unique
 from parcours.db.types import utcnow
 from parcours.errors import Conflict
@@ -95,8 +96,9 @@ class GraphLock:
     token: str  # the token this transaction leaves, if it commits
 
 
-_READ_GRAPH_TOKEN = select(IdentityGraphVersion.token).where(IdentityGraphVersion.id == 1)
-_WRITE_GRAPH_TOKEN = (
+# Every write transaction of the graph runs both: on the driver's cursor (``parcours.db.driver``).
+_READ_GRAPH_TOKEN = DriverQuery(select(IdentityGraphVersion.token).where(IdentityGraphVersion.id == 1))
+_WRITE_GRAPH_TOKEN = DriverQuery(
     update(IdentityGraphVersion).where(IdentityGraphVersion.id == 1).values(token=bindparam("token"))
 )
 
@@ -108,13 +110,12 @@ def lock_identity_graph(session: Session) -> GraphLock:
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": IDENTITY_LOCK_KEY})
     # SQLite: the writer session began with BEGIN IMMEDIATE and already holds the database write lock.
-    connection = session.connection()
-    previous = connection.execute(_READ_GRAPH_TOKEN).scalar_one_or_none()
-    if previous is None:
+    found = _READ_GRAPH_TOKEN.rows(session)
+    if not found or found[0][0] is None:
         raise RuntimeError("identity graph version row missing: run `parcours db upgrade`")
     token = new_id("gv")
-    connection.execute(_WRITE_GRAPH_TOKEN, {"token": token})
-    return GraphLock(previous, token)
+    _WRITE_GRAPH_TOKEN.run(session, token=token)
+    return GraphLock(str(found[0][0]), token)
 
 
 class GraphCache:
