@@ -333,7 +333,7 @@ def test_the_identity_graph_shows_the_merge_and_a_supervisor_undoes_it(api: Api)
     assert (
         "2 profiles make this customer." in text and "Surviving profile" in text and "Merged profile" in text
     )
-    assert "A shared identifier" in text and "Order Picked Up" in text  # the rule, the event that linked them
+    assert "Shared identifier" in text and "Order Picked Up" in text  # the rule, the event that linked them
     assert "Loyalty card 2901234567890" in text and "first brought by" in text and "Store Visited" in text
     assert "<svg" in html and "Unmerge" not in html  # an agent sees the graph, cannot undo it
     with api.db.read() as session:

@@ -19,7 +19,7 @@ ENGLISH = Translator("en", "Europe/Paris")
         ("limit email: 1, shoe_size: 2", "Limites atteintes : E-mail : 1, shoe_size : 2"),
         ("merges disabled", "Fusion désactivée"),
         ("unmerged pair", "Séparés par une défusion"),
-        ("shared identifier", "Un identifiant partagé"),
+        ("shared identifier", "Identifiant partagé"),
         ("merged by hand by Ana: same card: checked", "Fusionné à la main par Ana : same card: checked"),
         ("merged by hand by API token ops", "Fusionné à la main par API token ops"),
         ("match review mrv_1 (0.973)", "Revue de correspondance mrv_1 acceptée (probabilité 0.973)"),

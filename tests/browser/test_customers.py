@@ -116,7 +116,7 @@ def test_a_supervisor_unmerges_from_the_identity_graph(page: Page, console: Cons
     expect(tree).to_contain_text("Merged profile")
     expect(tree).to_contain_text("2901234567890")
     merges = page.get_by_role("region", name="Merges")
-    expect(merges).to_contain_text("A shared identifier")
+    expect(merges).to_contain_text("Shared identifier")
     expect(merges).to_contain_text("Order Picked Up")  # the event that linked them
     assert_accessible(page)
     docs_screenshot(page, "identity-graph")

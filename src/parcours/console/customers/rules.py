@@ -20,7 +20,7 @@ RULES: Forms = [
     (re.compile(r"limit (?P<limits>[a-z0-9_]+: \d+(?:, [a-z0-9_]+: \d+)*)"), N_("Limits reached: {limits}")),
     (re.compile(r"merges disabled"), N_("Merging turned off")),
     (re.compile(r"unmerged pair"), N_("Kept apart by an unmerge")),
-    (re.compile(r"shared identifier"), N_("A shared identifier")),
+    (re.compile(r"shared identifier"), N_("Shared identifier")),
     (re.compile(r"merged by hand by (?P<actor>.+?): (?P<why>.+)"), N_("Merged by hand by {actor}: {why}")),
     (re.compile(r"merged by hand by (?P<actor>.+)"), N_("Merged by hand by {actor}")),
     (
