@@ -111,8 +111,7 @@ class Database:
         2 cores). On PostgreSQL, whose every statement waits for a network round trip, it runs in the
         thread pool so that the loop serves other requests meanwhile."""
         if self.dialect == "sqlite":
-            with self.read() as session:
-                return work(session)
+            return self._read_with(work)
         return await run_in_threadpool(self._read_with, work)
 
     def _read_with(self, work: Callable[[Session], T]) -> T:
