@@ -26,7 +26,7 @@ from itertools import combinations
 from typing import Any
 
 import numpy as np
-from sqlalchemy import BindParameter, bindparam, delete, func, or_, select, text, update
+from sqlalchemy import BindParameter, bindparam, delete, func, literal, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from parcours.db.base import table_of
@@ -116,6 +116,22 @@ def lock_identity_graph(session: Session) -> GraphLock:
     token = new_id("gv")
     _WRITE_GRAPH_TOKEN.run(session, token=token)
     return GraphLock(str(found[0][0]), token)
+
+
+def people(session: Session, profile_id: str) -> list[str]:
+    """A profile and every profile merged into it, directly or not (for an active profile: the whole
+    customer): the profile first, then the others nearest first, in one recursive query (merge chains
+    are bounded as in ``service._active_profile_row``)."""
+    tree = (
+        select(Profile.id, literal(0).label("depth"))
+        .where(Profile.id == profile_id)
+        .cte("tree", recursive=True)
+    )
+    tree = tree.union_all(
+        select(Profile.id, tree.c.depth + 1).where(Profile.merged_into_id == tree.c.id, tree.c.depth < 1000)
+    )
+    found = list(session.scalars(select(tree.c.id).order_by(tree.c.depth, tree.c.id)))
+    return found or [profile_id]
 
 
 class GraphCache:

@@ -6,7 +6,7 @@ import contextlib
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, literal, or_, select, tuple_, update
+from sqlalchemy import bindparam, delete, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
 
@@ -36,6 +36,7 @@ from parcours.identity.resolution import (
     lock_identity_graph,
     merge_profiles,
     merge_refusals,
+    people,
     record_touchpoints,
 )
 from parcours.identity.touchpoints import RecordOutcome, Touchpoint
@@ -369,22 +370,6 @@ def set_consent(
     )
     session.flush()
     return {"profile_id": profile_id, "consent": _current_consent(session, profile_id)}
-
-
-def people(session: Session, profile_id: str) -> list[str]:
-    """The active profile and every profile merged into it, directly or not: the profile first, then
-    the others nearest first, in one recursive query (merge chains are bounded as in
-    ``_active_profile_row``)."""
-    tree = (
-        select(Profile.id, literal(0).label("depth"))
-        .where(Profile.id == profile_id)
-        .cte("tree", recursive=True)
-    )
-    tree = tree.union_all(
-        select(Profile.id, tree.c.depth + 1).where(Profile.merged_into_id == tree.c.id, tree.c.depth < 1000)
-    )
-    found = list(session.scalars(select(tree.c.id).order_by(tree.c.depth, tree.c.id)))
-    return found or [profile_id]
 
 
 MAX_MERGE_REASON = 120

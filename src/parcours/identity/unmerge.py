@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from parcours.db.types import utcnow
 from parcours.errors import Conflict, NotFound
 from parcours.identity.conflicts import reopen_split_conflicts
-from parcours.identity.resolution import apply_traits, chunks, lock_identity_graph
+from parcours.identity.resolution import apply_traits, chunks, lock_identity_graph, people
 from parcours.identity.touchpoints import iso_key
 from parcours.matching.realtime import keys_of, record_from_traits, store_keys
 from parcours.models import Consent, Event, Identifier, Merge, MergeBlock, Profile
@@ -25,19 +25,6 @@ def _active_merges_into(session: Session, survivor_id: str) -> list[Merge]:
             .order_by(Merge.created_at, Merge.id)
         )
     )
-
-
-def _subtree(session: Session, root: str) -> set[str]:
-    """``root`` and every profile merged (and not unmerged) into it, directly or not."""
-    found = {root}
-    frontier = [root]
-    while frontier:
-        current = frontier.pop()
-        for merge in _active_merges_into(session, current):
-            if merge.merged_id not in found:
-                found.add(merge.merged_id)
-                frontier.append(merge.merged_id)
-    return found
 
 
 def find_merge_to_undo(session: Session, profile_id: str, merge_id: str | None) -> Merge:
@@ -94,7 +81,7 @@ def unmerge(session: Session, profile_id: str, merge_id: str | None = None) -> M
             f"profile {survivor_id} was since merged into {survivor.merged_into_id}; undo that merge first"
         )
     now = utcnow()
-    merged_side = _subtree(session, merged_id)
+    merged_side = set(people(session, merged_id))  # it and every profile merged into it
 
     # Identifiers on the survivor, and which side each belonged to when the merge happened.
     other_merges: set[str] = set()
@@ -194,5 +181,5 @@ def unmerge(session: Session, profile_id: str, merge_id: str | None = None) -> M
     ):
         session.add(MergeBlock(profile_a=a, profile_b=b, reason=f"unmerge of {merge.id}", created_at=now))
     session.flush()
-    reopen_split_conflicts(session, _subtree(session, survivor_id), merged_side)
+    reopen_split_conflicts(session, people(session, survivor_id), merged_side)
     return merge
