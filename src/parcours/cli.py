@@ -171,6 +171,7 @@ def source_activity(
     """What a source sent per day and its latest refused events, with the reason."""
     from sqlalchemy import select
 
+    from parcours.ingest.activity import COUNTS
     from parcours.ingest.activity import source_activity as activity_of
     from parcours.models import Source
 
@@ -183,10 +184,9 @@ def source_activity(
     except ParcoursError as error:
         _fail(error)
     typer.echo(f"source {name} ({found['source']['id']}); last event: {found['last_received_at'] or 'never'}")
-    columns = ("received", "recorded", "duplicates", "erased", "invalid", "refused_requests")
-    typer.echo("\t".join(("day (UTC)", *columns)))
+    typer.echo("\t".join(("day (UTC)", *COUNTS)))
     for day in found["days"]:
-        counts = (day[k] for k in columns)
+        counts = (day[k] for k in COUNTS)
         typer.echo("\t".join((day["day"], *map(str, counts))))
     typer.echo(f"latest refused events: {len(found['rejections'])}")
     for refused in found["rejections"]:
