@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
     BACKENDS,
     BenchError,
+    CpuMeter,
     HttpClient,
     bench_main,
     bench_workdir,
@@ -342,11 +343,14 @@ def main(argv: list[str] | None = None) -> int:
         with run_server(url, workdir) as server:
             warmup = min(2_000, max(200, args.requests // 10))
             run_load(server.port, token, population, warmup, args.clients, args.seed + 1)
+            meter = CpuMeter(server.pid)
             if args.profile:
                 with py_spy_attached(server.pid, workdir / "pyspy.txt", gil=args.profile == "gil"):
                     load = run_load(server.port, token, population, args.requests, args.clients, args.seed)
             else:
-                load = run_load(server.port, token, population, args.requests, args.clients, args.seed)
+                with meter.measuring():
+                    load = run_load(server.port, token, population, args.requests, args.clients, args.seed)
+                log(f"CPU per request: {meter.per_operation(load.total)}")
             serial = None
             if args.serial:
                 serial = run_load(server.port, token, population, args.serial, 1, args.seed + 2)

@@ -76,6 +76,12 @@ def test_an_event_linking_two_profiles_merges_them_and_records_why(
     # The merged-away id keeps resolving to its survivor.
     assert view(db, store_profile)["id"] == web_profile
     assert view(db, store_profile)["requested_id"] == store_profile
+    # ...and its view is the survivor's (the parts read for the id asked are read again for the survivor).
+    survivor_view = view(db, web_profile)
+    assert survivor_view["merged_from"] == [store_profile]
+    assert {
+        key: value for key, value in view(db, store_profile).items() if key != "requested_id"
+    } == survivor_view
     assert {c["channel"] for c in view(db, web_profile)["channels"]} == {"web", "store"}
 
 

@@ -14,6 +14,9 @@ from starlette.concurrency import run_in_threadpool
 
 T = TypeVar("T")
 
+# psycopg's prepare_threshold: runs of a statement before it is prepared unasked.
+NEVER_BY_COUNT = 2**62
+
 
 def _json_dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
@@ -63,9 +66,11 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         url,
         json_serializer=_json_dumps,
         json_deserializer=orjson.loads,
-        # psycopg prepares a statement after 5 runs and PostgreSQL may then pick a generic plan; for
-        # "message_id IN (500 values)" that plan filters every event of the source (100x slower).
-        connect_args={"prepare_threshold": None},
+        # psycopg prepares a statement after 5 runs by default and PostgreSQL may then pick a generic
+        # plan; for "message_id IN (500 values)" that plan filters every event of the source (100x
+        # slower). So nothing is prepared by count; only the look-ups by key of ``parcours.db.driver``
+        # ask to be (None here would turn that off too).
+        connect_args={"prepare_threshold": NEVER_BY_COUNT},
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_recycle=1800,

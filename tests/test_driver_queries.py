@@ -1,0 +1,80 @@
+"""Statements run on the driver's cursor (``parcours.db.driver``): several reads sent together give each
+statement's own rows, in order, on both backends; a failing one raises and leaves the session usable."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import bindparam, select, text
+
+from parcours.db.driver import DriverQuery, rows_together
+from parcours.db.engine import Database
+from parcours.models import Profile
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+_PROFILE = DriverQuery(select(Profile.id, Profile.merged_into_id).where(Profile.id == bindparam("pid")))
+_MERGED_INTO = DriverQuery(
+    select(Profile.id).where(Profile.merged_into_id == bindparam("pid")).order_by(Profile.id)
+)
+_COUNT = DriverQuery(select(text("count(*)")).select_from(Profile).where(Profile.id != "prf_none"))
+
+
+def _profiles(db: Database) -> None:
+    with db.write() as session:
+        session.add(Profile(id="prf_a", created_at=T0, updated_at=T0, traits={}, trait_times={}))
+        session.flush()
+        for merged in ("prf_c", "prf_b"):
+            session.add(
+                Profile(
+                    id=merged, created_at=T0, updated_at=T0, merged_into_id="prf_a", traits={}, trait_times={}
+                )
+            )
+
+
+def test_reads_sent_together_give_each_statement_its_own_rows_in_order(db: Database) -> None:
+    _profiles(db)
+    with db.read() as session:
+        together = rows_together(
+            session,
+            [
+                (_PROFILE, {"pid": "prf_b"}),
+                (_MERGED_INTO, {"pid": "prf_a"}),
+                (_PROFILE, {"pid": "prf_nobody"}),
+                (_COUNT, {}),
+                (_MERGED_INTO, {"pid": "prf_b"}),
+            ],
+        )
+        one_by_one = [
+            _PROFILE.rows(session, pid="prf_b"),
+            _MERGED_INTO.rows(session, pid="prf_a"),
+            _PROFILE.rows(session, pid="prf_nobody"),
+            _COUNT.rows(session),
+            _MERGED_INTO.rows(session, pid="prf_b"),
+        ]
+        if db.dialect == "postgresql":
+            # PostgreSQL parses and plans each of them once per connection: they are prepared.
+            prepared = set(session.scalars(text("SELECT statement FROM pg_prepared_statements")))
+            dialect = session.get_bind().dialect
+            sent = {
+                re.sub(r"%\(\w+\)s", "$1", query._sql(dialect)[0])
+                for query in (_PROFILE, _MERGED_INTO, _COUNT)
+            }
+            assert sent <= prepared, (sent, prepared)
+    assert together == one_by_one
+    assert together == [[("prf_b", "prf_a")], [("prf_b",), ("prf_c",)], [], [(3,)], []]
+    with db.read() as session:
+        assert rows_together(session, []) == []
+
+
+def test_a_failing_read_among_others_raises_and_leaves_the_session_usable(db: Database) -> None:
+    _profiles(db)
+    broken = DriverQuery(text("SELECT no_such_column FROM profiles"))
+    with pytest.raises(Exception, match="no_such_column"), db.read() as session:
+        rows_together(session, [(_PROFILE, {"pid": "prf_a"}), (broken, {}), (_COUNT, {})])
+    with db.read() as session:
+        assert rows_together(session, [(_PROFILE, {"pid": "prf_a"}), (_COUNT, {})]) == [
+            [("prf_a", None)],
+            [(3,)],
+        ]
