@@ -466,6 +466,10 @@ def test_the_identity_graph_lists_the_conflicts_recorded_on_the_customer(api: Ap
     assert "Merging would give one customer 2 identifiers of kind Account id (the limit is 1)." in text
     other = second if attached == first else first
     assert f'href="/console/customers/{other}"' in browser.get(f"/console/customers/{attached}/graph").text
+    # The customer kept apart sees the conflict too, naming the one the event went to.
+    page = browser.get(f"/console/customers/{other}/graph").text
+    assert "Limit of Account id: 1 per customer" in text_of(page)
+    assert f'href="/console/customers/{attached}"' in page
 
 
 # -------------------------------------------------------------------------------------- review queue

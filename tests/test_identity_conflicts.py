@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from parcours.db.migrate import downgrade, upgrade
 from parcours.identity import service as identity
 from parcours.matching.review import accept_review, list_reviews
-from parcours.models import IdentityConflict
+from parcours.models import IdentityConflict, IdentityConflictProfile
 from tests.conftest import Api
 from tests.console_helpers import signed_in
 from tests.helpers import active_profiles, profile_of, set_kind
@@ -418,3 +418,46 @@ def test_undoing_a_merge_that_leaves_a_conflicts_customers_together_keeps_it_set
     assert api.get("/v1/identity/conflicts").json()["data"] == []
     (settled,) = api.get("/v1/identity/conflicts", status="merged").json()["data"]
     assert settled["id"] == conflict["id"]
+
+
+def test_the_profiles_a_conflict_names_are_indexed_kept_by_the_migration_and_erased_with_it(api: Api) -> None:
+    web = api.source("web", "web")
+    batch = [
+        {"type": "identify", "messageId": "p", "userId": "u-paul", "traits": {"email": "girard@example.fr"}},
+        *({"type": "identify", "messageId": f"g{n}", "userId": f"u-g{n}", "traits": {"email": "girard@example.fr"}}
+          for n in (1, 2)),
+        {"type": "identify", "messageId": "m1", "userId": "u-m1", "traits": {"email": "martin@example.fr"}},
+        {"type": "identify", "messageId": "m2", "userId": "u-m2", "traits": {"email": "martin@example.fr"}},
+    ]  # fmt: skip
+    assert api.send(web, "/v1/batch", {"batch": batch}).status_code == 200
+
+    def links() -> set[tuple[str, str]]:
+        with api.db.read() as session:
+            return {
+                (row.profile_id, row.conflict_id) for row in session.scalars(select(IdentityConflictProfile))
+            }
+
+    def named() -> set[tuple[str, str]]:
+        with api.db.read() as session:
+            return {
+                (pid, c.id)
+                for c in session.scalars(select(IdentityConflict))
+                for pid in (c.attached_profile_id, *c.other_profile_ids)
+            }
+
+    assert len(named()) == 6 and links() == named()  # three conflicts, two profiles each
+    paul = profile_of(api.db, api.settings, "user_id", "u-paul")
+    assert len(api.get(f"/v1/profiles/{paul}/export").json()["identity_conflicts"]) == 2
+
+    # The migration fills the index in from the conflicts stored before it.
+    downgrade(api.db.engine, "0019")
+    upgrade(api.db.engine)
+    assert links() == named()
+    assert len(api.get(f"/v1/profiles/{paul}/export").json()["identity_conflicts"]) == 2
+
+    # Erasing Paul deletes the conflicts naming him, and their index rows with them (the other side's
+    # too); the Martins' conflict stays, indexed.
+    assert api.client.delete(f"/v1/profiles/{paul}", headers=api.bearer).status_code == 200
+    assert len(named()) == 2 and links() == named()
+    martin = profile_of(api.db, api.settings, "user_id", "u-m2")
+    assert len(api.get(f"/v1/profiles/{martin}/export").json()["identity_conflicts"]) == 1

@@ -12,11 +12,12 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from parcours.console.i18n import N_
 from parcours.console.web import Page
+from parcours.db.probes import in_chunks
 from parcours.errors import InvalidInput
 from parcours.models import Profile
 
@@ -134,13 +135,3 @@ def active_profiles(session: Session, ids: Iterable[str]) -> dict[str, tuple[str
             row, hops = rows.get(row.merged_into_id), hops + 1
         result[pid] = (row.id, row.traits or {}) if row is not None and row.merged_into_id is None else None
     return result
-
-
-def in_chunks(column: Any, values: Iterable[Any], size: int = 500) -> ColumnElement[bool]:
-    """``column IN (...)`` split in parts of ``size`` (SQLite's and drivers' limits on parameters)."""
-    items = sorted(set(values))
-    parts = [column.in_(items[start : start + size]) for start in range(0, len(items), size)]
-    condition: ColumnElement[bool] = (
-        or_(*parts) if len(parts) > 1 else (parts[0] if parts else column.in_([]))
-    )
-    return condition

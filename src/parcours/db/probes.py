@@ -1,12 +1,12 @@
-"""Reading rows by a unique two-column key, many second values at once, with a plan that does not
-depend on the table's statistics."""
+"""Reading rows by many key values at once: ``IN`` lists split to the drivers' limits, and rows by a
+unique two-column key with a plan that does not depend on the table's statistics."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Column, Select, bindparam, select, text
+from sqlalchemy import Column, ColumnElement, Select, bindparam, or_, select, text
 from sqlalchemy.orm import Session
 
 # SQLite's statements by (table, columns, first, second) names: built once per shape.
@@ -49,3 +49,13 @@ def probe_unique(
         f"WHERE {table}.{first.name} = :first AND {table}.{second.name} = wanted.probe OFFSET 0) AS hit"
     ).columns(*columns)
     return session.execute(probe, {"wanted": list(wanted), "first": value})
+
+
+def in_chunks(column: Any, values: Iterable[Any], size: int = 500) -> ColumnElement[bool]:
+    """``column IN (...)`` split in parts of ``size`` (SQLite's and drivers' limits on parameters)."""
+    items = sorted(set(values))
+    parts = [column.in_(items[start : start + size]) for start in range(0, len(items), size)]
+    condition: ColumnElement[bool] = (
+        or_(*parts) if len(parts) > 1 else (parts[0] if parts else column.in_([]))
+    )
+    return condition

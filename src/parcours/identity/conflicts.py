@@ -8,14 +8,15 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import ColumnElement, select, tuple_
 from sqlalchemy.orm import Session
 
 from parcours.cursors import encode_cursor, read_cursor
+from parcours.db.probes import in_chunks
 from parcours.db.types import utcnow
 from parcours.errors import Conflict, InvalidInput, NotFound
 from parcours.inputs import iso_z
-from parcours.models import IdentityConflict
+from parcours.models import IdentityConflict, IdentityConflictProfile
 
 CONFLICT_STATUSES = ("open", "dismissed", "merged")
 # What a reviewer sets directly; ``merged`` comes only from a merge.
@@ -63,7 +64,7 @@ def list_conflicts(
         raise InvalidInput(f"limit: must be between 1 and {MAX_CONFLICTS_PAGE}")
     query = select(IdentityConflict)
     if involving is not None:
-        query = query.where(IdentityConflict.id.in_([c.id for c in conflicts_involving(session, involving)]))
+        query = query.where(naming(involving))
     if status is not None:
         query = query.where(IdentityConflict.status == check_status(status))
     if cursor:
@@ -118,7 +119,7 @@ def settle_conflicts(
     ids = set(customer)
     settled = []
     query = select(IdentityConflict).where(
-        IdentityConflict.status == "open", IdentityConflict.attached_profile_id.in_(sorted(ids))
+        IdentityConflict.status == "open", in_chunks(IdentityConflict.attached_profile_id, ids)
     )
     now = utcnow()
     for conflict in session.scalars(query):
@@ -147,23 +148,35 @@ def reopen_split_conflicts(session: Session, side: Collection[str], other_side: 
     return reopened
 
 
+def naming(profile_ids: Collection[str]) -> ColumnElement[bool]:
+    """The condition "this conflict names one of these profiles", as the profile its event went to or as
+    one kept apart, found by index (``identity_conflict_profiles``)."""
+    return IdentityConflict.id.in_(
+        select(IdentityConflictProfile.conflict_id).where(
+            in_chunks(IdentityConflictProfile.profile_id, profile_ids)
+        )
+    )
+
+
 def conflicts_involving(
     session: Session, profile_ids: Collection[str], *, status: str | None = None
 ) -> list[IdentityConflict]:
-    """Every conflict (of one ``status``, or any) naming one of these profiles, as the profile the event
-    went to or as one kept apart (whose identifiers the event may carry): what an export shows and an
-    erasure deletes."""
-    ids = set(profile_ids)
-    if not ids:
+    """Every conflict (of one ``status``, or any) naming one of these profiles, oldest first: what an
+    export shows and an erasure deletes."""
+    if not profile_ids:
         return []
-    query = select(IdentityConflict).order_by(IdentityConflict.created_at)
+    query = select(IdentityConflict).where(naming(profile_ids)).order_by(IdentityConflict.created_at)
     if status is not None:
         query = query.where(IdentityConflict.status == status)
-    # ``other_profile_ids`` is a JSON list, which no index covers on both backends; conflicts are few.
+    return list(session.scalars(query))
+
+
+def conflict_profile_rows(conflicts: Collection[dict[str, Any]]) -> list[dict[str, str]]:
+    """The ``identity_conflict_profiles`` rows of conflicts about to be written (as the writer's dicts)."""
     return [
-        conflict
-        for conflict in session.scalars(query)
-        if conflict.attached_profile_id in ids or ids.intersection(conflict.other_profile_ids)
+        {"profile_id": profile_id, "conflict_id": conflict["id"]}
+        for conflict in conflicts
+        for profile_id in dict.fromkeys([conflict["attached_profile_id"], *conflict["other_profile_ids"]])
     ]
 
 

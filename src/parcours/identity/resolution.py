@@ -35,6 +35,7 @@ from parcours.db.driver import DriverQuery
 from parcours.db.probes import probe_unique
 from parcours.db.types import utcnow
 from parcours.errors import Conflict
+from parcours.identity.conflicts import conflict_profile_rows
 from parcours.identity.kinds import KindRegistry, identifier_hash
 from parcours.identity.touchpoints import RecordOutcome, Touchpoint, iso_key
 from parcours.ids import new_id
@@ -53,6 +54,7 @@ from parcours.models import (
     Event,
     Identifier,
     IdentityConflict,
+    IdentityConflictProfile,
     IdentityGraphVersion,
     InstanceSetting,
     MatchReview,
@@ -943,6 +945,7 @@ class IdentityBatch:
             conn.execute(table_of(Consent).insert(), self.consents)
         if self.conflicts:
             conn.execute(table_of(IdentityConflict).insert(), self.conflicts)
+            conn.execute(table_of(IdentityConflictProfile).insert(), conflict_profile_rows(self.conflicts))
         if self.merges:
             if any(merge["event_id"] is None for merge in self.merges):
                 # Written after this batch's events: an unmerge replays only the events stored since.

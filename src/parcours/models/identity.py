@@ -115,6 +115,19 @@ class IdentityConflict(Base):
     merge_id: Mapped[str | None] = mapped_column(String(40))  # the merge that made its profiles one
 
 
+class IdentityConflictProfile(Base):
+    """One profile a conflict names (the one its event went to, or one kept apart): finds a customer's
+    conflicts by index, which the conflict's JSON list of profiles cannot on both backends. Written with
+    the conflict, deleted with it."""
+
+    __tablename__ = "identity_conflict_profiles"
+
+    profile_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    conflict_id: Mapped[str] = mapped_column(
+        ForeignKey("identity_conflicts.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
 class Consent(Base):
     """One consent decision for a channel and purpose. The newest by ``recorded_at`` is in force."""
 

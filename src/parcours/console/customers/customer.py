@@ -15,7 +15,7 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from parcours.commerce import loyalty, orders
-from parcours.console.common import FULFILMENT_LABELS, TIER_LABELS, display_name, in_chunks, parse_moment
+from parcours.console.common import FULFILMENT_LABELS, TIER_LABELS, display_name, parse_moment
 from parcours.console.customers.common import (
     CHANNEL_LABELS,
     EVENT_TYPE_LABELS,
@@ -26,6 +26,7 @@ from parcours.console.customers.common import (
 from parcours.console.i18n import N_, Translator
 from parcours.console.web import Page, form_for, page_for
 from parcours.cursors import decode_cursor, encode_cursor
+from parcours.db.probes import in_chunks
 from parcours.db.types import utcnow
 from parcours.errors import InvalidInput
 from parcours.identity import service as identity

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Response
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from parcours.console.common import display_name, in_chunks
+from parcours.console.common import display_name
 from parcours.console.customers.common import (
     CHANNEL_LABELS,
     EVENT_TYPE_LABELS,
@@ -24,8 +24,10 @@ from parcours.console.customers.common import (
 from parcours.console.customers.rules import reason_text, rule_text
 from parcours.console.customers.search import identifier_matches
 from parcours.console.web import Page, form_for, page_for
+from parcours.db.probes import in_chunks
 from parcours.errors import Conflict, InvalidInput, NotFound
 from parcours.identity import service as identity
+from parcours.identity.conflicts import naming
 from parcours.identity.kinds import KindRegistry
 from parcours.identity.service import MAX_MERGE_REASON
 from parcours.identity.unmerge import unmerge
@@ -88,10 +90,7 @@ def identity_graph(session: Session, requested_id: str) -> dict[str, Any]:
     )
     conflicts = list(
         session.scalars(
-            select(IdentityConflict)
-            .where(in_chunks(IdentityConflict.attached_profile_id, ids))
-            .order_by(IdentityConflict.created_at.desc())
-            .limit(50)
+            select(IdentityConflict).where(naming(ids)).order_by(IdentityConflict.created_at.desc()).limit(50)
         )
     )
     blocks = list(
@@ -103,7 +102,14 @@ def identity_graph(session: Session, requested_id: str) -> dict[str, Any]:
     )
     others = {m.survivor_id for m in merges} | {m.merged_id for m in merges}
     others |= {b.profile_a for b in blocks} | {b.profile_b for b in blocks}
-    others |= {pid for c in conflicts for pid in c.other_profile_ids}
+    # A conflict's other profiles: those it names besides this customer's (the event may have gone to
+    # this customer, or to another one that this customer was kept apart from).
+    own = set(ids)
+    conflict_others = {
+        c.id: [pid for pid in dict.fromkeys([c.attached_profile_id, *c.other_profile_ids]) if pid not in own]
+        for c in conflicts
+    }
+    others |= {pid for named in conflict_others.values() for pid in named}
     profiles = {
         row.id: row
         for row in session.execute(
@@ -235,7 +241,7 @@ def identity_graph(session: Session, requested_id: str) -> dict[str, Any]:
                 "reason": c.reason,
                 "status": c.status,
                 "identifiers": list(c.identifiers),
-                "others": [(pid, label_of(pid)) for pid in c.other_profile_ids],
+                "others": [(pid, label_of(pid)) for pid in conflict_others[c.id]],
                 "event": events.get(c.event_id),
                 "created_at": c.created_at,
             }

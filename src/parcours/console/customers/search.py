@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 
-from parcours.console.common import display_name, in_chunks, page_number
+from parcours.console.common import display_name, page_number
 from parcours.console.customers.common import (
     CHANNEL_LABELS,
     KIND_LABELS,
@@ -22,6 +22,7 @@ from parcours.console.customers.common import (
     PAGE_SIZE,
 )
 from parcours.console.web import Page, page_for
+from parcours.db.probes import in_chunks
 from parcours.errors import InvalidInput
 from parcours.identity import service as identity
 from parcours.identity.kinds import InvalidIdentifier, KindRegistry
