@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import bindparam, select, text
+from sqlalchemy.exc import OperationalError
 
 from parcours.db.driver import DriverQuery, rows_together
 from parcours.db.engine import Database
@@ -78,3 +80,23 @@ def test_a_failing_read_among_others_raises_and_leaves_the_session_usable(db: Da
             [("prf_a", None)],
             [(3,)],
         ]
+
+
+def test_a_sqlite_writer_that_cannot_take_the_write_lock_gets_sqlalchemys_error(tmp_path: Path) -> None:
+    """SQLite's BEGIN runs on the driver's connection; its failure is raised as SQLAlchemy raises the
+    driver's errors elsewhere, naming the statement."""
+    database = Database(f"sqlite:///{tmp_path / 'locked.db'}")
+    try:
+        with database.write() as holder:
+            holder.execute(text("CREATE TABLE t (x INTEGER)"))  # the write lock is held until commit
+            with database.engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA busy_timeout=50")
+                connection.commit()
+                writer = connection.execution_options(parcours_writer=True)
+                with pytest.raises(OperationalError, match="BEGIN IMMEDIATE"):
+                    writer.begin()
+                connection.invalidate()  # back to the pool with its 30 s timeout: not this one
+        with database.write() as session:  # the lock is free again
+            session.execute(text("INSERT INTO t VALUES (1)"))
+    finally:
+        database.dispose()
