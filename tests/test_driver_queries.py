@@ -8,14 +8,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import Table, bindparam, select, text
 from sqlalchemy.exc import OperationalError
 
+from parcours.db.bulk import BulkWriter
 from parcours.db.driver import DriverQuery, rows_together
 from parcours.db.engine import Database
 from parcours.models import Profile
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+PROFILES: Table = Profile.__table__  # type: ignore[assignment]
 _PROFILE = DriverQuery(select(Profile.id, Profile.merged_into_id).where(Profile.id == bindparam("pid")))
 _MERGED_INTO = DriverQuery(
     select(Profile.id).where(Profile.merged_into_id == bindparam("pid")).order_by(Profile.id)
@@ -100,3 +102,29 @@ def test_a_sqlite_writer_that_cannot_take_the_write_lock_gets_sqlalchemys_error(
             session.execute(text("INSERT INTO t VALUES (1)"))
     finally:
         database.dispose()
+
+
+def test_keyed_row_writes_are_prepared_on_postgresql_and_an_in_list_never_is(db: Database) -> None:
+    """psycopg prepares each executemany (a row written by its key: a generic plan is the custom one);
+    a statement with an ``IN`` list, however often it runs, is never prepared (its generic plan would
+    scan every row of the first key: see ``make_engine``)."""
+    _profiles(db)
+    wanted = ["prf_a", "prf_b", "prf_nobody"]
+    with db.write() as session:
+        writer = BulkWriter(session.connection())
+        writer.update(
+            PROFILES,
+            ("traits",),
+            ("id",),
+            [(writer.document({"n": 1}), "prf_a"), (writer.document({"n": 2}), "prf_b")],
+        )
+        for _ in range(12):
+            found = session.scalars(select(Profile.id).where(Profile.id.in_(wanted))).all()
+        if db.dialect == "postgresql":
+            prepared = list(session.scalars(text("SELECT statement FROM pg_prepared_statements")))
+            assert "UPDATE profiles SET traits = $1 WHERE id = $2" in prepared, prepared
+            assert not [statement for statement in prepared if " IN (" in statement], prepared
+    assert sorted(found) == ["prf_a", "prf_b"]
+    with db.read() as session:
+        traits = dict(session.execute(select(Profile.id, Profile.traits).where(Profile.id.in_(wanted))).all())
+    assert traits == {"prf_a": {"n": 1}, "prf_b": {"n": 2}}
