@@ -126,5 +126,6 @@ def test_keyed_row_writes_are_prepared_on_postgresql_and_an_in_list_never_is(db:
             assert not [statement for statement in prepared if " IN (" in statement], prepared
     assert sorted(found) == ["prf_a", "prf_b"]
     with db.read() as session:
-        traits = dict(session.execute(select(Profile.id, Profile.traits).where(Profile.id.in_(wanted))).all())
+        rows = session.execute(select(Profile.id, Profile.traits).where(Profile.id.in_(wanted))).all()
+    traits = {profile_id: document for profile_id, document in rows}
     assert traits == {"prf_a": {"n": 1}, "prf_b": {"n": 2}}
