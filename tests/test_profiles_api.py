@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import pytest
 from sqlalchemy import func, select
 
+from parcours.db import engine
 from parcours.db.base import Base
 from parcours.errors import NotFound
 from parcours.identity import service
@@ -353,6 +354,48 @@ def test_short_reads_run_on_the_event_loop_on_sqlite_and_in_a_worker_thread_on_p
 
     with pytest.raises(NotFound, match="prf_nobody"):
         on_a_fresh_loop(failing())
+
+
+def test_a_short_read_that_turns_out_long_is_done_again_in_a_worker_thread(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite a short read runs on the event loop only while it stays short: past the budget of SQLite
+    instructions its statement is interrupted and the read done again in the thread pool, so that a
+    profile of 50,000 events does not stall every other request. Its result is the same."""
+    web = api.source("web", "web")
+    batch = [
+        {"type": "track", "event": "Seen", "messageId": f"m{n}", "anonymousId": "busy"} for n in range(300)
+    ]
+    assert api.send(web, "/v1/batch", {"batch": batch}).status_code == 200
+    busy = api.get("/v1/profiles", identifier="anonymous_id:busy").json()
+    assert busy["channels"][0]["events"] == 300
+    monkeypatch.setattr(engine, "LOOP_READ_BUDGET", 3_000)  # the 300 events' summary takes more
+
+    async def read(profile_id: str) -> tuple[int, list[int], dict[str, Any]]:
+        threads: list[int] = []
+
+        def work(session: Any) -> dict[str, Any]:
+            threads.append(threading.get_ident())
+            return service.profile_view(session, profile_id)
+
+        found = await api.db.short_read(work)
+        return threading.get_ident(), threads, found
+
+    loop_thread, threads, found = on_a_fresh_loop(read(busy["id"]))
+    assert found == busy
+    if api.db.dialect == "sqlite":
+        assert threads[0] == loop_thread and len(threads) == 2 and threads[1] != loop_thread
+    else:
+        assert len(threads) == 1 and threads[0] != loop_thread
+    # A read within the budget stays on the loop, and nothing is left set on the connections: a long
+    # read outside ``short_read`` runs to its end.
+    monkeypatch.setattr(engine, "LOOP_READ_BUDGET", 100_000)
+    loop_thread, threads, found = on_a_fresh_loop(read(busy["id"]))
+    assert found == busy and (threads == [loop_thread]) == (api.db.dialect == "sqlite")
+    monkeypatch.setattr(engine, "LOOP_READ_BUDGET", 3_000)
+    for _ in range(3):
+        with api.db.read() as session:
+            assert service.profile_view(session, busy["id"]) == busy
 
 
 def on_a_fresh_loop(work: Coroutine[Any, Any, T]) -> T:
