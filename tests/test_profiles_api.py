@@ -225,6 +225,39 @@ def test_consent_by_api(api: Api) -> None:
     assert api.client.put(url, headers=api.basic("wk"), json={}).status_code == 403
 
 
+def test_an_event_reads_back_whole_in_the_timeline_and_the_export(api: Api) -> None:
+    web = api.source("web", "web")
+    event = {
+        "type": "track",
+        "event": "Order Completed",
+        "messageId": "full-1",
+        "userId": "u-full",
+        "anonymousId": "d-full",
+        "timestamp": "2026-03-02T09:15:00.250Z",
+        "properties": {"total": 59.9, "items": [{"sku": "A-1", "quantity": 2}]},
+        "context": {"channel": "app", "traits": {"email": "full@example.fr"}, "locale": "fr-FR"},
+    }
+    assert api.send(web, "/v1/track", event).status_code == 200
+    profile_id = api.get("/v1/profiles", identifier="user_id:u-full").json()["id"]
+    (shown,) = api.get(f"/v1/profiles/{profile_id}/timeline").json()["data"]
+    assert shown["id"].startswith("evt_") and shown["source_id"].startswith("src_")
+    assert shown["received_at"].endswith("Z")
+    assert {key: value for key, value in shown.items() if key not in ("id", "source_id", "received_at")} == {
+        "type": "track",
+        "name": "Order Completed",
+        "channel": "app",
+        "timestamp": "2026-03-02T09:15:00.250000Z",
+        "message_id": "full-1",
+        "user_id": "u-full",
+        "anonymous_id": "d-full",
+        "identifiers": ["user_id:u-full", "email:full@example.fr", "anonymous_id:d-full"],
+        "traits": {"email": "full@example.fr"},
+        "properties": {"total": 59.9, "items": [{"sku": "A-1", "quantity": 2}]},
+        "context": {"channel": "app", "traits": {"email": "full@example.fr"}, "locale": "fr-FR"},
+    }
+    assert api.get(f"/v1/profiles/{profile_id}/export").json()["events"] == [shown]
+
+
 def test_export_holds_everything(api: Api) -> None:
     profile_id, _ = _journey(api)
     export = api.get(f"/v1/profiles/{profile_id}/export").json()
