@@ -238,9 +238,9 @@ def profile_view(session: Session, requested_id: str) -> dict[str, Any]:
     The profile's row and the four parts of its view are read together, for the id asked: on PostgreSQL
     that is one round trip (``rows_together``). An id merged away is rare; it costs a second read of the
     parts, for its survivor."""
-    first = {"pid": requested_id}
+    asked = {"pid": requested_id}
     profile, *parts = rows_together(
-        session, [(_PROFILE_ROW, first), *((part, first) for part in _VIEW_PARTS)]
+        session, [(_PROFILE_ROW, asked), *((part, asked) for part in _VIEW_PARTS)]
     )
     profile_id, _, created_at, updated_at, traits = _survivor_row(session, requested_id, profile)
     if profile_id != requested_id:
