@@ -5,6 +5,7 @@ under concurrent HTTP load on a database of 50,000 profiles.
     .venv/bin/python bench/lookup.py --quick              # 50k profiles of 3 events; 4k requests (~40 s)
     .venv/bin/python bench/lookup.py --backend postgresql
     .venv/bin/python bench/lookup.py --quick --profile gil   # + py-spy on the server: where the CPU goes
+    .venv/bin/python bench/lookup.py --quick --heavy 20000   # + a 20,000-event profile asked for beside the load
 
 The database is fresh and migrated, and filled in this process through the real pipeline
 (``parcours.ingest.service.ingest_messages``, about 5,000 messages a transaction). Each customer signs
@@ -26,6 +27,7 @@ import random
 import sys
 import threading
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -214,6 +216,70 @@ def population_url(url: str) -> str:
     )
 
 
+def add_heavy_profile(database: Database, url: str, events: int, chunk: int) -> str:
+    """One more profile, with ``events`` events from one browser (a bot, a device everyone shares), sent
+    through the same pipeline; its id."""
+    settings = Settings(database_url=url)
+    source, _ = make_source(database, "bench heavy profile", "web")
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    for first in range(0, events, chunk):
+        messages = [
+            {
+                "type": "page",
+                "name": "Accueil",
+                "messageId": f"heavy-{number}",
+                "anonymousId": "bench-heavy-browser",
+                "timestamp": (start + timedelta(seconds=number)).isoformat(),
+            }
+            for number in range(first, min(first + chunk, events))
+        ]
+        with database.write() as session:
+            result = ingest_messages(session, settings, source, messages, expected_type=None)
+        if result.errors or result.recorded != len(messages):
+            raise BenchError(f"heavy profile refused: {result.errors[:3]}")
+    with database.read() as session:
+        profile_id = session.scalar(select(Event.profile_id).where(Event.message_id == "heavy-0"))
+    if profile_id is None:
+        raise BenchError("the heavy profile's events were not stored")
+    return str(profile_id)
+
+
+class HeavyClient:
+    """One more client asking for the heavy profile in a loop while the load runs."""
+
+    def __init__(self, port: int, token: str, profile_id: str) -> None:
+        self.port, self.profile_id = port, profile_id
+        self.headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        self.latencies: list[float] = []
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="heavy-client", daemon=True)
+
+    def __enter__(self) -> HeavyClient:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        if self.error is not None:
+            raise BenchError(f"heavy profile client: {self.error}")
+
+    def _run(self) -> None:
+        client = HttpClient(self.port, timeout=60)
+        try:
+            while not self._stop.is_set():
+                started = time.perf_counter()
+                status, raw = client.request("GET", f"/v1/profiles/{self.profile_id}", None, self.headers)
+                if status != 200:
+                    raise BenchError(f"HTTP {status} {raw[:300]!r}")
+                self.latencies.append((time.perf_counter() - started) * 1000)
+        except BaseException as error:  # reported by __exit__, in the main thread
+            self.error = error
+        finally:
+            client.close()
+
+
 # ------------------------------------------------------------------------------------------------ load
 @dataclass
 class LoadResult:
@@ -293,6 +359,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="requests from 1 client after the load (default 1000; quick 300)",
     )
     parser.add_argument(
+        "--heavy",
+        type=int,
+        default=0,
+        metavar="EVENTS",
+        help="add a profile of EVENTS events (a bot, a shared device), asked for in a loop by one more "
+        "client during the load: how much one heavy view slows everybody else's (default: none)",
+    )
+    parser.add_argument(
         "--profile",
         choices=("threads", "gil"),
         default=None,
@@ -305,6 +379,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.events_per_profile = (3, 3) if args.quick else (4, 8)
     if args.profiles < 1 or args.requests < 1 or args.clients < 1:
         parser.error("--profiles, --requests and --clients must be positive")
+    if args.heavy < 0:
+        parser.error("--heavy must be 0 (none) or a number of events")
     return args
 
 
@@ -336,6 +412,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"populated {len(population.profile_ids):,} profiles, {population.events:,} events in "
                 f"{population.seconds:.1f} s ({population.events / population.seconds:,.0f} events/s in-process)"
             )
+            heavy_id = add_heavy_profile(database, url, args.heavy, args.chunk) if args.heavy else None
             token = make_token(database)
             checkpoint(database)
         finally:
@@ -344,11 +421,14 @@ def main(argv: list[str] | None = None) -> int:
             warmup = min(2_000, max(200, args.requests // 10))
             run_load(server.port, token, population, warmup, args.clients, args.seed + 1)
             meter = CpuMeter(server.pid)
+            heavy: AbstractContextManager[Any] = (
+                HeavyClient(server.port, token, heavy_id) if heavy_id else nullcontext()
+            )
             if args.profile:
-                with py_spy_attached(server.pid, workdir / "pyspy.txt", gil=args.profile == "gil"):
+                with py_spy_attached(server.pid, workdir / "pyspy.txt", gil=args.profile == "gil"), heavy:
                     load = run_load(server.port, token, population, args.requests, args.clients, args.seed)
             else:
-                with meter.measuring():
+                with meter.measuring(), heavy:
                     load = run_load(server.port, token, population, args.requests, args.clients, args.seed)
                 log(f"CPU per request: {meter.per_operation(load.total)}")
             serial = None
@@ -375,6 +455,11 @@ def main(argv: list[str] | None = None) -> int:
             summary_row("GET /v1/profiles/{id}", load.by_id, None),
             summary_row("GET /v1/profiles?identifier=email:", load.by_email, None),
             summary_row("all", everything, load.seconds),
+            *(
+                [summary_row(f"beside: GET heavy profile ({args.heavy:,} events)", heavy.latencies, None)]
+                if isinstance(heavy, HeavyClient)
+                else []
+            ),
             *(
                 [
                     summary_row(
@@ -405,6 +490,10 @@ def main(argv: list[str] | None = None) -> int:
             "target_met": p99 < TARGET_P99_MS,
             "serial_p50_ms": round(percentile(serial.by_id, 0.5), 2) if serial else None,
             "serial_p99_ms": round(percentile(serial.by_id, 0.99), 2) if serial else None,
+            "heavy_events": args.heavy,
+            "heavy_p50_ms": round(percentile(heavy.latencies, 0.5), 2)
+            if isinstance(heavy, HeavyClient)
+            else None,
             "backend": args.backend,
             "profiles": len(population.profile_ids),
             "events": population.events,
