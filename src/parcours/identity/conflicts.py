@@ -139,7 +139,7 @@ def reopen_split_conflicts(session: Session, side: Collection[str], other_side: 
     first, second = set(side), set(other_side)
     reopened = []
     for conflict in conflicts_involving(session, first | second, status="merged"):
-        named = {conflict.attached_profile_id, *conflict.other_profile_ids}
+        named = set(conflict.named_profile_ids)
         if named & first and named & second:
             conflict.status, conflict.merge_id = "open", None
             conflict.decided_at = conflict.decided_by = None

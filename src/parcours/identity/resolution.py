@@ -98,7 +98,8 @@ class GraphLock:
     token: str  # the token this transaction leaves, if it commits
 
 
-# Every write transaction of the graph runs both: on the driver's cursor (``parcours.db.driver``).
+# Every write transaction of the graph runs these: on the driver's cursor (``parcours.db.driver``).
+_GRAPH_ADVISORY_LOCK = DriverQuery(text("SELECT pg_advisory_xact_lock(:key)"))
 _READ_GRAPH_TOKEN = DriverQuery(select(IdentityGraphVersion.token).where(IdentityGraphVersion.id == 1))
 _WRITE_GRAPH_TOKEN = DriverQuery(
     update(IdentityGraphVersion).where(IdentityGraphVersion.id == 1).values(token=bindparam("token"))
@@ -110,7 +111,7 @@ def lock_identity_graph(session: Session) -> GraphLock:
     changed by this transaction (see ``GraphCache``). Every writer of profiles, identifiers, consents or
     merge blocks calls this first."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": IDENTITY_LOCK_KEY})
+        _GRAPH_ADVISORY_LOCK.rows(session, key=IDENTITY_LOCK_KEY)
     # SQLite: the writer session began with BEGIN IMMEDIATE and already holds the database write lock.
     found = _READ_GRAPH_TOKEN.rows(session)
     if not found or found[0][0] is None:

@@ -507,7 +507,7 @@ def merge_conflict(
             "PATCH /v1/identity/kinds/{name}, or dismiss the conflict)"
         )
     customers: list[str] = []
-    for pid in (conflict.attached_profile_id, *conflict.other_profile_ids):
+    for pid in conflict.named_profile_ids:
         current = resolve_profile_id(session, pid)
         if current not in customers:
             customers.append(current)

@@ -114,6 +114,11 @@ class IdentityConflict(Base):
     decided_by: Mapped[str | None] = mapped_column(String(200))
     merge_id: Mapped[str | None] = mapped_column(String(40))  # the merge that made its profiles one
 
+    @property
+    def named_profile_ids(self) -> list[str]:
+        """The profiles it names: the one its event went to, then those kept apart, each once."""
+        return list(dict.fromkeys([self.attached_profile_id, *self.other_profile_ids]))
+
 
 class IdentityConflictProfile(Base):
     """One profile a conflict names (the one its event went to, or one kept apart): finds a customer's

@@ -61,9 +61,7 @@ def conflicts_queue(page: Page = Depends(page_for("identity"))) -> Response:
                 .limit(PAGE_SIZE)
             )
         )
-        current = active_profiles(
-            session, [pid for c in found for pid in (c.attached_profile_id, *c.other_profile_ids)]
-        )
+        current = active_profiles(session, [pid for c in found for pid in c.named_profile_ids])
         events = event_rows(session, [c.event_id for c in found])
         open_count = session.scalar(
             select(func.count()).select_from(IdentityConflict).where(IdentityConflict.status == "open")

@@ -105,10 +105,7 @@ def identity_graph(session: Session, requested_id: str) -> dict[str, Any]:
     # A conflict's other profiles: those it names besides this customer's (the event may have gone to
     # this customer, or to another one that this customer was kept apart from).
     own = set(ids)
-    conflict_others = {
-        c.id: [pid for pid in dict.fromkeys([c.attached_profile_id, *c.other_profile_ids]) if pid not in own]
-        for c in conflicts
-    }
+    conflict_others = {c.id: [pid for pid in c.named_profile_ids if pid not in own] for c in conflicts}
     others |= {pid for named in conflict_others.values() for pid in named}
     profiles = {
         row.id: row
